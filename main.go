@@ -1,0 +1,190 @@
+// Command peerdisc is the peer-discovery layer of a teaching blockchain: a
+// seed that keeps a list of live nodes, and nodes that find each other
+// through it. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// errUsage means the command line was wrong; the usage has been printed.
+var errUsage = errors.New("usage")
+
+// exitCode maps run's error to the exit status: 2 for a bad command line, as flag does.
+func exitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil || errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	}
+	fmt.Fprintln(stderr, "error:", err)
+	return 1
+}
+
+// run parses the command line and runs the chosen role until ctx is done.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseFlags(args[1:], stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if cfg.role == "seed" {
+		return runSeed(ctx, cfg, log)
+	}
+	return runNode(ctx, cfg, log)
+}
+
+// config is the command line, after defaults.
+type config struct {
+	role              string
+	ip                string
+	port              int // 0: the role's default
+	dir, file         string
+	interval, timeout seconds
+	limit, max, fails int
+	dnsIP             string
+	dnsPort           int
+}
+
+// parseFlags reads the blog's flags; each has a short and a long name, and
+// flag accepts both -name and --name.
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	c.interval, c.timeout = seconds(60*time.Second), seconds(3*time.Second)
+	fs := flag.NewFlagSet("peerdisc", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: go run . -role=seed|node [flags]\n\nEach flag has a short and a long name (-p or --port). Flags:")
+		fs.PrintDefaults()
+	}
+	str := func(p *string, short, long, def, usage string) {
+		fs.StringVar(p, short, def, usage)
+		fs.StringVar(p, long, def, "same as -"+short)
+	}
+	num := func(p *int, short, long string, def int, usage string) {
+		fs.IntVar(p, short, def, usage)
+		fs.IntVar(p, long, def, "same as -"+short)
+	}
+	dur := func(p *seconds, short, long, usage string) {
+		fs.Var(p, short, usage)
+		fs.Var(p, long, "same as -"+short)
+	}
+	fs.StringVar(&c.role, "role", "", "seed or node (required)")
+	str(&c.ip, "i", "ip", "127.0.0.1", "address to listen on and to advertise")
+	num(&c.port, "p", "port", 0, "port (default: seed 42020, node a free random port in 50000-60000)")
+	str(&c.dir, "d", "dir", "", "data directory (default: seed .seed, node .node-PORT)")
+	str(&c.file, "n", "nodes", "nodes.json", "known-nodes file inside the data directory")
+	dur(&c.interval, "u", "upd_int", "round interval: whole seconds (60) or a Go duration (500ms)")
+	dur(&c.timeout, "t", "timeout", "per-request timeout: whole seconds or a Go duration")
+	num(&c.limit, "k", "kn_limit", 10, "node: known nodes that are enough to skip the next step of a round")
+	num(&c.max, "m", "max", 1000, "most nodes the table holds")
+	num(&c.fails, "f", "fails", 1, "failed checks in a row that remove a peer")
+	str(&c.dnsIP, "di", "dns_ip", "", "node: the seed's address (default: from ./nodes.json, else 127.0.0.1)")
+	num(&c.dnsPort, "dp", "dns_port", 0, "node: the seed's port (default: from ./nodes.json, else 42020)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, errUsage // flag has printed the error and the usage
+	}
+	var bad error
+	switch {
+	case c.role != "seed" && c.role != "node":
+		bad = errors.New("-role must be seed or node")
+	case fs.NArg() > 0:
+		bad = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	case (Node{IP: c.ip, Port: 1}).Valid() != nil:
+		bad = fmt.Errorf("-i: %v", (Node{IP: c.ip, Port: 1}).Valid())
+	case c.port < 0 || c.port > 65535 || c.dnsPort < 0 || c.dnsPort > 65535:
+		bad = errors.New("ports are 1-65535")
+	case c.dnsIP != "" && (Node{IP: c.dnsIP, Port: 1}).Valid() != nil:
+		bad = fmt.Errorf("-di: %v", (Node{IP: c.dnsIP, Port: 1}).Valid())
+	case c.limit < 0 || c.max < 1 || c.fails < 1:
+		bad = errors.New("-k must be at least 0, and -m and -f at least 1")
+	case c.file == "":
+		bad = errors.New("-n must name a file")
+	}
+	if bad != nil {
+		fmt.Fprintln(stderr, "error:", bad)
+		fs.Usage()
+		return c, errUsage
+	}
+	c.ip = (Node{IP: c.ip, Port: 1}).canonical().IP
+	return c, nil
+}
+
+// seconds is a duration flag that takes whole seconds, as the blog's did, or a Go duration.
+type seconds time.Duration
+
+func (s *seconds) String() string {
+	if d := time.Duration(*s); d%time.Second != 0 {
+		return d.String()
+	}
+	return strconv.Itoa(int(time.Duration(*s) / time.Second))
+}
+
+func (s *seconds) Set(v string) error {
+	d, err := time.ParseDuration(v)
+	if n, errInt := strconv.Atoi(v); errInt == nil {
+		d, err = time.Duration(n)*time.Second, nil
+	}
+	if err != nil || d <= 0 {
+		return errors.New("want a positive number of seconds or a duration such as 500ms")
+	}
+	*s = seconds(d)
+	return nil
+}
+
+// serve answers the API on ln and runs round every interval until ctx is
+// done, then stops the rounds, lets requests in flight finish, and returns.
+func serve(ctx context.Context, cfg config, ln net.Listener, r *refresher, round func(context.Context) roundStats, log *slog.Logger) error {
+	mux := http.NewServeMux()
+	addRoutes(mux, r.table, r.client.ping, log)
+	timeout := time.Duration(cfg.timeout)
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      timeout + 10*time.Second, // POST / waits for a connect-back check
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go func() { stop(srv.Serve(ln)) }()
+	log.Info("started", "role", cfg.role, "address", r.client.self.String(), "file", r.table.path)
+
+	loop(ctx, time.Duration(cfg.interval), round, log)
+
+	shutdown, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		log.Warn("requests still running at exit", "err", err)
+		srv.Close()
+	}
+	if err := context.Cause(ctx); !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}

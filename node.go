@@ -1,0 +1,148 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+)
+
+// runNode runs a node: it finds peers through the seed and through other
+// nodes, and every round keeps its table alive and filled to -k.
+func runNode(ctx context.Context, cfg config, log *slog.Logger) error {
+	seeds, err := bootstrapSeeds(cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := listenNode(cfg)
+	if err != nil {
+		return err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	r, err := newRefresher(cfg, ln, ".node-"+strconv.Itoa(port), log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer r.table.Close()
+	r.seeds = seeds
+	return serve(ctx, cfg, ln, r, r.nodeRound, log)
+}
+
+// listenNode listens on -p, or else on a random port in 50000-60000. That
+// range overlaps Linux's ephemeral ports, so a port may be taken: then it
+// tries another.
+func listenNode(cfg config) (net.Listener, error) {
+	if cfg.port != 0 {
+		return net.Listen("tcp", net.JoinHostPort(cfg.ip, strconv.Itoa(cfg.port)))
+	}
+	var err error
+	for range 50 {
+		var ln net.Listener
+		ln, err = net.Listen("tcp", net.JoinHostPort(cfg.ip, strconv.Itoa(50000+rand.IntN(10001))))
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return ln, err
+		}
+	}
+	return nil, fmt.Errorf("no free port in 50000-60000: %w", err)
+}
+
+// bootstrapSeeds is the list of seeds that step 3 tries in order: the one
+// named by -di and -dp, else those in ./nodes.json, else 127.0.0.1:42020.
+func bootstrapSeeds(cfg config) ([]Node, error) {
+	if cfg.dnsIP != "" || cfg.dnsPort != 0 {
+		return []Node{Node{IP: cmp.Or(cfg.dnsIP, "127.0.0.1"), Port: cmp.Or(cfg.dnsPort, seedPort)}.canonical()}, nil
+	}
+	data, err := os.ReadFile("nodes.json")
+	if errors.Is(err, os.ErrNotExist) {
+		return []Node{{IP: "127.0.0.1", Port: seedPort}}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	seeds, err := parseNodes(data)
+	if err != nil {
+		return nil, fmt.Errorf("nodes.json, the list of seeds: %w", err)
+	}
+	return seeds, nil
+}
+
+// nodeRound is the node's round, the blog's three steps. Each step runs only
+// while the node knows fewer than r.limit peers.
+func (r *refresher) nodeRound(ctx context.Context) roundStats {
+	var s roundStats
+	// 1. Check the known peers by announcing to them, so they learn us too.
+	s.removed = r.sweep(ctx, r.client.announce)
+
+	// 2. Learn from the peers' lists.
+	if r.table.Len() < r.limit {
+		var mu sync.Mutex
+		var learned []Node
+		forEach(ctx, r.table.List(), func(ctx context.Context, n Node) error {
+			list, err := r.client.list(ctx, n)
+			mu.Lock()
+			defer mu.Unlock()
+			learned = append(learned, list...)
+			return err
+		})
+		s.added += r.learn(ctx, learned)
+	}
+
+	// 3. Ask the seeds, in order, until one answers.
+	if r.table.Len() < r.limit {
+		for _, seed := range r.seeds {
+			if seed == r.client.self {
+				continue
+			}
+			if err := r.client.announce(ctx, seed); err != nil {
+				r.log.Debug("seed", "seed", seed, "err", err)
+			}
+			learned, err := r.client.list(ctx, seed)
+			if err != nil {
+				r.log.Warn("seed did not answer", "seed", seed, "err", err)
+				continue
+			}
+			s.added += r.learn(ctx, learned)
+			break
+		}
+	}
+	s.known = r.table.Len()
+	return s
+}
+
+// learn adds candidates that answer an announce, until the node knows
+// r.limit peers. Announcing checks a candidate and introduces this node to it
+// with one call, so both sides learn each other at once; a dead node in
+// someone's stale list is never taken back.
+func (r *refresher) learn(ctx context.Context, candidates []Node) int {
+	need := r.limit - r.table.Len()
+	var fresh []Node
+	seen := map[Node]bool{r.client.self: true}
+	for _, n := range candidates {
+		if !seen[n] && !r.table.Has(n) {
+			seen[n] = true
+			fresh = append(fresh, n)
+		}
+	}
+	rand.Shuffle(len(fresh), func(i, j int) { fresh[i], fresh[j] = fresh[j], fresh[i] })
+	fresh = fresh[:min(max(need, 0), len(fresh))]
+	errs := forEach(ctx, fresh, r.client.announce)
+	var alive []Node
+	for i, n := range fresh {
+		if errs[i] == nil {
+			alive = append(alive, n)
+		}
+	}
+	added, err := r.table.Add(alive...)
+	if err != nil {
+		r.log.Warn("not all learned peers were added", "err", err)
+	}
+	return added
+}

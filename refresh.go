@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// maxInFlight bounds the checks a round runs at once, so that 10,000 peers
+// never mean 10,000 open sockets.
+const maxInFlight = 64
+
+// maxListBody bounds a peer's answer to GET /nodes/ (10,000 nodes take about 700 kB).
+const maxListBody = 4 << 20
+
+// peerClient makes every outbound call. Its http.Client has a Timeout, so no
+// peer can hold a call longer than that.
+type peerClient struct {
+	http *http.Client
+	self Node // what announce sends
+}
+
+// newPeerClient returns a client whose calls give up after timeout. It ignores
+// proxy settings: peers are reached directly.
+func newPeerClient(timeout time.Duration, self Node) *peerClient {
+	return &peerClient{
+		self: self,
+		http: &http.Client{
+			Timeout: timeout,
+			Transport: &http.Transport{
+				Proxy:               nil,
+				MaxIdleConns:        maxInFlight,
+				MaxIdleConnsPerHost: 2,
+				IdleConnTimeout:     90 * time.Second,
+			},
+		},
+	}
+}
+
+// call sends one request to n and returns the body of a 2xx answer, read up to limit bytes.
+func (c *peerClient) call(ctx context.Context, method string, n Node, path string, body []byte, limit int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+n.String()+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, fmt.Errorf("%s %s answered %s", method, path, resp.Status)
+	}
+	return data, nil
+}
+
+// ping is the connection check: GET / must answer 2xx.
+func (c *peerClient) ping(ctx context.Context, n Node) error {
+	_, err := c.call(ctx, http.MethodGet, n, "/", nil, 1<<10)
+	return err
+}
+
+// announce sends this node to n with POST /. A 2xx answer means n is alive and
+// now knows this node too, so it serves both as a check and as an introduction.
+func (c *peerClient) announce(ctx context.Context, n Node) error {
+	self, _ := json.Marshal(c.self)
+	_, err := c.call(ctx, http.MethodPost, n, "/", self, 1<<10)
+	return err
+}
+
+// list fetches n's known nodes. Entries that are not valid nodes are dropped.
+func (c *peerClient) list(ctx context.Context, n Node) ([]Node, error) {
+	data, err := c.call(ctx, http.MethodGet, n, "/nodes/", nil, maxListBody)
+	if err != nil {
+		return nil, err
+	}
+	nodes, _ := parseNodes(data)
+	if nodes == nil {
+		return nil, fmt.Errorf("GET /nodes/ from %s: not a JSON array of nodes", n)
+	}
+	return nodes, nil
+}
+
+// forEach calls fn for every node, at most maxInFlight at once, and returns
+// the errors in the order of nodes.
+func forEach(ctx context.Context, nodes []Node, fn func(context.Context, Node) error) []error {
+	errs := make([]error, len(nodes))
+	slots := make(chan struct{}, maxInFlight)
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			errs[i] = ctx.Err()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			errs[i] = fn(ctx, n)
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+// refresher runs the rounds of one role and remembers, between rounds, how
+// many checks in a row each peer has failed.
+type refresher struct {
+	table  *Table
+	client *peerClient
+	seeds  []Node // the bootstrap list, tried in order (node role)
+	limit  int    // -k: enough known nodes to skip the next step
+	fails  int    // -f: failed checks in a row that remove a peer
+	failed map[Node]int
+	log    *slog.Logger
+}
+
+// roundStats is what one round did, for its log line.
+type roundStats struct {
+	known, added, removed int
+}
+
+// newRefresher opens the table in -d (or defaultDir) for the process listening on ln.
+func newRefresher(cfg config, ln net.Listener, defaultDir string, log *slog.Logger) (*refresher, error) {
+	self := Node{IP: cfg.ip, Port: ln.Addr().(*net.TCPAddr).Port}
+	t, err := openTable(cmp.Or(cfg.dir, defaultDir), cfg.file, self, cfg.max)
+	if err != nil {
+		return nil, err
+	}
+	return &refresher{
+		table:  t,
+		client: newPeerClient(time.Duration(cfg.timeout), self),
+		limit:  cfg.limit,
+		fails:  cfg.fails,
+		log:    log,
+	}, nil
+}
+
+// sweep checks every known node with check and removes those that have now
+// failed r.fails times in a row.
+func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node) error) int {
+	nodes := r.table.List()
+	errs := forEach(ctx, nodes, check)
+	if ctx.Err() != nil {
+		return 0 // shutting down: a cancelled check says nothing about the peer
+	}
+	failed := map[Node]int{} // forget peers that left the table some other way
+	var gone []Node
+	for i, n := range nodes {
+		if errs[i] == nil {
+			continue
+		}
+		failed[n] = r.failed[n] + 1
+		if failed[n] >= r.fails {
+			gone = append(gone, n)
+			delete(failed, n)
+		}
+	}
+	r.failed = failed
+	removed, err := r.table.Remove(gone...)
+	if err != nil {
+		r.log.Error("remove dead peers", "err", err)
+	}
+	return removed
+}
+
+// loop runs round at once and then every interval until ctx is done, logging
+// each. Rounds never overlap, and a round that overruns the interval delays
+// the next one rather than letting them pile up.
+func loop(ctx context.Context, interval time.Duration, round func(context.Context) roundStats, log *slog.Logger) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		start := time.Now()
+		s := round(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		log.Info("round", "known", s.known, "added", s.added, "removed", s.removed, "took", time.Since(start).Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}

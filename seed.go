@@ -1,0 +1,34 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"log/slog"
+	"net"
+	"strconv"
+)
+
+// seedPort is the seed's default port, the blog's.
+const seedPort = 42020
+
+// runSeed runs the seed (the blog's "DNS server"): it keeps the nodes that
+// announce themselves, and every round drops those that stop answering.
+func runSeed(ctx context.Context, cfg config, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.ip, strconv.Itoa(cmp.Or(cfg.port, seedPort))))
+	if err != nil {
+		return err
+	}
+	r, err := newRefresher(cfg, ln, ".seed", log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer r.table.Close()
+	return serve(ctx, cfg, ln, r, r.seedRound, log)
+}
+
+// seedRound checks every known node with GET / and removes the dead.
+func (r *refresher) seedRound(ctx context.Context) roundStats {
+	removed := r.sweep(ctx, r.client.ping)
+	return roundStats{known: r.table.Len(), removed: removed}
+}
