@@ -87,7 +87,9 @@ func parseNode(raw []byte) (Node, error) {
 func decodeNode(r io.Reader) (Node, error) {
 	dec := json.NewDecoder(r)
 	var raw json.RawMessage
-	if err := dec.Decode(&raw); err != nil {
+	if err := dec.Decode(&raw); err == io.EOF {
+		return Node{}, errors.New(`body is empty: send a node such as {"ip_address": "127.0.0.1", "port": 55000}`)
+	} else if err != nil {
 		return Node{}, fmt.Errorf("body is not JSON: %w", err)
 	}
 	if err := dec.Decode(&json.RawMessage{}); err != io.EOF {
