@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 type config struct {
 	role              string
 	ip                string
-	port              int // 0: the role's default
+	port              int // -1: the role's default; 0: any free port
 	dir, file         string
 	interval, timeout seconds
 	limit, max, fails int
@@ -91,7 +91,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	fs.StringVar(&c.role, "role", "", "seed or node (required)")
 	str(&c.ip, "i", "ip", "127.0.0.1", "address to listen on and to advertise")
-	num(&c.port, "p", "port", 0, "port (default: seed 42020, node a free random port in 50000-60000)")
+	num(&c.port, "p", "port", 0, "port; 0 takes any free port (default: seed 42020, node a free random port in 50000-60000)")
 	str(&c.dir, "d", "dir", "", "data directory (default: seed .seed, node .node-PORT)")
 	str(&c.file, "n", "nodes", "nodes.json", "known-nodes file inside the data directory")
 	dur(&c.interval, "u", "upd_int", "round interval: whole seconds (60) or a Go duration (500ms)")
@@ -107,6 +107,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		}
 		return c, errUsage // flag has printed the error and the usage
 	}
+	if !isSet(fs, "p") && !isSet(fs, "port") {
+		c.port = -1
+	}
 	var bad error
 	switch {
 	case c.role != "seed" && c.role != "node":
@@ -115,7 +118,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		bad = fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	case (Node{IP: c.ip, Port: 1}).Valid() != nil:
 		bad = fmt.Errorf("-i: %v", (Node{IP: c.ip, Port: 1}).Valid())
-	case c.port < 0 || c.port > 65535 || c.dnsPort < 0 || c.dnsPort > 65535:
+	case c.port < -1 || c.port > 65535 || c.dnsPort < 0 || c.dnsPort > 65535:
 		bad = errors.New("ports are 1-65535")
 	case c.dnsIP != "" && (Node{IP: c.dnsIP, Port: 1}).Valid() != nil:
 		bad = fmt.Errorf("-di: %v", (Node{IP: c.dnsIP, Port: 1}).Valid())
@@ -131,6 +134,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	c.ip = (Node{IP: c.ip, Port: 1}).canonical().IP
 	return c, nil
+}
+
+// isSet reports whether the command line gave flag name.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // seconds is a duration flag that takes whole seconds, as the blog's did, or a Go duration.

@@ -36,22 +36,27 @@ func runNode(ctx context.Context, cfg config, log *slog.Logger) error {
 	return serve(ctx, cfg, ln, r, r.nodeRound, log)
 }
 
-// listenNode listens on -p, or else on a random port in 50000-60000. That
-// range overlaps Linux's ephemeral ports, so a port may be taken: then it
-// tries another.
+// listenNode listens on -p, or else on a random port in 50000-60000.
 func listenNode(cfg config) (net.Listener, error) {
-	if cfg.port != 0 {
+	if cfg.port >= 0 {
 		return net.Listen("tcp", net.JoinHostPort(cfg.ip, strconv.Itoa(cfg.port)))
 	}
+	return listenRandom(cfg.ip, func() int { return 50000 + rand.IntN(10001) })
+}
+
+// listenRandom listens on ip at a port from pick. The node's range overlaps
+// Linux's ephemeral ports (32768-60999), so a port may be taken: then it
+// picks another.
+func listenRandom(ip string, pick func() int) (net.Listener, error) {
 	var err error
 	for range 50 {
 		var ln net.Listener
-		ln, err = net.Listen("tcp", net.JoinHostPort(cfg.ip, strconv.Itoa(50000+rand.IntN(10001))))
+		ln, err = net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(pick())))
 		if !errors.Is(err, syscall.EADDRINUSE) {
 			return ln, err
 		}
 	}
-	return nil, fmt.Errorf("no free port in 50000-60000: %w", err)
+	return nil, fmt.Errorf("no free port found: %w", err)
 }
 
 // bootstrapSeeds is the list of seeds that step 3 tries in order: the one

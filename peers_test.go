@@ -768,6 +768,19 @@ func TestIPv6Network(t *testing.T) {
 	is.Equal(nodes[0].table.List()[0].IP, "::1")
 }
 
+func TestListenRandomSkipsTakenPorts(t *testing.T) {
+	is := is.New(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	is.NoErr(err)
+	defer taken.Close()
+	free := deadAddr(t).Port
+	picks := []int{taken.Addr().(*net.TCPAddr).Port, free}
+	ln, err := listenRandom("127.0.0.1", func() int { p := picks[0]; picks = picks[1:]; return p })
+	is.NoErr(err) // a taken port is not fatal
+	defer ln.Close()
+	is.Equal(ln.Addr().(*net.TCPAddr).Port, free) // the next pick is used
+}
+
 func TestRunUsage(t *testing.T) {
 	tests := []struct {
 		name     string

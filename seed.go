@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"log/slog"
 	"net"
@@ -14,7 +13,11 @@ const seedPort = 42020
 // runSeed runs the seed (the blog's "DNS server"): it keeps the nodes that
 // announce themselves, and every round drops those that stop answering.
 func runSeed(ctx context.Context, cfg config, log *slog.Logger) error {
-	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.ip, strconv.Itoa(cmp.Or(cfg.port, seedPort))))
+	port := cfg.port
+	if port < 0 {
+		port = seedPort
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.ip, strconv.Itoa(port)))
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,424 @@
+package main
+
+// Tests and benchmarks that run the built binary as real processes on
+// loopback addresses: the network end to end, and the faults that only a
+// real process shows (kill -9, signals, the lock, a corrupt file).
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	binErr    error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// binary builds the command once per test run and returns its path.
+func binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "peerdisc-test")
+		if binErr != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "peerdisc"), ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return filepath.Join(binDir, "peerdisc")
+}
+
+// syncBuffer is a bytes.Buffer safe for a process to write while a test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proc is one running process of the binary.
+type proc struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	exited chan struct{} // closed once it has exited
+	addr   Node          // where it listens, once started
+}
+
+// startProc runs the binary in dir (where its default data directories go)
+// and waits until it serves, unless it exits first.
+func startProc(t testing.TB, dir string, args ...string) *proc {
+	t.Helper()
+	p := launch(t, dir, args...)
+	started := regexp.MustCompile(`msg=started .*address=(\S+)`)
+	eventually(t, 10*time.Second, func() bool {
+		select {
+		case <-p.exited:
+			t.Fatalf("%v exited: %v\n%s", args, p.cmd.ProcessState, p.stderr)
+		default:
+		}
+		return started.MatchString(p.stderr.String())
+	})
+	host, port, _ := net.SplitHostPort(started.FindStringSubmatch(p.stderr.String())[1])
+	p.addr.IP = host
+	p.addr.Port, _ = strconv.Atoi(port)
+	return p
+}
+
+// launch runs the binary in dir without waiting for anything.
+func launch(t testing.TB, dir string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(binary(t), args...), stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd.Dir = dir
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.exited
+		if t.Failed() {
+			t.Logf("%v:\n%s", args, p.stderr)
+		}
+	})
+	return p
+}
+
+// wait returns the exit code once the process has exited, failing after limit.
+func (p *proc) wait(t testing.TB, limit time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.exited:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(limit):
+		t.Fatalf("still running after %v", limit)
+		return -1
+	}
+}
+
+// eventually polls cond until it holds, failing after limit, and returns how long it took.
+func eventually(t testing.TB, limit time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > limit {
+			t.Fatalf("condition not met within %v", limit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// testClient is the tests' client for talking to processes.
+var testClient = &http.Client{Timeout: 5 * time.Second}
+
+// listOf returns n's GET /nodes/, or nil if it does not answer.
+func listOf(n Node) []Node {
+	resp, err := testClient.Get("http://" + n.String() + "/nodes/")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	nodes, _ := parseNodes(data)
+	return nodes
+}
+
+// lists reports whether n lists every one of want.
+func lists(n Node, want ...Node) bool {
+	got := map[Node]bool{}
+	for _, g := range listOf(n) {
+		got[g] = true
+	}
+	for _, w := range want {
+		if !got[w] {
+			return false
+		}
+	}
+	return true
+}
+
+// readNodesFile parses a nodes file, failing the test if it is not valid.
+func readNodesFile(t testing.TB, path string) []Node {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := parseNodes(data)
+	if err != nil {
+		t.Fatalf("%s is not a valid nodes file: %v\n%s", path, err, data)
+	}
+	return nodes
+}
+
+func TestProcessNetwork(t *testing.T) {
+	is := is.New(t)
+	dir := t.TempDir()
+	seed := startProc(t, dir, "-role=seed", "-i", "127.0.0.1", "-p", "0", "-u", "300ms", "-t", "1")
+	seedFlags := []string{"-di", seed.addr.IP, "-dp", strconv.Itoa(seed.addr.Port)}
+	var nodes []*proc
+	for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
+		nodes = append(nodes, startProc(t, dir, append([]string{"-role=node", "-i", ip, "-u", "300ms", "-t", "1"}, seedFlags...)...))
+	}
+	a, b, c := nodes[0].addr, nodes[1].addr, nodes[2].addr
+	took := eventually(t, 10*time.Second, func() bool {
+		return lists(seed.addr, a, b, c) && lists(a, b, c) && lists(b, a, c) && lists(c, a, b)
+	})
+	t.Logf("seed and 3 nodes converged %v after the last start", took)
+
+	nodes[1].cmd.Process.Signal(syscall.SIGKILL)
+	took = eventually(t, 10*time.Second, func() bool {
+		for _, n := range []Node{seed.addr, a, c} {
+			if l := listOf(n); l == nil || slices.Contains(l, b) {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("killed node gone from every table %v after kill -9 (interval 300ms)", took)
+
+	for _, n := range []*proc{nodes[0], nodes[2]} {
+		onDisk := readNodesFile(t, filepath.Join(dir, fmt.Sprintf(".node-%d", n.addr.Port), "nodes.json"))
+		is.Equal(onDisk, listOf(n.addr)) // file equals GET /nodes/
+	}
+}
+
+func TestProcessSignals(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			is := is.New(t)
+			dir := t.TempDir()
+			args := []string{"-role=seed", "-p", "0", "-d", "data", "-t", "1"}
+			p := startProc(t, dir, args...)
+
+			// An announce whose connect-back hangs keeps a request in flight for the timeout.
+			hung := hungAddrNotify(t)
+			answer := make(chan int, 1)
+			go func() {
+				body, _ := json.Marshal(hung.node)
+				resp, err := testClient.Post("http://"+p.addr.String()+"/", "application/json", bytes.NewReader(body))
+				if err != nil {
+					answer <- 0
+					return
+				}
+				resp.Body.Close()
+				answer <- resp.StatusCode
+			}()
+			<-hung.accepted // the seed is now checking the announcer
+
+			start := time.Now()
+			p.cmd.Process.Signal(sig)
+			is.Equal(p.wait(t, 10*time.Second), 0) // clean exit
+			t.Logf("exited %v after %v", time.Since(start).Round(time.Millisecond), sig)
+			is.Equal(<-answer, 422) // the request in flight got its answer
+
+			again := startProc(t, dir, args...)
+			is.True(lists(again.addr)) // a restart on the same file serves at once
+		})
+	}
+}
+
+// hungPeer accepts connections and never answers; accepted is closed at the first.
+type hungPeer struct {
+	node     Node
+	accepted chan struct{}
+}
+
+// hungAddrNotify is hungAddr that tells when the first connection arrives.
+func hungAddrNotify(t testing.TB) hungPeer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hungPeer{node: Node{IP: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}, accepted: make(chan struct{})}
+	var once sync.Once
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			once.Do(func() { close(h.accepted) })
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return h
+}
+
+func TestProcessLock(t *testing.T) {
+	is := is.New(t)
+	dir := t.TempDir()
+	first := startProc(t, dir, "-role=seed", "-p", "0", "-d", "data")
+	codes := postConcurrently(t, "http://"+first.addr.String()+"/nodes/", distinctNodes(200))
+	is.Equal(codes[200], 200) // load before the second process
+
+	second := launch(t, dir, "-role=seed", "-p", "0", "-d", "data")
+	is.Equal(second.wait(t, 10*time.Second), 1)                     // second process refused
+	is.True(strings.Contains(second.stderr.String(), "in use"))     // says why
+	is.True(strings.Contains(second.stderr.String(), "nodes.json")) // names the file
+	is.Equal(len(listOf(first.addr)), 200)                          // first keeps serving
+
+	first.cmd.Process.Signal(syscall.SIGKILL)
+	first.wait(t, 10*time.Second)
+	third := startProc(t, dir, "-role=seed", "-p", "0", "-d", "data")
+	is.Equal(len(listOf(third.addr)), 200) // kill -9 left no lock behind
+}
+
+func TestProcessKill9KeepsAcknowledgedAdds(t *testing.T) {
+	is := is.New(t)
+	dir := t.TempDir()
+	p := startProc(t, dir, "-role=seed", "-p", "0", "-d", "data", "-m", "100000")
+	url := "http://" + p.addr.String() + "/nodes/"
+
+	// Workers add nodes until the process dies; each remembers what was acknowledged.
+	var acked sync.Map
+	var count atomic.Int32
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				n := Node{IP: fmt.Sprintf("10.%d.%d.%d", w, i/250, i%250+1), Port: 1000 + w}
+				body, _ := json.Marshal(n)
+				resp, err := testClient.Post(url, "application/json", bytes.NewReader(body))
+				if err != nil {
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					acked.Store(n, true)
+					count.Add(1)
+				}
+			}
+		}()
+	}
+	eventually(t, 20*time.Second, func() bool { return count.Load() >= 300 })
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	wg.Wait()
+
+	onDisk := map[Node]bool{}
+	for _, n := range readNodesFile(t, filepath.Join(dir, "data", "nodes.json")) {
+		onDisk[n] = true
+	}
+	missing := 0
+	acked.Range(func(k, _ any) bool {
+		if !onDisk[k.(Node)] {
+			missing++
+		}
+		return true
+	})
+	t.Logf("%d adds acknowledged before kill -9, %d nodes on disk", count.Load(), len(onDisk))
+	is.Equal(missing, 0) // every acknowledged add survived
+
+	again := startProc(t, dir, "-role=seed", "-p", "0", "-d", "data", "-m", "100000")
+	is.Equal(len(listOf(again.addr)), len(onDisk)) // restart serves the file
+	temps, _ := filepath.Glob(filepath.Join(dir, "data", "*.tmp-*"))
+	is.Equal(len(temps), 0) // temp files from the crash are gone
+}
+
+func TestProcessCorruptFile(t *testing.T) {
+	is := is.New(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "data", "nodes.json")
+	is.NoErr(os.MkdirAll(filepath.Dir(path), 0o755))
+	corrupt := []byte(`[{"ip_address": "127.0.0.5", "port": 50`)
+	is.NoErr(os.WriteFile(path, corrupt, 0o644))
+
+	p := launch(t, dir, "-role=seed", "-p", "0", "-d", "data")
+	is.Equal(p.wait(t, 10*time.Second), 1)                                            // refuses to start
+	is.True(strings.Contains(p.stderr.String(), filepath.Join("data", "nodes.json"))) // names the file
+	is.True(strings.Contains(p.stderr.String(), "not a JSON array"))                  // says what is wrong
+	after, err := os.ReadFile(path)
+	is.NoErr(err)
+	is.Equal(after, corrupt) // left byte for byte
+}
+
+// TestProcessFailThreshold stops a node with SIGSTOP for 1.9 s, just after a
+// round of the seed: with -u 1 -t 300ms that is at most two failed checks.
+func TestProcessFailThreshold(t *testing.T) {
+	for _, tc := range []struct {
+		fails    string
+		wantKept bool
+	}{{"3", true}, {"1", false}} {
+		t.Run("-f "+tc.fails, func(t *testing.T) {
+			is := is.New(t)
+			dir := t.TempDir()
+			seed := startProc(t, dir, "-role=seed", "-p", "0", "-u", "1", "-t", "300ms", "-f", tc.fails)
+			node := startProc(t, dir, "-role=node", "-i", "127.0.0.2", "-u", "1", "-di", "127.0.0.1", "-dp", strconv.Itoa(seed.addr.Port))
+			eventually(t, 10*time.Second, func() bool { return lists(seed.addr, node.addr) })
+
+			rounds := strings.Count(seed.stderr.String(), "msg=round")
+			eventually(t, 5*time.Second, func() bool { return strings.Count(seed.stderr.String(), "msg=round") > rounds })
+			node.cmd.Process.Signal(syscall.SIGSTOP)
+			stopped := time.Now()
+			if tc.wantKept {
+				time.Sleep(1900 * time.Millisecond)  // the outage under test, not a wait for a result
+				is.True(lists(seed.addr, node.addr)) // two failed checks do not remove it
+			} else {
+				took := eventually(t, 5*time.Second, func() bool { return !lists(seed.addr, node.addr) })
+				t.Logf("stopped node dropped after %v", took)
+			}
+			node.cmd.Process.Signal(syscall.SIGCONT)
+			t.Logf("node stopped for %v", time.Since(stopped).Round(time.Millisecond))
+		})
+	}
+}
