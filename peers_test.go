@@ -30,7 +30,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 var self = Node{IP: "127.0.0.1", Port: 42020}
 
 // newTable opens a table in a fresh directory.
-func newTable(t *testing.T, max int, nodes ...Node) *Table {
+func newTable(t testing.TB, max int, nodes ...Node) *Table {
 	t.Helper()
 	tbl, err := openTable(t.TempDir(), "nodes.json", self, max)
 	if err != nil {
@@ -327,7 +327,7 @@ func distinctNodes(n int) []Node {
 }
 
 // postConcurrently posts every node to url at once and counts the answers by status.
-func postConcurrently(t *testing.T, url string, nodes []Node) map[int]int {
+func postConcurrently(t testing.TB, url string, nodes []Node) map[int]int {
 	t.Helper()
 	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: len(nodes)}}
 	defer client.CloseIdleConnections()

@@ -87,15 +87,22 @@ type proc struct {
 }
 
 // startProc runs the binary in dir (where its default data directories go)
-// and waits until it serves, unless it exits first.
+// and waits until it serves.
 func startProc(t testing.TB, dir string, args ...string) *proc {
 	t.Helper()
 	p := launch(t, dir, args...)
+	p.waitStarted(t)
+	return p
+}
+
+// waitStarted waits for the process to log that it serves, and reads its address from that line.
+func (p *proc) waitStarted(t testing.TB) {
+	t.Helper()
 	started := regexp.MustCompile(`msg=started .*address=(\S+)`)
 	eventually(t, 10*time.Second, func() bool {
 		select {
 		case <-p.exited:
-			t.Fatalf("%v exited: %v\n%s", args, p.cmd.ProcessState, p.stderr)
+			t.Fatalf("%v exited: %v\n%s", p.cmd.Args, p.cmd.ProcessState, p.stderr)
 		default:
 		}
 		return started.MatchString(p.stderr.String())
@@ -103,7 +110,6 @@ func startProc(t testing.TB, dir string, args ...string) *proc {
 	host, port, _ := net.SplitHostPort(started.FindStringSubmatch(p.stderr.String())[1])
 	p.addr.IP = host
 	p.addr.Port, _ = strconv.Atoi(port)
-	return p
 }
 
 // launch runs the binary in dir without waiting for anything.
@@ -203,8 +209,10 @@ func TestProcessNetwork(t *testing.T) {
 	seed := startProc(t, dir, "-role=seed", "-i", "127.0.0.1", "-p", "0", "-u", "300ms", "-t", "1")
 	seedFlags := []string{"-di", seed.addr.IP, "-dp", strconv.Itoa(seed.addr.Port)}
 	var nodes []*proc
+	var dirs []string // one working directory each: nodes on different addresses may draw the same port
 	for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
-		nodes = append(nodes, startProc(t, dir, append([]string{"-role=node", "-i", ip, "-u", "300ms", "-t", "1"}, seedFlags...)...))
+		dirs = append(dirs, t.TempDir())
+		nodes = append(nodes, startProc(t, dirs[len(dirs)-1], append([]string{"-role=node", "-i", ip, "-u", "300ms", "-t", "1"}, seedFlags...)...))
 	}
 	a, b, c := nodes[0].addr, nodes[1].addr, nodes[2].addr
 	took := eventually(t, 10*time.Second, func() bool {
@@ -223,9 +231,9 @@ func TestProcessNetwork(t *testing.T) {
 	})
 	t.Logf("killed node gone from every table %v after kill -9 (interval 300ms)", took)
 
-	for _, n := range []*proc{nodes[0], nodes[2]} {
-		onDisk := readNodesFile(t, filepath.Join(dir, fmt.Sprintf(".node-%d", n.addr.Port), "nodes.json"))
-		is.Equal(onDisk, listOf(n.addr)) // file equals GET /nodes/
+	for _, i := range []int{0, 2} {
+		onDisk := readNodesFile(t, filepath.Join(dirs[i], fmt.Sprintf(".node-%d", nodes[i].addr.Port), "nodes.json"))
+		is.Equal(onDisk, listOf(nodes[i].addr)) // file equals GET /nodes/, in the default data directory
 	}
 }
 
