@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -73,21 +74,37 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	c.interval, c.timeout = seconds(60*time.Second), seconds(3*time.Second)
 	fs := flag.NewFlagSet("peerdisc", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	long := map[string]string{} // short name -> long name
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: go run . -role=seed|node [flags]\n\nEach flag has a short and a long name (-p or --port). Flags:")
-		fs.PrintDefaults()
+		fmt.Fprintln(stderr, "usage: go run . -role=seed|node [flags]\n\nflags (one dash or two):")
+		fs.VisitAll(func(f *flag.Flag) {
+			if strings.HasPrefix(f.Usage, "same as") {
+				return
+			}
+			name, def := "-"+f.Name, ""
+			if long[f.Name] != "" {
+				name += ", --" + long[f.Name]
+			}
+			if f.DefValue != "" && f.DefValue != "0" {
+				def = " (default " + f.DefValue + ")"
+			}
+			fmt.Fprintf(stderr, "  %-20s %s%s\n", name, f.Usage, def)
+		})
 	}
-	str := func(p *string, short, long, def, usage string) {
+	str := func(p *string, short, name, def, usage string) {
 		fs.StringVar(p, short, def, usage)
-		fs.StringVar(p, long, def, "same as -"+short)
+		fs.StringVar(p, name, def, "same as -"+short)
+		long[short] = name
 	}
-	num := func(p *int, short, long string, def int, usage string) {
+	num := func(p *int, short, name string, def int, usage string) {
 		fs.IntVar(p, short, def, usage)
-		fs.IntVar(p, long, def, "same as -"+short)
+		fs.IntVar(p, name, def, "same as -"+short)
+		long[short] = name
 	}
-	dur := func(p *seconds, short, long, usage string) {
+	dur := func(p *seconds, short, name, usage string) {
 		fs.Var(p, short, usage)
-		fs.Var(p, long, "same as -"+short)
+		fs.Var(p, name, "same as -"+short)
+		long[short] = name
 	}
 	fs.StringVar(&c.role, "role", "", "seed or node (required)")
 	str(&c.ip, "i", "ip", "127.0.0.1", "address to listen on and to advertise")

@@ -793,7 +793,7 @@ func TestRunUsage(t *testing.T) {
 		{"unknown flag", []string{"-role=seed", "-x"}, 2, "not defined"},
 		{"bad interval", []string{"-role=seed", "-u", "soon"}, 2, "seconds"},
 		{"host name", []string{"-role=node", "--ip", "localhost"}, 2, "not an IP"},
-		{"help", []string{"-h"}, 0, "-kn_limit"},
+		{"help", []string{"-h"}, 0, "-k, --kn_limit"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
