@@ -581,6 +581,28 @@ func TestRoundDropsClosedAndHungPeers(t *testing.T) {
 	}
 }
 
+func TestListFromHostilePeer(t *testing.T) {
+	tests := []struct {
+		name, body string
+		want       []Node // nil: the list is refused
+	}{
+		{"invalid entries skipped", `[{"ip_address": "localhost", "port": 1}, {"ip_address": "127.0.0.5", "port": 5000}, "x", null, 7]`, []Node{{IP: "127.0.0.5", Port: 5000}}},
+		{"not a list", `{"ip_address": "127.0.0.5", "port": 5000}`, nil},
+		{"garbage", `<html>`, nil},
+		{"over the limit", "[" + strings.Repeat(`{"ip_address": "127.0.0.5", "port": 5000},`, maxListBody/40) + `{"ip_address": "127.0.0.5", "port": 5000}]`, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			is := is.New(t)
+			peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, tc.body) }))
+			defer peer.Close()
+			got, err := newPeerClient(2*time.Second, self).list(context.Background(), nodeOf(t, peer.URL))
+			is.Equal(got, tc.want)               // what is learned
+			is.Equal(err != nil, tc.want == nil) // refused lists are errors
+		})
+	}
+}
+
 func TestFailThreshold(t *testing.T) {
 	is := is.New(t)
 	var down atomic.Bool
