@@ -198,7 +198,13 @@ func TestSimulation200(t *testing.T) {
 		seed.seedRound(context.Background())
 	}
 	if !converged(seed, nodes, limit) {
-		t.Fatalf("not converged after %d rounds", rounds)
+		short := 0
+		for _, n := range nodes {
+			if n.table.Len() < limit {
+				short++
+			}
+		}
+		t.Fatalf("not converged after %d rounds: %d nodes know fewer than %d; the seed knows %d", rounds, short, limit, seed.table.Len())
 	}
 	if rounds > 3 {
 		t.Errorf("took %d rounds, want at most 3", rounds)

@@ -79,8 +79,8 @@ func bootstrapSeeds(cfg config) ([]Node, error) {
 	return seeds, nil
 }
 
-// nodeRound is the node's round, the blog's three steps. Each step runs only
-// while the node knows fewer than r.limit peers.
+// nodeRound is the node's round: the blog's three steps. Steps 2 and 3 look
+// for peers only while the node knows fewer than r.limit.
 func (r *refresher) nodeRound(ctx context.Context) roundStats {
 	var s roundStats
 	// 1. Check the known peers by announcing to them, so they learn us too.
@@ -100,21 +100,24 @@ func (r *refresher) nodeRound(ctx context.Context) roundStats {
 		s.added += r.learn(ctx, learned)
 	}
 
-	// 3. Ask the seeds, in order, until one answers.
-	if r.table.Len() < r.limit {
-		for _, seed := range r.seeds {
-			if seed == r.client.self {
-				continue
-			}
-			if err := r.client.announce(ctx, seed); err != nil {
-				r.log.Debug("seed", "seed", seed, "err", err)
-			}
+	// 3. Announce to the seeds, in order, until one answers, and take its
+	// list while still short. Unlike the blog this runs every round, so a
+	// seed that dropped the node after a passing failure learns it again.
+	for _, seed := range r.seeds {
+		if seed == r.client.self {
+			continue
+		}
+		announced := r.client.announce(ctx, seed) == nil
+		if r.table.Len() < r.limit {
 			learned, err := r.client.list(ctx, seed)
 			if err != nil {
 				r.log.Warn("seed did not answer", "seed", seed, "err", err)
 				continue
 			}
 			s.added += r.learn(ctx, learned)
+			break
+		}
+		if announced {
 			break
 		}
 	}

@@ -688,7 +688,7 @@ func TestForEachRunsConcurrentlyWithABound(t *testing.T) {
 	})
 }
 
-func TestNodeChecksOncePerPeerPerRoundOnceLimitMet(t *testing.T) {
+func TestNodeSendsOneCheckPerPeerPerRoundOnceLimitMet(t *testing.T) {
 	is := is.New(t)
 	var checks, other atomic.Int32
 	peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -699,8 +699,14 @@ func TestNodeChecksOncePerPeerPerRoundOnceLimitMet(t *testing.T) {
 		}
 	}))
 	defer peer.Close()
-	var seedCalls atomic.Int32
-	seed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seedCalls.Add(1) }))
+	var seedAnnounces, seedOther atomic.Int32
+	seed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "POST" && r.URL.Path == "/" {
+			seedAnnounces.Add(1)
+		} else {
+			seedOther.Add(1)
+		}
+	}))
 	defer seed.Close()
 	p := startPeer(t, "127.0.0.1", config{limit: 1, max: 10})
 	p.seeds = []Node{nodeOf(t, seed.URL)}
@@ -709,9 +715,10 @@ func TestNodeChecksOncePerPeerPerRoundOnceLimitMet(t *testing.T) {
 	for range 5 {
 		p.nodeRound(context.Background())
 	}
-	is.Equal(checks.Load(), int32(5)) // one check per round
-	is.Equal(other.Load(), int32(0))  // no list fetched: the limit was met
-	is.Equal(seedCalls.Load(), int32(0))
+	is.Equal(checks.Load(), int32(5))        // one check per round
+	is.Equal(other.Load(), int32(0))         // no list fetched: the limit was met
+	is.Equal(seedAnnounces.Load(), int32(5)) // one announce per round keeps the seed's list whole
+	is.Equal(seedOther.Load(), int32(0))     // no list asked of the seed
 }
 
 func TestLoopSleepsBetweenRounds(t *testing.T) {
@@ -741,6 +748,21 @@ func runRounds(seed *testPeer, nodes []*testPeer) {
 		n.nodeRound(context.Background())
 	}
 	seed.seedRound(context.Background())
+}
+
+func TestSeedRelearnsANodeItDropped(t *testing.T) {
+	is := is.New(t)
+	seed := startPeer(t, "127.0.0.1", config{max: 10})
+	nodes := startPeers(t, 2, config{limit: 1, max: 10})
+	for _, n := range nodes {
+		n.seeds = []Node{seed.self()}
+	}
+	runRounds(seed, nodes)
+	is.True(converged(seed, nodes, 1)) // both nodes know their limit of 1 peer
+	_, err := seed.table.Remove(nodes[0].self())
+	is.NoErr(err) // as after a passing failure
+	runRounds(seed, nodes)
+	is.True(seed.table.Has(nodes[0].self())) // a node that knows enough peers still announces to the seed
 }
 
 func TestNetworkConvergesAndForgetsTheDead(t *testing.T) {
