@@ -73,7 +73,7 @@ func mixedPeers(b testing.TB) (all, live []Node) {
 		all = append(all, Node{IP: fmt.Sprintf("127.0.%d.%d", 1+i/250, 1+i%250), Port: dead})
 	}
 	for range 50 {
-		all = append(all, hungAddr(b))
+		all = append(all, hungAddr(b).node)
 		live = append(live, okServer(b))
 	}
 	return append(all, live...), live

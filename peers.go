@@ -390,12 +390,8 @@ func handleCheck() http.Handler {
 func handleAnnounce(t *Table, verify func(context.Context, Node) error, log *slog.Logger) http.Handler {
 	slots := make(chan struct{}, maxVerifying)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n, ok := readNode(w, r)
+		n, ok := readNode(w, r, t.self)
 		if !ok {
-			return
-		}
-		if n == t.self {
-			writeError(w, http.StatusBadRequest, errSelf.Error())
 			return
 		}
 		if !t.Has(n) {
@@ -439,12 +435,8 @@ func handleAdd(t *Table, log *slog.Logger) http.Handler {
 			writeError(w, http.StatusForbidden, "only loopback callers may add nodes directly; announce yourself with POST / instead")
 			return
 		}
-		n, ok := readNode(w, r)
+		n, ok := readNode(w, r, t.self)
 		if !ok {
-			return
-		}
-		if n == t.self {
-			writeError(w, http.StatusBadRequest, errSelf.Error())
 			return
 		}
 		if writeAdd(w, t, n, log) {
@@ -457,7 +449,7 @@ func handleAdd(t *Table, log *slog.Logger) http.Handler {
 // handleRemove removes a node, for loopback callers and for the node itself leaving.
 func handleRemove(t *Table, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n, ok := readNode(w, r)
+		n, ok := readNode(w, r, t.self)
 		if !ok {
 			return
 		}
@@ -491,8 +483,9 @@ func writeAdd(w http.ResponseWriter, t *Table, n Node, log *slog.Logger) bool {
 	return false
 }
 
-// readNode decodes the request body as one Node, answering 413 or 400 if it cannot.
-func readNode(w http.ResponseWriter, r *http.Request) (Node, bool) {
+// readNode decodes the request body as one Node other than self, answering
+// 413 or 400 if it cannot.
+func readNode(w http.ResponseWriter, r *http.Request, self Node) (Node, bool) {
 	if r.ContentLength > maxBody {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", maxBody))
 		return Node{}, false
@@ -505,6 +498,9 @@ func readNode(w http.ResponseWriter, r *http.Request) (Node, bool) {
 		return Node{}, false
 	case err != nil:
 		writeError(w, http.StatusBadRequest, err.Error())
+		return Node{}, false
+	case n == self:
+		writeError(w, http.StatusBadRequest, errSelf.Error())
 		return Node{}, false
 	}
 	return n, true

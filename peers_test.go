@@ -147,6 +147,7 @@ func TestAPI(t *testing.T) {
 		{name: "add other spelling of known", method: "POST", path: "/nodes/", body: `{"ip_address": "::ffff:127.0.0.5", "port": 5000}`, wantStatus: 200, wantBody: `[{"ip_address":"127.0.0.5","port":5000}]`},
 		{name: "add self", method: "POST", path: "/nodes/", body: `{"ip_address": "127.0.0.1", "port": 42020}`, wantStatus: 400},
 		{name: "remove", method: "DELETE", path: "/nodes/", body: `{"ip_address": "127.0.0.5", "port": 5000}`, wantStatus: 200, wantBody: `[]`},
+		{name: "remove self", method: "DELETE", path: "/nodes/", body: `{"ip_address": "127.0.0.1", "port": 42020}`, wantStatus: 400},
 		{name: "remove unknown", method: "DELETE", path: "/nodes/", body: other, wantStatus: 200, wantBody: `[{"ip_address":"127.0.0.5","port":5000}]`},
 		{name: "announce", method: "POST", path: "/", body: other, verify: alive, wantStatus: 200, wantBody: compact(other)},
 		{name: "announce unreachable", method: "POST", path: "/", body: other, verify: unreachable, wantStatus: 422},
@@ -525,12 +526,19 @@ func deadAddr(t testing.TB) Node {
 	return Node{IP: "127.0.0.1", Port: addr.Port}
 }
 
-// hungAddr returns an address that accepts connections and never answers.
-func hungAddr(t testing.TB) Node {
+// hungPeer is an address that accepts connections and never answers.
+type hungPeer struct {
+	node     Node
+	accepted chan struct{} // closed at the first connection
+}
+
+// hungAddr starts a hungPeer on loopback.
+func hungAddr(t testing.TB) hungPeer {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	h := hungPeer{node: Node{IP: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}, accepted: make(chan struct{})}
 	var mu sync.Mutex
 	var conns []net.Conn
 	go func() {
@@ -540,6 +548,9 @@ func hungAddr(t testing.TB) Node {
 				return
 			}
 			mu.Lock()
+			if conns == nil {
+				close(h.accepted)
+			}
 			conns = append(conns, c) // held open, never read or answered
 			mu.Unlock()
 		}
@@ -552,7 +563,7 @@ func hungAddr(t testing.TB) Node {
 			c.Close()
 		}
 	})
-	return Node{IP: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}
+	return h
 }
 
 func TestRoundDropsClosedAndHungPeers(t *testing.T) {
@@ -561,7 +572,7 @@ func TestRoundDropsClosedAndHungPeers(t *testing.T) {
 			is := is.New(t)
 			live := startPeers(t, 2, config{limit: 10, max: 10})
 			p := startPeer(t, "127.0.0.1", config{limit: 1, max: 10, timeout: seconds(300 * time.Millisecond)})
-			dead, hung := deadAddr(t), hungAddr(t)
+			dead, hung := deadAddr(t), hungAddr(t).node
 			_, err := p.table.Add(dead, live[0].self(), hung, live[1].self())
 			is.NoErr(err)
 
@@ -688,29 +699,27 @@ func TestForEachRunsConcurrentlyWithABound(t *testing.T) {
 	})
 }
 
-func TestNodeSendsOneCheckPerPeerPerRoundOnceLimitMet(t *testing.T) {
-	is := is.New(t)
-	var checks, other atomic.Int32
-	peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// countingServer answers 200 to everything and counts announces (POST /) apart from other requests.
+func countingServer(t testing.TB) (n Node, announces, other *atomic.Int32) {
+	announces, other = new(atomic.Int32), new(atomic.Int32)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == "POST" && r.URL.Path == "/" {
-			checks.Add(1)
+			announces.Add(1)
 		} else {
 			other.Add(1)
 		}
 	}))
-	defer peer.Close()
-	var seedAnnounces, seedOther atomic.Int32
-	seed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == "POST" && r.URL.Path == "/" {
-			seedAnnounces.Add(1)
-		} else {
-			seedOther.Add(1)
-		}
-	}))
-	defer seed.Close()
+	t.Cleanup(srv.Close)
+	return nodeOf(t, srv.URL), announces, other
+}
+
+func TestNodeSendsOneCheckPerPeerPerRoundOnceLimitMet(t *testing.T) {
+	is := is.New(t)
+	peer, checks, other := countingServer(t)
+	seed, seedAnnounces, seedOther := countingServer(t)
 	p := startPeer(t, "127.0.0.1", config{limit: 1, max: 10})
-	p.seeds = []Node{nodeOf(t, seed.URL)}
-	_, err := p.table.Add(nodeOf(t, peer.URL))
+	p.seeds = []Node{seed}
+	_, err := p.table.Add(peer)
 	is.NoErr(err)
 	for range 5 {
 		p.nodeRound(context.Background())

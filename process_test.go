@@ -246,7 +246,7 @@ func TestProcessSignals(t *testing.T) {
 			p := startProc(t, dir, args...)
 
 			// An announce whose connect-back hangs keeps a request in flight for the timeout.
-			hung := hungAddrNotify(t)
+			hung := hungAddr(t)
 			answer := make(chan int, 1)
 			go func() {
 				body, _ := json.Marshal(hung.node)
@@ -270,45 +270,6 @@ func TestProcessSignals(t *testing.T) {
 			is.True(lists(again.addr)) // a restart on the same file serves at once
 		})
 	}
-}
-
-// hungPeer accepts connections and never answers; accepted is closed at the first.
-type hungPeer struct {
-	node     Node
-	accepted chan struct{}
-}
-
-// hungAddrNotify is hungAddr that tells when the first connection arrives.
-func hungAddrNotify(t testing.TB) hungPeer {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := hungPeer{node: Node{IP: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}, accepted: make(chan struct{})}
-	var once sync.Once
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			once.Do(func() { close(h.accepted) })
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return h
 }
 
 func TestProcessLock(t *testing.T) {
