@@ -202,10 +202,13 @@ func (t *Table) load() error {
 			return fmt.Errorf("%s: %w; fix or remove the file", t.path, err)
 		}
 		for _, n := range nodes {
-			if n != t.self && !t.known[n] && len(t.nodes) < t.max {
+			if n != t.self && !t.known[n] {
 				t.known[n] = true
 				t.nodes = append(t.nodes, n)
 			}
+		}
+		if len(t.nodes) > t.max {
+			return fmt.Errorf("%s holds %d nodes, more than -m %d: raise -m", t.path, len(t.nodes), t.max)
 		}
 	}
 	body := encodeNodes(t.nodes)
@@ -246,7 +249,7 @@ func (t *Table) Has(n Node) bool {
 func (t *Table) Body() []byte { return *t.body.Load() }
 
 // Add adds the nodes it does not know yet and returns how many it added, once
-// they are on disk. It returns errSelf or errFull if it had to skip a node for
+// the table it leaves is on disk. It returns errSelf or errFull if it had to skip a node for
 // that reason.
 func (t *Table) Add(nodes ...Node) (int, error) {
 	t.mu.Lock()
@@ -266,14 +269,15 @@ func (t *Table) Add(nodes ...Node) (int, error) {
 			added++
 		}
 	}
-	if added == 0 {
-		return 0, skipped
+	if added > 0 {
+		t.changes++
 	}
-	t.changes++
+	// Wait even if nothing changed: a node found here may still be on its way to disk.
 	return added, cmp.Or(t.save(t.changes), skipped)
 }
 
-// Remove removes the given nodes and returns how many it removed, once that is on disk.
+// Remove removes the given nodes and returns how many it removed, once the
+// table it leaves is on disk.
 func (t *Table) Remove(nodes ...Node) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -284,11 +288,10 @@ func (t *Table) Remove(nodes ...Node) (int, error) {
 			delete(t.known, n)
 		}
 	}
-	if len(gone) == 0 {
-		return 0, nil
+	if len(gone) > 0 {
+		t.nodes = slices.DeleteFunc(t.nodes, func(n Node) bool { return gone[n] })
+		t.changes++
 	}
-	t.nodes = slices.DeleteFunc(t.nodes, func(n Node) bool { return gone[n] })
-	t.changes++
 	return len(gone), t.save(t.changes)
 }
 
@@ -410,11 +413,10 @@ func handleAnnounce(t *Table, verify func(context.Context, Node) error, log *slo
 				writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("could not reach you at %s: %v", n, err))
 				return
 			}
-			if !writeAdd(w, t, n, log) {
-				return
-			}
 		}
-		writeJSON(w, http.StatusOK, n)
+		if writeAdd(w, t, n, log) {
+			writeJSON(w, http.StatusOK, n)
+		}
 	})
 }
 

@@ -457,6 +457,18 @@ func TestPersistence(t *testing.T) {
 			})
 		}
 	})
+	t.Run("file over the cap is refused and left alone", func(t *testing.T) {
+		is := is.New(t)
+		dir := t.TempDir()
+		path := filepath.Join(dir, "nodes.json")
+		content := encodeNodes(distinctNodes(3))
+		is.NoErr(os.WriteFile(path, content, 0o644))
+		_, err := openTable(dir, "nodes.json", self, 2)
+		is.True(err != nil)                                // refused
+		is.True(strings.Contains(err.Error(), "raise -m")) // says what to do
+		onDisk, _ := os.ReadFile(path)
+		is.Equal(onDisk, content) // untouched
+	})
 	t.Run("second open of the same file is refused", func(t *testing.T) {
 		is := is.New(t)
 		dir := t.TempDir()
