@@ -626,6 +626,17 @@ func TestListFromHostilePeer(t *testing.T) {
 	}
 }
 
+func TestRedirectIsNotAnAnswer(t *testing.T) {
+	is := is.New(t)
+	live, announces, other := countingServer(t)
+	redirector := httptest.NewServer(http.RedirectHandler("http://"+live.String()+"/", http.StatusTemporaryRedirect))
+	defer redirector.Close()
+	c := newPeerClient(2*time.Second, self)
+	is.True(c.ping(context.Background(), nodeOf(t, redirector.URL)) != nil)     // a 307 is not a 2xx
+	is.True(c.announce(context.Background(), nodeOf(t, redirector.URL)) != nil) // nor for POST
+	is.Equal(announces.Load()+other.Load(), int32(0))                           // the redirects were not followed
+}
+
 func TestFailThreshold(t *testing.T) {
 	is := is.New(t)
 	var down atomic.Bool

@@ -28,13 +28,16 @@ type peerClient struct {
 	self Node // what announce sends
 }
 
-// newPeerClient returns a client whose calls give up after timeout. It ignores
-// proxy settings: peers are reached directly.
+// newPeerClient returns a client whose calls give up after timeout. It
+// ignores proxy settings and redirects: peers are reached directly.
 func newPeerClient(timeout time.Duration, self Node) *peerClient {
 	return &peerClient{
 		self: self,
 		http: &http.Client{
 			Timeout: timeout,
+			// A redirect is not an answer: following one would let a peer
+			// send this node's requests anywhere.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 			Transport: &http.Transport{
 				Proxy:               nil,
 				MaxIdleConns:        maxInFlight,
