@@ -258,7 +258,11 @@ func TestProcessSignals(t *testing.T) {
 				resp.Body.Close()
 				answer <- resp.StatusCode
 			}()
-			<-hung.accepted // the seed is now checking the announcer
+			select {
+			case <-hung.accepted: // the seed is now checking the announcer
+			case <-time.After(10 * time.Second):
+				t.Fatal("the seed never checked the announcer")
+			}
 
 			start := time.Now()
 			p.cmd.Process.Signal(sig)
@@ -267,7 +271,7 @@ func TestProcessSignals(t *testing.T) {
 			is.Equal(<-answer, 422) // the request in flight got its answer
 
 			again := startProc(t, dir, args...)
-			is.True(lists(again.addr)) // a restart on the same file serves at once
+			is.True(listOf(again.addr) != nil) // a restart on the same file serves at once
 		})
 	}
 }
