@@ -196,6 +196,11 @@ func serve(ctx context.Context, cfg config, ln net.Listener, r *refresher, round
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	// Requests run under their own context, cancelled at shutdown, so that a
+	// connect-back check in flight gives up and its request is still answered.
+	requests, stopRequests := context.WithCancel(context.Background())
+	defer stopRequests()
+	srv.BaseContext = func(net.Listener) context.Context { return requests }
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	go func() { stop(srv.Serve(ln)) }()
@@ -203,6 +208,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, r *refresher, round
 
 	loop(ctx, time.Duration(cfg.interval), round, log)
 
+	stopRequests()
 	shutdown, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
 	if err := srv.Shutdown(shutdown); err != nil {

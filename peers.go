@@ -405,10 +405,15 @@ func handleAnnounce(t *Table, verify func(context.Context, Node) error, log *slo
 			select {
 			case slots <- struct{}{}:
 			case <-r.Context().Done():
+				writeError(w, http.StatusServiceUnavailable, "shutting down; announce again later")
 				return
 			}
 			err := verify(r.Context(), n)
 			<-slots
+			if r.Context().Err() != nil {
+				writeError(w, http.StatusServiceUnavailable, "shutting down; announce again later")
+				return
+			}
 			if err != nil {
 				writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("could not reach you at %s: %v", n, err))
 				return
