@@ -93,7 +93,10 @@ func decodeNode(r io.Reader) (Node, error) {
 		return Node{}, fmt.Errorf("body is not JSON: %w", err)
 	}
 	if err := dec.Decode(&json.RawMessage{}); err != io.EOF {
-		return Node{}, fmt.Errorf("body must hold one JSON object and nothing after it")
+		if tooBig := new(http.MaxBytesError); errors.As(err, &tooBig) {
+			return Node{}, err
+		}
+		return Node{}, errors.New("body must hold one JSON object and nothing after it")
 	}
 	return parseNode(raw)
 }

@@ -235,18 +235,22 @@ func TestBothContentTypes(t *testing.T) {
 }
 
 func TestBodyTooLargeWithoutLength(t *testing.T) {
-	is := is.New(t)
-	tbl := newTable(t, 10)
-	srv := httptest.NewServer(newHandler(tbl, alive))
-	defer srv.Close()
-	// A reader with no known length makes the client send the body chunked,
-	// so the server cannot tell its size from Content-Length.
-	big := io.MultiReader(strings.NewReader(`{"ip_address": "`), strings.NewReader(strings.Repeat("1", 1<<20)))
-	resp, err := http.Post(srv.URL+"/nodes/", "application/json", big)
-	is.NoErr(err)
-	resp.Body.Close()
-	is.Equal(resp.StatusCode, 413) // chunked body over the limit
-	is.Equal(tbl.Len(), 0)         // nothing added
+	for name, body := range map[string]string{
+		"long address":             `{"ip_address": "` + strings.Repeat("1", 1<<20),
+		"valid node, then padding": `{"ip_address": "127.0.0.9", "port": 9000}` + strings.Repeat(" ", 1<<20),
+	} {
+		t.Run(name, func(t *testing.T) {
+			is := is.New(t)
+			tbl := newTable(t, 10)
+			req := httptest.NewRequest("POST", "/nodes/", strings.NewReader(body))
+			req.RemoteAddr = "127.0.0.1:40000"
+			req.ContentLength = -1 // unknown, as with a chunked body: only reading can tell the size
+			w := httptest.NewRecorder()
+			newHandler(tbl, alive).ServeHTTP(w, req)
+			is.Equal(w.Code, 413)  // over the limit
+			is.Equal(tbl.Len(), 0) // nothing added
+		})
+	}
 }
 
 func TestOperatorEndpointsTrustLoopbackOnly(t *testing.T) {
