@@ -136,7 +136,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	case (Node{IP: c.ip, Port: 1}).Valid() != nil:
 		bad = fmt.Errorf("-i: %v", (Node{IP: c.ip, Port: 1}).Valid())
 	case c.port < -1 || c.port > 65535 || c.dnsPort < 0 || c.dnsPort > 65535:
-		bad = errors.New("ports are 1-65535")
+		bad = errors.New("-p must be 0-65535 (0: any free port) and -dp 1-65535")
 	case c.dnsIP != "" && (Node{IP: c.dnsIP, Port: 1}).Valid() != nil:
 		bad = fmt.Errorf("-di: %v", (Node{IP: c.dnsIP, Port: 1}).Valid())
 	case c.limit < 0 || c.max < 1 || c.fails < 1:

@@ -252,8 +252,8 @@ func (t *Table) Has(n Node) bool {
 func (t *Table) Body() []byte { return *t.body.Load() }
 
 // Add adds the nodes it does not know yet and returns how many it added, once
-// the table it leaves is on disk. It returns errSelf or errFull if it had to skip a node for
-// that reason.
+// the table it leaves is on disk. It returns errSelf or errFull if it had to
+// skip a node for that reason.
 func (t *Table) Add(nodes ...Node) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
