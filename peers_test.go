@@ -895,6 +895,7 @@ func TestRunUsage(t *testing.T) {
 		{"unknown flag", []string{"-role=seed", "-x"}, 2, "not defined"},
 		{"bad interval", []string{"-role=seed", "-u", "soon"}, 2, "seconds"},
 		{"host name", []string{"-role=node", "--ip", "localhost"}, 2, "not an IP"},
+		{"port out of range", []string{"-role=seed", "-p", "70000"}, 2, "-p must be 0-65535"},
 		{"help", []string{"-h"}, 0, "-k, --kn_limit"},
 	}
 	for _, tc := range tests {
