@@ -74,7 +74,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	c.interval, c.timeout = seconds(60*time.Second), seconds(3*time.Second)
 	fs := flag.NewFlagSet("peerdisc", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	long := map[string]string{} // short name -> long name
+	long := map[string]string{"i": "ip", "p": "port", "d": "dir", "n": "nodes", "u": "upd_int", "t": "timeout",
+		"k": "kn_limit", "m": "max", "f": "fails", "di": "dns_ip", "dp": "dns_port"} // short name -> long name
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: go run . -role=seed|node [flags]\n\nflags (one dash or two):")
 		fs.VisitAll(func(f *flag.Flag) {
@@ -91,33 +92,21 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			fmt.Fprintf(stderr, "  %-20s %s%s\n", name, f.Usage, def)
 		})
 	}
-	str := func(p *string, short, name, def, usage string) {
-		fs.StringVar(p, short, def, usage)
-		fs.StringVar(p, name, def, "same as -"+short)
-		long[short] = name
-	}
-	num := func(p *int, short, name string, def int, usage string) {
-		fs.IntVar(p, short, def, usage)
-		fs.IntVar(p, name, def, "same as -"+short)
-		long[short] = name
-	}
-	dur := func(p *seconds, short, name, usage string) {
-		fs.Var(p, short, usage)
-		fs.Var(p, name, "same as -"+short)
-		long[short] = name
-	}
 	fs.StringVar(&c.role, "role", "", "seed or node (required)")
-	str(&c.ip, "i", "ip", "127.0.0.1", "address to listen on and to advertise")
-	num(&c.port, "p", "port", 0, "port; 0 takes any free port (default: seed 42020, node a free random port in 50000-60000)")
-	str(&c.dir, "d", "dir", "", "data directory (default: seed .seed, node .node-PORT)")
-	str(&c.file, "n", "nodes", "nodes.json", "known-nodes file inside the data directory")
-	dur(&c.interval, "u", "upd_int", "round interval: whole seconds (60) or a Go duration (500ms)")
-	dur(&c.timeout, "t", "timeout", "per-request timeout: whole seconds or a Go duration")
-	num(&c.limit, "k", "kn_limit", 10, "node: known nodes that are enough to skip the next step of a round")
-	num(&c.max, "m", "max", 1000, "most nodes the table holds")
-	num(&c.fails, "f", "fails", 1, "failed checks in a row that remove a peer")
-	str(&c.dnsIP, "di", "dns_ip", "", "node: the seed's address (default: from ./nodes.json, else 127.0.0.1)")
-	num(&c.dnsPort, "dp", "dns_port", 0, "node: the seed's port (default: from ./nodes.json, else 42020)")
+	fs.StringVar(&c.ip, "i", "127.0.0.1", "address to listen on and to advertise")
+	fs.IntVar(&c.port, "p", 0, "port; 0 takes any free port (default: seed 42020, node a free random port in 50000-60000)")
+	fs.StringVar(&c.dir, "d", "", "data directory (default: seed .seed, node .node-PORT)")
+	fs.StringVar(&c.file, "n", "nodes.json", "known-nodes file inside the data directory")
+	fs.Var(&c.interval, "u", "round interval: whole seconds (60) or a Go duration (500ms)")
+	fs.Var(&c.timeout, "t", "per-request timeout: whole seconds or a Go duration")
+	fs.IntVar(&c.limit, "k", 10, "node: known nodes that are enough to skip the next step of a round")
+	fs.IntVar(&c.max, "m", 1000, "most nodes the table holds")
+	fs.IntVar(&c.fails, "f", 1, "failed checks in a row that remove a peer")
+	fs.StringVar(&c.dnsIP, "di", "", "node: the seed's address (default: from ./nodes.json, else 127.0.0.1)")
+	fs.IntVar(&c.dnsPort, "dp", 0, "node: the seed's port (default: from ./nodes.json, else 42020)")
+	for short, name := range long {
+		fs.Var(fs.Lookup(short).Value, name, "same as -"+short)
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err

@@ -193,10 +193,8 @@ func (t *Table) load() error {
 	for _, tmp := range temps {
 		os.Remove(tmp) // an unfinished write from a crash; the file itself is intact
 	}
-	data, err := os.ReadFile(t.path)
-	if errors.Is(err, os.ErrNotExist) {
-		data = nil
-	} else if err != nil {
+	data, err := os.ReadFile(t.path) // nil if missing
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	if data != nil {
@@ -362,11 +360,12 @@ func writeFile(path string, data []byte) (err error) {
 	return dir.Sync()
 }
 
-// maxBody bounds request bodies: a Node is under 100 bytes.
-const maxBody = 1 << 10
-
-// maxVerifying bounds the connect-back checks that announces can start at once.
-const maxVerifying = 64
+const (
+	// maxBody bounds request bodies: a Node is under 100 bytes.
+	maxBody = 1 << 10
+	// maxVerifying bounds the connect-back checks that announces can start at once.
+	maxVerifying = 64
+)
 
 // addRoutes registers the whole API. Wrong methods and unknown paths get
 // JSON errors too, so every rejection reads the same way.
@@ -405,14 +404,13 @@ func handleAnnounce(t *Table, verify func(context.Context, Node) error, log *slo
 				writeError(w, http.StatusConflict, errFull.Error())
 				return
 			}
+			var err error
 			select {
 			case slots <- struct{}{}:
+				err = verify(r.Context(), n)
+				<-slots
 			case <-r.Context().Done():
-				writeError(w, http.StatusServiceUnavailable, "shutting down; announce again later")
-				return
 			}
-			err := verify(r.Context(), n)
-			<-slots
 			if r.Context().Err() != nil {
 				writeError(w, http.StatusServiceUnavailable, "shutting down; announce again later")
 				return
@@ -450,8 +448,7 @@ func handleAdd(t *Table, log *slog.Logger) http.Handler {
 			return
 		}
 		if writeAdd(w, t, n, log) {
-			w.Header().Set("Content-Type", "application/json")
-			w.Write(t.Body())
+			handleList(t).ServeHTTP(w, r)
 		}
 	})
 }
@@ -472,8 +469,7 @@ func handleRemove(t *Table, log *slog.Logger) http.Handler {
 			writeError(w, http.StatusInternalServerError, "could not save the table")
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(t.Body())
+		handleList(t).ServeHTTP(w, r)
 	})
 }
 
@@ -496,32 +492,23 @@ func writeAdd(w http.ResponseWriter, t *Table, n Node, log *slog.Logger) bool {
 // readNode decodes the request body as one Node other than self, answering
 // 413 or 400 if it cannot.
 func readNode(w http.ResponseWriter, r *http.Request, self Node) (Node, bool) {
-	if r.ContentLength > maxBody {
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", maxBody))
-		return Node{}, false
-	}
 	n, err := decodeNode(http.MaxBytesReader(w, r.Body, maxBody))
+	if err == nil && n == self {
+		err = errSelf
+	}
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", maxBody))
-		return Node{}, false
 	case err != nil:
 		writeError(w, http.StatusBadRequest, err.Error())
-		return Node{}, false
-	case n == self:
-		writeError(w, http.StatusBadRequest, errSelf.Error())
-		return Node{}, false
 	}
-	return n, true
+	return n, err == nil
 }
 
 // remoteIP is the caller's address, or the zero Addr if it cannot be parsed.
 func remoteIP(r *http.Request) netip.Addr {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return netip.Addr{}
-	}
+	ap, _ := netip.ParseAddrPort(r.RemoteAddr) // the zero AddrPort if not
 	return ap.Addr().Unmap()
 }
 
@@ -550,10 +537,7 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 
 // writeJSON answers v as JSON. The header goes first: headers set after WriteHeader are dropped.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		status, body = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
-	}
+	body, _ := json.Marshal(v) // a Node or a map of strings always encodes
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(append(body, '\n'))

@@ -14,12 +14,13 @@ import (
 	"time"
 )
 
-// maxInFlight bounds the checks a round runs at once, so that 10,000 peers
-// never mean 10,000 open sockets.
-const maxInFlight = 64
-
-// maxListBody bounds a peer's answer to GET /nodes/ (10,000 nodes take about 700 kB).
-const maxListBody = 4 << 20
+const (
+	// maxInFlight bounds the checks a round runs at once, so that 10,000 peers
+	// never mean 10,000 open sockets.
+	maxInFlight = 64
+	// maxListBody bounds a peer's answer to GET /nodes/ (10,000 nodes take about 700 kB).
+	maxListBody = 4 << 20
+)
 
 // peerClient makes every outbound call. Its http.Client has a Timeout, so no
 // peer can hold a call longer than that.
