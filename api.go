@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+const (
+	// maxBody bounds request bodies: a Node is under 100 bytes.
+	maxBody = 1 << 10
+	// maxVerifying bounds the connect-back checks that announces can start at once.
+	maxVerifying = 64
+)
+
+// addRoutes registers the whole API. Wrong methods and unknown paths get
+// JSON errors too, so every rejection reads the same way.
+func addRoutes(mux *http.ServeMux, t *Table, verify func(context.Context, Node) error, log *slog.Logger) {
+	mux.Handle("GET /{$}", handleCheck())
+	mux.Handle("POST /{$}", handleAnnounce(t, verify, log))
+	mux.Handle("/{$}", methodNotAllowed("GET, HEAD, POST"))
+	mux.Handle("GET /nodes/{$}", handleList(t))
+	mux.Handle("POST /nodes/{$}", handleAdd(t, log))
+	mux.Handle("DELETE /nodes/{$}", handleRemove(t, log))
+	mux.Handle("/nodes/{$}", methodNotAllowed("GET, HEAD, POST, DELETE"))
+	mux.Handle("/nodes", http.RedirectHandler("/nodes/", http.StatusTemporaryRedirect))
+	mux.Handle("/", notFound())
+}
+
+// handleCheck answers the connection check.
+func handleCheck() http.Handler {
+	body := []byte("{}\n")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	})
+}
+
+// handleAnnounce adds the sender of POST / once it answers GET / itself, so
+// that nobody can fill the table with addresses where no node runs.
+func handleAnnounce(t *Table, verify func(context.Context, Node) error, log *slog.Logger) http.Handler {
+	slots := make(chan struct{}, maxVerifying)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, ok := readNode(w, r, t.self)
+		if !ok {
+			return
+		}
+		if !t.Has(n) {
+			if t.Len() >= t.max {
+				writeError(w, http.StatusConflict, errFull.Error())
+				return
+			}
+			var err error
+			select {
+			case slots <- struct{}{}:
+				err = verify(r.Context(), n)
+				<-slots
+			case <-r.Context().Done():
+			}
+			if r.Context().Err() != nil {
+				writeError(w, http.StatusServiceUnavailable, "shutting down; announce again later")
+				return
+			}
+			if err != nil {
+				writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("could not reach you at %s: %v", n, err))
+				return
+			}
+		}
+		if writeAdd(w, t, n, log) {
+			writeJSON(w, http.StatusOK, n)
+		}
+	})
+}
+
+// handleList serves the table from memory: the bytes last written to disk.
+func handleList(t *Table) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := t.Body()
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body)
+	})
+}
+
+// handleAdd adds a node without checking it: an operator's tool, for loopback callers only.
+func handleAdd(t *Table, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !fromLoopback(r) {
+			writeError(w, http.StatusForbidden, "only loopback callers may add nodes directly; announce yourself with POST / instead")
+			return
+		}
+		n, ok := readNode(w, r, t.self)
+		if !ok {
+			return
+		}
+		if writeAdd(w, t, n, log) {
+			handleList(t).ServeHTTP(w, r)
+		}
+	})
+}
+
+// handleRemove removes a node, for loopback callers and for the node itself leaving.
+func handleRemove(t *Table, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, ok := readNode(w, r, t.self)
+		if !ok {
+			return
+		}
+		if !fromLoopback(r) && remoteIP(r) != netip.MustParseAddr(n.IP) {
+			writeError(w, http.StatusForbidden, "only loopback callers or the node itself may remove a node")
+			return
+		}
+		if _, err := t.Remove(n); err != nil {
+			log.Error("remove", "node", n, "err", err)
+			writeError(w, http.StatusInternalServerError, "could not save the table")
+			return
+		}
+		handleList(t).ServeHTTP(w, r)
+	})
+}
+
+// writeAdd adds n and reports whether it is in the table, having answered the
+// request with an error if not.
+func writeAdd(w http.ResponseWriter, t *Table, n Node, log *slog.Logger) bool {
+	_, err := t.Add(n)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, errFull):
+		writeError(w, http.StatusConflict, err.Error())
+	default:
+		log.Error("add", "node", n, "err", err)
+		writeError(w, http.StatusInternalServerError, "could not save the table")
+	}
+	return false
+}
+
+// readNode decodes the request body as one Node other than self, answering
+// 413 or 400 if it cannot.
+func readNode(w http.ResponseWriter, r *http.Request, self Node) (Node, bool) {
+	n, err := decodeNode(http.MaxBytesReader(w, r.Body, maxBody))
+	if err == nil && n == self {
+		err = errSelf
+	}
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", maxBody))
+	case err != nil:
+		writeError(w, http.StatusBadRequest, err.Error())
+	}
+	return n, err == nil
+}
+
+// remoteIP is the caller's address, or the zero Addr if it cannot be parsed.
+func remoteIP(r *http.Request) netip.Addr {
+	ap, _ := netip.ParseAddrPort(r.RemoteAddr) // the zero AddrPort if not
+	return ap.Addr().Unmap()
+}
+
+// fromLoopback reports whether the request came from this machine.
+func fromLoopback(r *http.Request) bool { return remoteIP(r).IsLoopback() }
+
+// methodNotAllowed answers a known path asked with the wrong method.
+func methodNotAllowed(allow string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, allow))
+	})
+}
+
+// notFound answers paths outside the API.
+func notFound() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %s; see / and /nodes/", r.URL.Path))
+	})
+}
+
+// writeError answers {"error": msg}.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// writeJSON answers v as JSON. The header goes first: headers set after WriteHeader are dropped.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, _ := json.Marshal(v) // a Node or a map of strings always encodes
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
+}
+
+// serve answers the API on ln and runs round every interval until ctx is
+// done, then stops the rounds, lets requests in flight finish, and returns.
+func serve(ctx context.Context, cfg config, ln net.Listener, r *refresher, round func(context.Context) roundStats, log *slog.Logger) error {
+	mux := http.NewServeMux()
+	addRoutes(mux, r.table, r.client.ping, log)
+	timeout := time.Duration(cfg.timeout)
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      timeout + 10*time.Second, // POST / waits for a connect-back check
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	// Requests run under their own context, cancelled at shutdown, so that a
+	// connect-back check in flight gives up and its request is still answered.
+	requests, stopRequests := context.WithCancel(context.Background())
+	defer stopRequests()
+	srv.BaseContext = func(net.Listener) context.Context { return requests }
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go func() { stop(srv.Serve(ln)) }()
+	log.Info("started", "role", cfg.role, "address", r.client.self.String(), "file", r.table.path)
+
+	loop(ctx, time.Duration(cfg.interval), round, log)
+
+	stopRequests()
+	shutdown, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		log.Warn("requests still running at exit", "err", err)
+		srv.Close()
+	}
+	if err := context.Cause(ctx); !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// errUsage means the command line was wrong; the usage has been printed.
+var errUsage = errors.New("usage")
+
+// config is the command line, after defaults.
+type config struct {
+	role              string
+	ip                string
+	port              int // -1: the role's default; 0: any free port
+	dir, file         string
+	interval, timeout seconds
+	limit, max, fails int
+	dnsIP             string
+	dnsPort           int
+}
+
+// parseFlags reads the blog's flags; each has a short and a long name, and
+// flag accepts both -name and --name.
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	c.interval, c.timeout = seconds(60*time.Second), seconds(3*time.Second)
+	fs := flag.NewFlagSet("peerdisc", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	long := map[string]string{"i": "ip", "p": "port", "d": "dir", "n": "nodes", "u": "upd_int", "t": "timeout",
+		"k": "kn_limit", "m": "max", "f": "fails", "di": "dns_ip", "dp": "dns_port"} // short name -> long name
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: go run . -role=seed|node [flags]\n\nflags (one dash or two):")
+		fs.VisitAll(func(f *flag.Flag) {
+			if strings.HasPrefix(f.Usage, "same as") {
+				return
+			}
+			name, def := "-"+f.Name, ""
+			if long[f.Name] != "" {
+				name += ", --" + long[f.Name]
+			}
+			if f.DefValue != "" && f.DefValue != "0" {
+				def = " (default " + f.DefValue + ")"
+			}
+			fmt.Fprintf(stderr, "  %-20s %s%s\n", name, f.Usage, def)
+		})
+	}
+	fs.StringVar(&c.role, "role", "", "seed or node (required)")
+	fs.StringVar(&c.ip, "i", "127.0.0.1", "address to listen on and to advertise")
+	fs.IntVar(&c.port, "p", 0, "port; 0 takes any free port (default: seed 42020, node a free random port in 50000-60000)")
+	fs.StringVar(&c.dir, "d", "", "data directory (default: seed .seed, node .node-PORT)")
+	fs.StringVar(&c.file, "n", "nodes.json", "known-nodes file inside the data directory")
+	fs.Var(&c.interval, "u", "round interval: whole seconds (60) or a Go duration (500ms)")
+	fs.Var(&c.timeout, "t", "per-request timeout: whole seconds or a Go duration")
+	fs.IntVar(&c.limit, "k", 10, "node: known nodes that are enough to skip the next step of a round")
+	fs.IntVar(&c.max, "m", 1000, "most nodes the table holds")
+	fs.IntVar(&c.fails, "f", 1, "failed checks in a row that remove a peer")
+	fs.StringVar(&c.dnsIP, "di", "", "node: the seed's address (default: from ./nodes.json, else 127.0.0.1)")
+	fs.IntVar(&c.dnsPort, "dp", 0, "node: the seed's port (default: from ./nodes.json, else 42020)")
+	for short, name := range long {
+		fs.Var(fs.Lookup(short).Value, name, "same as -"+short)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, errUsage // flag has printed the error and the usage
+	}
+	if !isSet(fs, "p") && !isSet(fs, "port") {
+		c.port = -1
+	}
+	var bad error
+	switch {
+	case c.role != "seed" && c.role != "node":
+		bad = errors.New("-role must be seed or node")
+	case fs.NArg() > 0:
+		bad = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	case (Node{IP: c.ip, Port: 1}).Valid() != nil:
+		bad = fmt.Errorf("-i: %v", (Node{IP: c.ip, Port: 1}).Valid())
+	case c.port < -1 || c.port > 65535 || c.dnsPort < 0 || c.dnsPort > 65535:
+		bad = errors.New("-p must be 0-65535 (0: any free port) and -dp 1-65535")
+	case c.dnsIP != "" && (Node{IP: c.dnsIP, Port: 1}).Valid() != nil:
+		bad = fmt.Errorf("-di: %v", (Node{IP: c.dnsIP, Port: 1}).Valid())
+	case c.limit < 0 || c.max < 1 || c.fails < 1:
+		bad = errors.New("-k must be at least 0, and -m and -f at least 1")
+	case c.file == "":
+		bad = errors.New("-n must name a file")
+	}
+	if bad != nil {
+		fmt.Fprintln(stderr, "error:", bad)
+		fs.Usage()
+		return c, errUsage
+	}
+	c.ip = (Node{IP: c.ip, Port: 1}).canonical().IP
+	return c, nil
+}
+
+// isSet reports whether the command line gave flag name.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// seconds is a duration flag that takes whole seconds, as the blog's did, or a Go duration.
+type seconds time.Duration
+
+func (s *seconds) String() string {
+	if d := time.Duration(*s); d%time.Second != 0 {
+		return d.String()
+	}
+	return strconv.Itoa(int(time.Duration(*s) / time.Second))
+}
+
+func (s *seconds) Set(v string) error {
+	d, err := time.ParseDuration(v)
+	if n, errInt := strconv.Atoi(v); errInt == nil {
+		d, err = time.Duration(n)*time.Second, nil
+	}
+	if err != nil || d <= 0 {
+		return errors.New("want a positive number of seconds or a duration such as 500ms")
+	}
+	*s = seconds(d)
+	return nil
+}

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+var (
+	errSelf = errors.New("that is this process's own address; it never lists itself")
+	errFull = errors.New("the table is full (see -m)")
+)
+
+// Table is the set of known nodes, in the order learned, kept in memory and in
+// one file. Every change is on disk before the call that made it returns, and
+// changes that arrive while a write is under way share the next write.
+type Table struct {
+	path string
+	lock *os.File // holds the flock on path+".lock" for the whole run
+	self Node
+	max  int
+
+	mu      sync.Mutex
+	written *sync.Cond // broadcast when a write ends
+	nodes   []Node
+	known   map[Node]bool
+	changes uint64 // changes made in memory, counted from start
+	saved   uint64 // changes on disk
+	writing bool   // a caller is writing the file; the others wait for it
+
+	body atomic.Pointer[[]byte] // the bytes on disk, served by GET /nodes/
+}
+
+// openTable locks dir/file, removes temp files a crash may have left, and loads
+// the nodes. A missing file is an empty table; an unreadable or corrupt one is
+// an error and is left as it is.
+func openTable(dir, file string, self Node, max int) (*Table, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, file)
+	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s is in use by another process (%s is locked)", path, lock.Name())
+		}
+		return nil, fmt.Errorf("lock %s: %w", lock.Name(), err)
+	}
+	t := &Table{path: path, lock: lock, self: self, max: max, known: map[Node]bool{}}
+	t.written = sync.NewCond(&t.mu)
+	if err := t.load(); err != nil {
+		t.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+// load reads the file into an empty table and rewrites it if the table it
+// gives differs from its bytes (duplicates, this process itself, another layout).
+func (t *Table) load() error {
+	temps, _ := filepath.Glob(t.path + ".tmp-*")
+	for _, tmp := range temps {
+		os.Remove(tmp) // an unfinished write from a crash; the file itself is intact
+	}
+	data, err := os.ReadFile(t.path) // nil if missing
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if data != nil {
+		nodes, err := parseNodes(data)
+		if err != nil {
+			return fmt.Errorf("%s: %w; fix or remove the file", t.path, err)
+		}
+		for _, n := range nodes {
+			if n != t.self && !t.known[n] {
+				t.known[n] = true
+				t.nodes = append(t.nodes, n)
+			}
+		}
+		if len(t.nodes) > t.max {
+			return fmt.Errorf("%s holds %d nodes, more than -m %d: raise -m", t.path, len(t.nodes), t.max)
+		}
+	}
+	body := encodeNodes(t.nodes)
+	t.body.Store(&body)
+	if !bytes.Equal(body, data) {
+		return writeFile(t.path, body)
+	}
+	return nil
+}
+
+// Close releases the lock. The table must not be used after.
+func (t *Table) Close() error {
+	return t.lock.Close() // closing the descriptor releases the flock
+}
+
+// List returns a copy of the nodes in memory, in the order learned.
+func (t *Table) List() []Node {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.nodes)
+}
+
+// Len is the number of nodes in memory.
+func (t *Table) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.nodes)
+}
+
+// Has reports whether n is in the table.
+func (t *Table) Has(n Node) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.known[n]
+}
+
+// Body is the JSON array on disk: what GET /nodes/ answers.
+func (t *Table) Body() []byte { return *t.body.Load() }
+
+// Add adds the nodes it does not know yet and returns how many it added, once
+// the table it leaves is on disk. It returns errSelf or errFull if it had to
+// skip a node for that reason.
+func (t *Table) Add(nodes ...Node) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var skipped error
+	added := 0
+	for _, n := range nodes {
+		switch {
+		case n == t.self:
+			skipped = errSelf
+		case t.known[n]:
+		case len(t.nodes) >= t.max:
+			skipped = errFull
+		default:
+			t.known[n] = true
+			t.nodes = append(t.nodes, n)
+			added++
+		}
+	}
+	if added > 0 {
+		t.changes++
+	}
+	// Wait even if nothing changed: a node found here may still be on its way to disk.
+	return added, cmp.Or(t.save(t.changes), skipped)
+}
+
+// Remove removes the given nodes and returns how many it removed, once the
+// table it leaves is on disk.
+func (t *Table) Remove(nodes ...Node) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	gone := map[Node]bool{}
+	for _, n := range nodes {
+		if t.known[n] {
+			gone[n] = true
+			delete(t.known, n)
+		}
+	}
+	if len(gone) > 0 {
+		t.nodes = slices.DeleteFunc(t.nodes, func(n Node) bool { return gone[n] })
+		t.changes++
+	}
+	return len(gone), t.save(t.changes)
+}
+
+// save returns once change number upTo is on disk. The first caller to find no
+// write under way writes everything changed so far; callers arriving during
+// that write wait, and the next of them writes all their changes at once
+// (group commit). t.mu is held on entry and exit, and released while writing.
+func (t *Table) save(upTo uint64) error {
+	for t.saved < upTo {
+		if t.writing {
+			t.written.Wait()
+			continue
+		}
+		t.writing = true
+		batch, nodes := t.changes, slices.Clone(t.nodes)
+		t.mu.Unlock()
+		body := encodeNodes(nodes)
+		err := writeFile(t.path, body)
+		t.mu.Lock()
+		t.writing = false
+		t.written.Broadcast()
+		if err != nil {
+			return fmt.Errorf("save %s: %w", t.path, err)
+		}
+		t.saved = batch
+		t.body.Store(&body)
+	}
+	return nil
+}
+
+// writeFile replaces path with data so that a crash at any moment leaves
+// either the old file or the new one, never a mix: write a temp file beside
+// it, sync it, rename it over path, and sync the directory.
+func writeFile(path string, data []byte) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
+}
