@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+)
+
+func TestRunUsage(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{"no role", nil, 2, "-role"},
+		{"bad role", []string{"-role=miner"}, 2, "-role"},
+		{"unknown flag", []string{"-role=seed", "-x"}, 2, "not defined"},
+		{"bad interval", []string{"-role=seed", "-u", "soon"}, 2, "seconds"},
+		{"host name", []string{"-role=node", "--ip", "localhost"}, 2, "not an IP"},
+		{"port out of range", []string{"-role=seed", "-p", "70000"}, 2, "-p must be 0-65535"},
+		{"help", []string{"-h"}, 0, "-k, --kn_limit"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			is := is.New(t)
+			var stderr bytes.Buffer
+			err := run(context.Background(), append([]string{"peerdisc"}, tc.args...), io.Discard, &stderr)
+			is.Equal(exitCode(err, &stderr), tc.wantCode)                 // exit status
+			is.True(strings.Contains(stderr.String(), tc.wantErr))        // says what is wrong
+			is.True(strings.Contains(stderr.String(), "usage: go run .")) // prints the usage
+		})
+	}
+}
+
+func TestSecondsFlag(t *testing.T) {
+	is := is.New(t)
+	var s seconds
+	is.NoErr(s.Set("60"))
+	is.Equal(time.Duration(s), time.Minute) // whole seconds
+	is.NoErr(s.Set("500ms"))
+	is.Equal(time.Duration(s), 500*time.Millisecond) // Go duration
+	is.True(s.Set("0") != nil)                       // must be positive
+	is.True(s.Set("-1s") != nil)                     // must be positive
+}

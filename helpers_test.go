@@ -1,0 +1,417 @@
+package main
+
+// Helpers shared by the tests: in-process peers on real loopback servers,
+// hostile stand-ins, and the built binary run as real processes.
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// quiet is a logger for tests that do not read the logs.
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// self is the address of the process under test in handler-level tests.
+var self = Node{IP: "127.0.0.1", Port: 42020}
+
+// newTable opens a table in a fresh directory.
+func newTable(t testing.TB, max int, nodes ...Node) *Table {
+	t.Helper()
+	tbl, err := openTable(t.TempDir(), "nodes.json", self, max)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tbl.Close() })
+	if _, err := tbl.Add(nodes...); err != nil {
+		t.Fatal(err)
+	}
+	return tbl
+}
+
+// newHandler is the API of a process whose table is tbl; verify stands in for the connect-back check.
+func newHandler(tbl *Table, verify func(context.Context, Node) error) http.Handler {
+	mux := http.NewServeMux()
+	addRoutes(mux, tbl, verify, quiet)
+	return mux
+}
+
+// alive and unreachable stand in for the connect-back check.
+func alive(context.Context, Node) error       { return nil }
+func unreachable(context.Context, Node) error { return errors.New("connection refused") }
+
+// compact gives s as compact JSON, or s itself if it is not JSON.
+func compact(s string) string {
+	var b bytes.Buffer
+	if json.Compact(&b, []byte(s)) != nil {
+		return s
+	}
+	return b.String()
+}
+
+// distinctNodes returns n different nodes on the documentation range 192.0.2.0/24, which nothing contacts.
+func distinctNodes(n int) []Node {
+	nodes := make([]Node, n)
+	for i := range nodes {
+		nodes[i] = Node{IP: fmt.Sprintf("192.0.2.%d", i%250+1), Port: 1000 + i}
+	}
+	return nodes
+}
+
+// postConcurrently posts every node to url at once and counts the answers by status.
+func postConcurrently(t testing.TB, url string, nodes []Node) map[int]int {
+	t.Helper()
+	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: len(nodes)}}
+	defer client.CloseIdleConnections()
+	codes := make([]int, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body, _ := json.Marshal(n)
+			resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+			if err != nil {
+				return // counted as status 0
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	counts := map[int]int{}
+	for _, c := range codes {
+		counts[c]++
+	}
+	return counts
+}
+
+// testPeer is one simulated process: its table, rounds and API on a real loopback server.
+type testPeer struct {
+	*refresher
+	srv *httptest.Server
+}
+
+func (p *testPeer) self() Node { return p.client.self }
+
+// startPeer starts a process on host (port chosen by the kernel) with cfg's limit, max and fails.
+func startPeer(t testing.TB, host string, cfg config) *testPeer {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ip, cfg.dir, cfg.file = host, t.TempDir(), "nodes.json"
+	cfg.timeout = cmp.Or(cfg.timeout, seconds(10*time.Second)) // generous: a loaded machine slows tests, never fails them
+	cfg.max = max(cfg.max, 1)
+	cfg.fails = max(cfg.fails, 1)
+	r, err := newRefresher(cfg, ln, "", quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(newHandler(r.table, r.client.ping))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(func() {
+		srv.Close()
+		r.table.Close()
+	})
+	return &testPeer{refresher: r, srv: srv}
+}
+
+// startPeers starts n processes on 127.0.0.1.
+func startPeers(t testing.TB, n int, cfg config) []*testPeer {
+	peers := make([]*testPeer, n)
+	for i := range peers {
+		peers[i] = startPeer(t, "127.0.0.1", cfg)
+	}
+	return peers
+}
+
+// deadAddr returns an address on which nothing listens: connections are refused.
+func deadAddr(t testing.TB) Node {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().(*net.TCPAddr)
+	ln.Close()
+	return Node{IP: "127.0.0.1", Port: addr.Port}
+}
+
+// hungPeer is an address that accepts connections and never answers.
+type hungPeer struct {
+	node     Node
+	accepted chan struct{} // closed at the first connection
+}
+
+// hungAddr starts a hungPeer on loopback.
+func hungAddr(t testing.TB) hungPeer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hungPeer{node: Node{IP: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}, accepted: make(chan struct{})}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			if conns == nil {
+				close(h.accepted)
+			}
+			conns = append(conns, c) // held open, never read or answered
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return h
+}
+
+// nodeOf is the Node of an httptest server's URL.
+func nodeOf(t testing.TB, url string) Node {
+	ap, err := net.ResolveTCPAddr("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Node{IP: ap.IP.String(), Port: ap.Port}
+}
+
+// countingServer answers 200 to everything and counts announces (POST /) apart from other requests.
+func countingServer(t testing.TB) (n Node, announces, other *atomic.Int32) {
+	announces, other = new(atomic.Int32), new(atomic.Int32)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "POST" && r.URL.Path == "/" {
+			announces.Add(1)
+		} else {
+			other.Add(1)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return nodeOf(t, srv.URL), announces, other
+}
+
+// converged reports whether every node knows at least min(limit, others) peers and the seed knows all nodes.
+func converged(seed *testPeer, nodes []*testPeer, limit int) bool {
+	for _, n := range nodes {
+		if n.table.Len() < min(limit, len(nodes)-1) {
+			return false
+		}
+	}
+	return seed.table.Len() == len(nodes)
+}
+
+// runRounds drives one round of every node, then one of the seed.
+func runRounds(seed *testPeer, nodes []*testPeer) {
+	for _, n := range nodes {
+		n.nodeRound(context.Background())
+	}
+	seed.seedRound(context.Background())
+}
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	binErr    error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// binary builds the command once per test run and returns its path.
+func binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "peerdisc-test")
+		if binErr != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "peerdisc"), ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return filepath.Join(binDir, "peerdisc")
+}
+
+// syncBuffer is a bytes.Buffer safe for a process to write while a test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proc is one running process of the binary.
+type proc struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	exited chan struct{} // closed once it has exited
+	addr   Node          // where it listens, once started
+}
+
+// startProc runs the binary in dir (where its default data directories go)
+// and waits until it serves.
+func startProc(t testing.TB, dir string, args ...string) *proc {
+	t.Helper()
+	p := launch(t, dir, args...)
+	p.waitStarted(t)
+	return p
+}
+
+// waitStarted waits for the process to log that it serves, and reads its address from that line.
+func (p *proc) waitStarted(t testing.TB) {
+	t.Helper()
+	started := regexp.MustCompile(`msg=started .*address=(\S+)`)
+	eventually(t, 10*time.Second, func() bool {
+		select {
+		case <-p.exited:
+			t.Fatalf("%v exited: %v\n%s", p.cmd.Args, p.cmd.ProcessState, p.stderr)
+		default:
+		}
+		return started.MatchString(p.stderr.String())
+	})
+	host, port, _ := net.SplitHostPort(started.FindStringSubmatch(p.stderr.String())[1])
+	p.addr.IP = host
+	p.addr.Port, _ = strconv.Atoi(port)
+}
+
+// launch runs the binary in dir without waiting for anything.
+func launch(t testing.TB, dir string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(binary(t), args...), stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd.Dir = dir
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.exited
+		if t.Failed() {
+			t.Logf("%v:\n%s", args, p.stderr)
+		}
+	})
+	return p
+}
+
+// wait returns the exit code once the process has exited, failing after limit.
+func (p *proc) wait(t testing.TB, limit time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.exited:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(limit):
+		t.Fatalf("still running after %v", limit)
+		return -1
+	}
+}
+
+// eventually polls cond until it holds, failing after limit, and returns how long it took.
+func eventually(t testing.TB, limit time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > limit {
+			t.Fatalf("condition not met within %v", limit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// testClient is the tests' client for talking to processes.
+var testClient = &http.Client{Timeout: 5 * time.Second}
+
+// listOf returns n's GET /nodes/, or nil if it does not answer.
+func listOf(n Node) []Node {
+	resp, err := testClient.Get("http://" + n.String() + "/nodes/")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	nodes, _ := parseNodes(data)
+	return nodes
+}
+
+// lists reports whether n lists every one of want.
+func lists(n Node, want ...Node) bool {
+	got := map[Node]bool{}
+	for _, g := range listOf(n) {
+		got[g] = true
+	}
+	for _, w := range want {
+		if !got[w] {
+			return false
+		}
+	}
+	return true
+}
+
+// readNodesFile parses a nodes file, failing the test if it is not valid.
+func readNodesFile(t testing.TB, path string) []Node {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := parseNodes(data)
+	if err != nil {
+		t.Fatalf("%s is not a valid nodes file: %v\n%s", path, err, data)
+	}
+	return nodes
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"net"
+	"testing"
+
+	"github.com/matryer/is"
+)
+
+func TestNodeSendsOneCheckPerPeerPerRoundOnceLimitMet(t *testing.T) {
+	is := is.New(t)
+	peer, checks, other := countingServer(t)
+	seed, seedAnnounces, seedOther := countingServer(t)
+	p := startPeer(t, "127.0.0.1", config{limit: 1, max: 10})
+	p.seeds = []Node{seed}
+	_, err := p.table.Add(peer)
+	is.NoErr(err)
+	for range 5 {
+		p.nodeRound(context.Background())
+	}
+	is.Equal(checks.Load(), int32(5))        // one check per round
+	is.Equal(other.Load(), int32(0))         // no list fetched: the limit was met
+	is.Equal(seedAnnounces.Load(), int32(5)) // one announce per round keeps the seed's list whole
+	is.Equal(seedOther.Load(), int32(0))     // no list asked of the seed
+}
+
+func TestSeedRelearnsANodeItDropped(t *testing.T) {
+	is := is.New(t)
+	seed := startPeer(t, "127.0.0.1", config{max: 10})
+	nodes := startPeers(t, 2, config{limit: 1, max: 10})
+	for _, n := range nodes {
+		n.seeds = []Node{seed.self()}
+	}
+	runRounds(seed, nodes)
+	is.True(converged(seed, nodes, 1)) // both nodes know their limit of 1 peer
+	_, err := seed.table.Remove(nodes[0].self())
+	is.NoErr(err) // as after a passing failure
+	runRounds(seed, nodes)
+	is.True(seed.table.Has(nodes[0].self())) // a node that knows enough peers still announces to the seed
+}
+
+func TestNetworkConvergesAndForgetsTheDead(t *testing.T) {
+	is := is.New(t)
+	seed := startPeer(t, "127.0.0.1", config{max: 100})
+	nodes := startPeers(t, 6, config{limit: 10, max: 100})
+	for _, n := range nodes {
+		n.seeds = []Node{deadAddr(t), seed.self()} // a dead seed first: the next one is tried
+	}
+	rounds := 0
+	for !converged(seed, nodes, 10) && rounds < 5 {
+		runRounds(seed, nodes)
+		rounds++
+	}
+	is.True(converged(seed, nodes, 10)) // every node knows the other 5, the seed all 6
+	is.True(rounds <= 2)                // within two rounds
+	t.Logf("converged in %d rounds", rounds)
+
+	dead := nodes[2]
+	dead.srv.Close()
+	nodes = append(nodes[:2], nodes[3:]...)
+	runRounds(seed, nodes)
+	for _, p := range append(nodes, seed) {
+		is.True(!p.table.Has(dead.self())) // gone after one round, not learned back from a stale list
+	}
+	runRounds(seed, nodes)
+	for _, p := range append(nodes, seed) {
+		is.True(!p.table.Has(dead.self())) // and stays gone
+	}
+}
+
+func TestIPv6Network(t *testing.T) {
+	if ln, err := net.Listen("tcp", "[::1]:0"); err != nil {
+		t.Skip("no IPv6 loopback here:", err)
+	} else {
+		ln.Close()
+	}
+	is := is.New(t)
+	seed := startPeer(t, "::1", config{max: 10})
+	nodes := []*testPeer{startPeer(t, "::1", config{limit: 10, max: 10}), startPeer(t, "::1", config{limit: 10, max: 10})}
+	for _, n := range nodes {
+		n.seeds = []Node{seed.self()}
+	}
+	runRounds(seed, nodes)
+	runRounds(seed, nodes)
+	is.True(converged(seed, nodes, 10)) // nodes on ::1 find each other
+	is.Equal(nodes[0].table.List()[0].IP, "::1")
+}
+
+func TestListenRandomSkipsTakenPorts(t *testing.T) {
+	is := is.New(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	is.NoErr(err)
+	defer taken.Close()
+	free := deadAddr(t).Port
+	picks := []int{taken.Addr().(*net.TCPAddr).Port, free}
+	ln, err := listenRandom("127.0.0.1", func() int { p := picks[0]; picks = picks[1:]; return p })
+	is.NoErr(err) // a taken port is not fatal
+	defer ln.Close()
+	is.Equal(ln.Addr().(*net.TCPAddr).Port, free) // the next pick is used
+}
+
+func TestBootstrapSeeds(t *testing.T) {
+	tests := []struct {
+		name string
+		ip   string
+		port int
+		want []Node
+	}{
+		{"committed nodes.json", "", 0, []Node{{IP: "127.0.0.1", Port: 42020}}},
+		{"-di alone", "127.0.0.7", 0, []Node{{IP: "127.0.0.7", Port: 42020}}},
+		{"-dp alone", "", 4000, []Node{{IP: "127.0.0.1", Port: 4000}}},
+		{"both", "::ffff:127.0.0.8", 4000, []Node{{IP: "127.0.0.8", Port: 4000}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			is := is.New(t)
+			seeds, err := bootstrapSeeds(config{dnsIP: tc.ip, dnsPort: tc.port})
+			is.NoErr(err)
+			is.Equal(seeds, tc.want) // the seeds tried in step 3
+		})
+	}
+}

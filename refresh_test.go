@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+)
+
+func TestRoundDropsClosedAndHungPeers(t *testing.T) {
+	for _, role := range []string{"seed", "node"} {
+		t.Run(role, func(t *testing.T) {
+			is := is.New(t)
+			live := startPeers(t, 2, config{limit: 10, max: 10})
+			p := startPeer(t, "127.0.0.1", config{limit: 1, max: 10, timeout: seconds(300 * time.Millisecond)})
+			dead, hung := deadAddr(t), hungAddr(t).node
+			_, err := p.table.Add(dead, live[0].self(), hung, live[1].self())
+			is.NoErr(err)
+
+			var s roundStats
+			if role == "seed" {
+				s = p.seedRound(context.Background())
+			} else {
+				s = p.nodeRound(context.Background())
+			}
+
+			is.Equal(s.removed, 2)                                           // closed and hung removed
+			is.Equal(p.table.List(), []Node{live[0].self(), live[1].self()}) // live kept, in order
+			if role == "node" {
+				is.True(live[0].table.Has(p.self())) // the check announced the node to its peers
+			}
+		})
+	}
+}
+
+func TestListFromHostilePeer(t *testing.T) {
+	tests := []struct {
+		name, body string
+		want       []Node // nil: the list is refused
+	}{
+		{"invalid entries skipped", `[{"ip_address": "localhost", "port": 1}, {"ip_address": "127.0.0.5", "port": 5000}, "x", null, 7]`, []Node{{IP: "127.0.0.5", Port: 5000}}},
+		{"not a list", `{"ip_address": "127.0.0.5", "port": 5000}`, nil},
+		{"garbage", `<html>`, nil},
+		{"over the limit", "[" + strings.Repeat(`{"ip_address": "127.0.0.5", "port": 5000},`, maxListBody/40) + `{"ip_address": "127.0.0.5", "port": 5000}]`, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			is := is.New(t)
+			peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, tc.body) }))
+			defer peer.Close()
+			got, err := newPeerClient(2*time.Second, self).list(context.Background(), nodeOf(t, peer.URL))
+			is.Equal(got, tc.want)               // what is learned
+			is.Equal(err != nil, tc.want == nil) // refused lists are errors
+		})
+	}
+}
+
+func TestRedirectIsNotAnAnswer(t *testing.T) {
+	is := is.New(t)
+	live, announces, other := countingServer(t)
+	redirector := httptest.NewServer(http.RedirectHandler("http://"+live.String()+"/", http.StatusTemporaryRedirect))
+	defer redirector.Close()
+	c := newPeerClient(2*time.Second, self)
+	is.True(c.ping(context.Background(), nodeOf(t, redirector.URL)) != nil)     // a 307 is not a 2xx
+	is.True(c.announce(context.Background(), nodeOf(t, redirector.URL)) != nil) // nor for POST
+	is.Equal(announces.Load()+other.Load(), int32(0))                           // the redirects were not followed
+}
+
+func TestFailThreshold(t *testing.T) {
+	is := is.New(t)
+	var down atomic.Bool
+	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+		}
+	}))
+	defer flaky.Close()
+	node := nodeOf(t, flaky.URL)
+	p := startPeer(t, "127.0.0.1", config{fails: 3, max: 10})
+	_, err := p.table.Add(node)
+	is.NoErr(err)
+
+	down.Store(true)
+	p.seedRound(context.Background())
+	p.seedRound(context.Background())
+	is.True(p.table.Has(node)) // two failures in a row: still listed
+	down.Store(false)
+	p.seedRound(context.Background())
+	down.Store(true)
+	p.seedRound(context.Background())
+	p.seedRound(context.Background())
+	is.True(p.table.Has(node)) // a success resets the count
+	p.seedRound(context.Background())
+	is.True(!p.table.Has(node)) // third failure in a row removes it
+}
+
+func TestForEachRunsConcurrentlyWithABound(t *testing.T) {
+	t.Run("all at once when few", func(t *testing.T) {
+		is := is.New(t)
+		// Each call waits for all the others to start: run one at a time, they would never finish.
+		nodes := distinctNodes(20)
+		var started sync.WaitGroup
+		started.Add(len(nodes))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		errs := forEach(ctx, nodes, func(ctx context.Context, n Node) error {
+			started.Done()
+			done := make(chan struct{})
+			go func() { started.Wait(); close(done) }()
+			select {
+			case <-done:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		is.Equal(errs, make([]error, len(nodes))) // every call saw all the others running
+	})
+	t.Run("never more than the bound", func(t *testing.T) {
+		is := is.New(t)
+		var running, most atomic.Int32
+		release := make(chan struct{})
+		go func() {
+			for running.Load() < maxInFlight {
+				time.Sleep(time.Millisecond) // polling for the calls to fill the slots
+			}
+			close(release)
+		}()
+		forEach(context.Background(), distinctNodes(500), func(ctx context.Context, n Node) error {
+			now := running.Add(1)
+			defer running.Add(-1)
+			for {
+				m := most.Load()
+				if now <= m || most.CompareAndSwap(m, now) {
+					break
+				}
+			}
+			<-release
+			return nil
+		})
+		is.Equal(most.Load(), int32(maxInFlight)) // bound reached, never passed
+	})
+}
+
+func TestLoopSleepsBetweenRounds(t *testing.T) {
+	is := is.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	var rounds int
+	loop(ctx, 100*time.Millisecond, func(context.Context) roundStats { rounds++; return roundStats{} }, quiet)
+	// A round at once and then one per 100ms: about 3. A loop that did not
+	// sleep would run millions; the bound is loose for slow machines.
+	is.True(rounds >= 1 && rounds <= 10) // rounds in 300ms
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/matryer/is"
+)
+
+func TestPersistence(t *testing.T) {
+	t.Run("round trip", func(t *testing.T) {
+		is := is.New(t)
+		dir := t.TempDir()
+		a, b := Node{IP: "127.0.0.5", Port: 5000}, Node{IP: "::1", Port: 6000}
+		tbl, err := openTable(dir, "nodes.json", self, 10)
+		is.NoErr(err)
+		_, err = tbl.Add(a, b, Node{IP: "127.0.0.7", Port: 7000})
+		is.NoErr(err)
+		_, err = tbl.Remove(Node{IP: "127.0.0.7", Port: 7000})
+		is.NoErr(err)
+		body := string(tbl.Body())
+		is.NoErr(tbl.Close())
+
+		again, err := openTable(dir, "nodes.json", self, 10)
+		is.NoErr(err)
+		defer again.Close()
+		is.Equal(again.List(), []Node{a, b})                                                                  // same nodes, same order
+		is.Equal(string(again.Body()), body)                                                                  // same bytes
+		is.True(strings.Contains(body, "\n  {\n    \"ip_address\": \"127.0.0.5\",\n    \"port\": 5000\n  }")) // indented
+	})
+	t.Run("missing file is an empty table, written at once", func(t *testing.T) {
+		is := is.New(t)
+		dir := filepath.Join(t.TempDir(), "new", "dir")
+		tbl, err := openTable(dir, "nodes.json", self, 10)
+		is.NoErr(err)
+		defer tbl.Close()
+		onDisk, err := os.ReadFile(filepath.Join(dir, "nodes.json"))
+		is.NoErr(err)
+		is.Equal(string(onDisk), "[]\n") // empty table on disk
+	})
+	t.Run("blog's compact file is read and normalised", func(t *testing.T) {
+		is := is.New(t)
+		dir := t.TempDir()
+		path := filepath.Join(dir, "nodes.json")
+		blog := `[{"ip_address": "127.0.0.5", "port": 5000}, {"ip_address": "127.0.0.5", "port": 5000}, {"ip_address": "127.0.0.1", "port": 42020}]`
+		is.NoErr(os.WriteFile(path, []byte(blog), 0o644))
+		tbl, err := openTable(dir, "nodes.json", self, 10)
+		is.NoErr(err)
+		defer tbl.Close()
+		is.Equal(tbl.List(), []Node{{IP: "127.0.0.5", Port: 5000}}) // duplicate and self dropped
+		onDisk, _ := os.ReadFile(path)
+		is.Equal(string(onDisk), string(tbl.Body())) // file rewritten to match
+	})
+	t.Run("temp files from a crash are removed", func(t *testing.T) {
+		is := is.New(t)
+		dir := t.TempDir()
+		tmp := filepath.Join(dir, "nodes.json.tmp-123")
+		is.NoErr(os.WriteFile(tmp, []byte(`[{"ip_add`), 0o644))
+		tbl, err := openTable(dir, "nodes.json", self, 10)
+		is.NoErr(err)
+		defer tbl.Close()
+		_, err = os.Stat(tmp)
+		is.True(errors.Is(err, os.ErrNotExist)) // leftover removed
+	})
+	t.Run("corrupt file is refused and left alone", func(t *testing.T) {
+		for name, content := range map[string]string{
+			"truncated": `[{"ip_address": "127.0.0.5", "po`,
+			"empty":     ``,
+			"bad entry": `[{"ip_address": "localhost", "port": 5000}]`,
+			"object":    `{"ip_address": "127.0.0.5", "port": 5000}`,
+		} {
+			t.Run(name, func(t *testing.T) {
+				is := is.New(t)
+				dir := t.TempDir()
+				path := filepath.Join(dir, "nodes.json")
+				is.NoErr(os.WriteFile(path, []byte(content), 0o600))
+				_, err := openTable(dir, "nodes.json", self, 10)
+				is.True(err != nil)                          // refused
+				is.True(strings.Contains(err.Error(), path)) // message names the file
+				onDisk, _ := os.ReadFile(path)
+				is.Equal(string(onDisk), content) // untouched
+			})
+		}
+	})
+	t.Run("file over the cap is refused and left alone", func(t *testing.T) {
+		is := is.New(t)
+		dir := t.TempDir()
+		path := filepath.Join(dir, "nodes.json")
+		content := encodeNodes(distinctNodes(3))
+		is.NoErr(os.WriteFile(path, content, 0o644))
+		_, err := openTable(dir, "nodes.json", self, 2)
+		is.True(err != nil)                                // refused
+		is.True(strings.Contains(err.Error(), "raise -m")) // says what to do
+		onDisk, _ := os.ReadFile(path)
+		is.Equal(onDisk, content) // untouched
+	})
+	t.Run("second open of the same file is refused", func(t *testing.T) {
+		is := is.New(t)
+		dir := t.TempDir()
+		first, err := openTable(dir, "nodes.json", self, 10)
+		is.NoErr(err)
+		_, err = openTable(dir, "nodes.json", self, 10)
+		is.True(err != nil)                              // locked
+		is.True(strings.Contains(err.Error(), "in use")) // says why
+		is.NoErr(first.Close())
+		again, err := openTable(dir, "nodes.json", self, 10)
+		is.NoErr(err) // free once the first is closed
+		again.Close()
+	})
+}
