@@ -196,11 +196,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(append(body, '\n'))
 }
 
-// serve answers the API on ln and runs round every interval until ctx is
-// done, then stops the rounds, lets requests in flight finish, and returns.
-func serve(ctx context.Context, cfg config, ln net.Listener, r *refresher, round func(context.Context) roundStats, log *slog.Logger) error {
+// serve answers the API for t on ln and runs rounds until ctx is done, then
+// stops the rounds, lets requests in flight finish, and returns.
+func serve(ctx context.Context, cfg config, ln net.Listener, t *Table, verify func(context.Context, Node) error, rounds func(context.Context), log *slog.Logger) error {
 	mux := http.NewServeMux()
-	addRoutes(mux, r.table, r.client.ping, log)
+	addRoutes(mux, t, verify, log)
 	timeout := time.Duration(cfg.timeout)
 	srv := &http.Server{
 		Handler:           mux,
@@ -218,9 +218,9 @@ func serve(ctx context.Context, cfg config, ln net.Listener, r *refresher, round
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	go func() { stop(srv.Serve(ln)) }()
-	log.Info("started", "role", cfg.role, "address", r.client.self.String(), "file", r.table.path)
+	log.Info("started", "role", cfg.role, "address", t.self.String(), "file", t.path)
 
-	loop(ctx, time.Duration(cfg.interval), round, log)
+	rounds(ctx)
 
 	stopRequests()
 	shutdown, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // runNode runs a node: it finds peers through the seed and through other
@@ -33,7 +34,7 @@ func runNode(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	defer r.table.Close()
 	r.seeds = seeds
-	return serve(ctx, cfg, ln, r, r.nodeRound, log)
+	return serve(ctx, cfg, ln, r.table, r.client.ping, func(ctx context.Context) { r.loop(ctx, time.Duration(cfg.interval), r.nodeRound) }, log)
 }
 
 // listenNode listens on -p, or else on a random port in 50000-60000.
@@ -97,7 +98,7 @@ func (r *refresher) nodeRound(ctx context.Context) roundStats {
 			learned = append(learned, list...)
 			return err
 		})
-		s.added += r.learn(ctx, learned)
+		s.learned = append(s.learned, r.learn(ctx, learned)...)
 	}
 
 	// 3. Announce to the seeds, in order, until one answers, and take its
@@ -114,22 +115,21 @@ func (r *refresher) nodeRound(ctx context.Context) roundStats {
 				r.log.Warn("seed did not answer", "seed", seed, "err", err)
 				continue
 			}
-			s.added += r.learn(ctx, learned)
+			s.learned = append(s.learned, r.learn(ctx, learned)...)
 			break
 		}
 		if announced {
 			break
 		}
 	}
-	s.known = r.table.Len()
 	return s
 }
 
 // learn adds candidates that answer an announce, until the node knows
-// r.limit peers. Announcing checks a candidate and introduces this node to it
+// r.limit peers, and returns those it added. Announcing checks a candidate and introduces this node to it
 // with one call, so both sides learn each other at once; a dead node in
 // someone's stale list is never taken back.
-func (r *refresher) learn(ctx context.Context, candidates []Node) int {
+func (r *refresher) learn(ctx context.Context, candidates []Node) []Node {
 	need := r.limit - r.table.Len()
 	var fresh []Node
 	seen := map[Node]bool{r.client.self: true}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -138,7 +139,7 @@ type refresher struct {
 
 // roundStats is what one round did, for its log line.
 type roundStats struct {
-	known, added, removed int
+	learned, removed []Node
 }
 
 // newRefresher opens the table in -d (or defaultDir) for the process listening on ln.
@@ -157,13 +158,13 @@ func newRefresher(cfg config, ln net.Listener, defaultDir string, log *slog.Logg
 	}, nil
 }
 
-// sweep checks every known node with check and removes those that have now
-// failed r.fails times in a row.
-func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node) error) int {
+// sweep checks every known node with check and removes, and returns, those
+// that have now failed r.fails times in a row.
+func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node) error) []Node {
 	nodes := r.table.List()
 	errs := forEach(ctx, nodes, check)
 	if ctx.Err() != nil {
-		return 0 // shutting down: a cancelled check says nothing about the peer
+		return nil // shutting down: a cancelled check says nothing about the peer
 	}
 	failed := map[Node]int{} // forget peers that left the table some other way
 	var gone []Node
@@ -187,21 +188,43 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 
 // loop runs round at once and then every interval until ctx is done, logging
 // each. Rounds never overlap, and a round that overruns the interval delays
-// the next one rather than letting them pile up.
-func loop(ctx context.Context, interval time.Duration, round func(context.Context) roundStats, log *slog.Logger) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
+// the next one rather than letting them pile up. Each log line names the
+// peers the round learned and removed, and counts those that others added
+// or removed through the API since the last round (announces, operator
+// calls), so that known = before + learned + announced - removed.
+func (r *refresher) loop(ctx context.Context, interval time.Duration, round func(context.Context) roundStats) {
+	before := r.table.Len()
 	for {
 		start := time.Now()
 		s := round(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		log.Info("round", "known", s.known, "added", s.added, "removed", s.removed, "took", time.Since(start).Round(time.Millisecond))
+		known := r.table.Len()
+		r.log.Info("round", "known", known, "learned", names(s.learned), "removed", names(s.removed),
+			"announced", known-before-len(s.learned)+len(s.removed), "took", time.Since(start).Round(time.Millisecond))
+		before = known
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-time.After(max(0, interval-time.Since(start))):
 		}
 	}
+}
+
+// names lists nodes for a log line: at most 8 addresses, then how many more.
+func names(nodes []Node) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, n := range nodes {
+		if i == 8 {
+			fmt.Fprintf(&b, " +%d more", len(nodes)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(n.String())
+	}
+	return b.String() + "]"
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -31,7 +32,7 @@ func TestRoundDropsClosedAndHungPeers(t *testing.T) {
 				s = p.nodeRound(context.Background())
 			}
 
-			is.Equal(s.removed, 2)                                           // closed and hung removed
+			is.Equal(len(s.removed), 2)                                      // closed and hung removed
 			is.Equal(p.table.List(), []Node{live[0].self(), live[1].self()}) // live kept, in order
 			if role == "node" {
 				is.True(live[0].table.Has(p.self())) // the check announced the node to its peers
@@ -154,8 +155,47 @@ func TestLoopSleepsBetweenRounds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	var rounds int
-	loop(ctx, 100*time.Millisecond, func(context.Context) roundStats { rounds++; return roundStats{} }, quiet)
+	p := startPeer(t, "127.0.0.1", config{})
+	p.loop(ctx, 100*time.Millisecond, func(context.Context) roundStats { rounds++; return roundStats{} })
 	// A round at once and then one per 100ms: about 3. A loop that did not
 	// sleep would run millions; the bound is loose for slow machines.
 	is.True(rounds >= 1 && rounds <= 10) // rounds in 300ms
+}
+
+func TestRoundLogNamesPeersAndAddsUp(t *testing.T) {
+	is := is.New(t)
+	p := startPeer(t, "127.0.0.1", config{max: 10})
+	var logs syncBuffer
+	p.log = slog.New(slog.NewTextHandler(&logs, nil))
+	old, learned, announced := Node{IP: "127.0.0.5", Port: 5}, Node{IP: "127.0.0.6", Port: 6}, Node{IP: "127.0.0.7", Port: 7}
+	_, err := p.table.Add(old)
+	is.NoErr(err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rounds := 0
+	p.loop(ctx, time.Millisecond, func(context.Context) roundStats {
+		if rounds++; rounds > 1 {
+			cancel()
+			return roundStats{}
+		}
+		_, err := p.table.Add(announced) // as POST / from another process would
+		is.NoErr(err)
+		got, err := p.table.Add(learned)
+		is.NoErr(err)
+		gone, err := p.table.Remove(old)
+		is.NoErr(err)
+		return roundStats{learned: got, removed: gone}
+	})
+	line := logs.String()
+	is.True(strings.Contains(line, "known=2 "))              // 1 + 1 learned + 1 announced - 1 removed
+	is.True(strings.Contains(line, "learned=[127.0.0.6:6]")) // names what it learned
+	is.True(strings.Contains(line, `removed=[127.0.0.5:5]`)) // and what it removed
+	is.True(strings.Contains(line, "announced=1 "))          // and counts what others added
+	is.Equal(strings.Count(line, "msg=round"), 1)            // one line per round
+}
+
+func TestNamesIsBounded(t *testing.T) {
+	is := is.New(t)
+	is.Equal(names(nil), "[]")
+	is.Equal(names(distinctNodes(10)), "[192.0.2.1:1000 192.0.2.2:1001 192.0.2.3:1002 192.0.2.4:1003 192.0.2.5:1004 192.0.2.6:1005 192.0.2.7:1006 192.0.2.8:1007 +2 more]")
 }

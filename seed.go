@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"time"
 )
 
 // seedPort is the seed's default port, the blog's.
@@ -27,11 +28,10 @@ func runSeed(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer r.table.Close()
-	return serve(ctx, cfg, ln, r, r.seedRound, log)
+	return serve(ctx, cfg, ln, r.table, r.client.ping, func(ctx context.Context) { r.loop(ctx, time.Duration(cfg.interval), r.seedRound) }, log)
 }
 
 // seedRound checks every known node with GET / and removes the dead.
 func (r *refresher) seedRound(ctx context.Context) roundStats {
-	removed := r.sweep(ctx, r.client.ping)
-	return roundStats{known: r.table.Len(), removed: removed}
+	return roundStats{removed: r.sweep(ctx, r.client.ping)}
 }

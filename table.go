@@ -129,14 +129,14 @@ func (t *Table) Has(n Node) bool {
 // Body is the JSON array on disk: what GET /nodes/ answers.
 func (t *Table) Body() []byte { return *t.body.Load() }
 
-// Add adds the nodes it does not know yet and returns how many it added, once
+// Add adds the nodes it does not know yet and returns those it added, once
 // the table it leaves is on disk. It returns errSelf or errFull if it had to
 // skip a node for that reason.
-func (t *Table) Add(nodes ...Node) (int, error) {
+func (t *Table) Add(nodes ...Node) ([]Node, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var skipped error
-	added := 0
+	var added []Node
 	for _, n := range nodes {
 		switch {
 		case n == t.self:
@@ -147,25 +147,27 @@ func (t *Table) Add(nodes ...Node) (int, error) {
 		default:
 			t.known[n] = true
 			t.nodes = append(t.nodes, n)
-			added++
+			added = append(added, n)
 		}
 	}
-	if added > 0 {
+	if len(added) > 0 {
 		t.changes++
 	}
 	// Wait even if nothing changed: a node found here may still be on its way to disk.
 	return added, cmp.Or(t.save(t.changes), skipped)
 }
 
-// Remove removes the given nodes and returns how many it removed, once the
+// Remove removes the given nodes and returns those it removed, once the
 // table it leaves is on disk.
-func (t *Table) Remove(nodes ...Node) (int, error) {
+func (t *Table) Remove(nodes ...Node) ([]Node, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	gone := map[Node]bool{}
+	var removed []Node
 	for _, n := range nodes {
 		if t.known[n] {
 			gone[n] = true
+			removed = append(removed, n)
 			delete(t.known, n)
 		}
 	}
@@ -173,7 +175,7 @@ func (t *Table) Remove(nodes ...Node) (int, error) {
 		t.nodes = slices.DeleteFunc(t.nodes, func(n Node) bool { return gone[n] })
 		t.changes++
 	}
-	return len(gone), t.save(t.changes)
+	return removed, t.save(t.changes)
 }
 
 // save returns once change number upTo is on disk. The first caller to find no
