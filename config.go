@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +25,7 @@ type config struct {
 	limit, max, fails int
 	dnsIP             string
 	dnsPort           int
+	draw              bool
 }
 
 // parseFlags reads the blog's flags; each has a short and a long name, and
@@ -35,7 +38,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	long := map[string]string{"i": "ip", "p": "port", "d": "dir", "n": "nodes", "u": "upd_int", "t": "timeout",
 		"k": "kn_limit", "m": "max", "f": "fails", "di": "dns_ip", "dp": "dns_port"} // short name -> long name
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: go run . -role=seed|node [flags]\n\nflags (one dash or two):")
+		fmt.Fprintln(stderr, "usage: go run . -role=seed|node|map [flags]\n\nflags (one dash or two):")
 		fs.VisitAll(func(f *flag.Flag) {
 			if strings.HasPrefix(f.Usage, "same as") {
 				return
@@ -50,7 +53,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			fmt.Fprintf(stderr, "  %-20s %s%s\n", name, f.Usage, def)
 		})
 	}
-	fs.StringVar(&c.role, "role", "", "seed or node (required)")
+	fs.StringVar(&c.role, "role", "", "seed, node or map (required)")
 	fs.StringVar(&c.ip, "i", "127.0.0.1", "address to listen on and to advertise")
 	fs.IntVar(&c.port, "p", 0, "port; 0 takes any free port (default: seed 42020, node a free random port in 50000-60000)")
 	fs.StringVar(&c.dir, "d", "", "data directory (default: seed .seed, node .node-PORT)")
@@ -58,10 +61,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Var(&c.interval, "u", "round interval: whole seconds (60) or a Go duration (500ms)")
 	fs.Var(&c.timeout, "t", "per-request timeout: whole seconds or a Go duration")
 	fs.IntVar(&c.limit, "k", 10, "node: known nodes that are enough to skip the next step of a round")
-	fs.IntVar(&c.max, "m", 1000, "most nodes the table holds")
+	fs.IntVar(&c.max, "m", 1000, "most nodes the table holds; map: most processes it asks")
 	fs.IntVar(&c.fails, "f", 1, "failed checks in a row that remove a peer")
-	fs.StringVar(&c.dnsIP, "di", "", "node: the seed's address (default: from ./nodes.json, else 127.0.0.1)")
-	fs.IntVar(&c.dnsPort, "dp", 0, "node: the seed's port (default: from ./nodes.json, else 42020)")
+	fs.StringVar(&c.dnsIP, "di", "", "node, map: the seed's address (default: from ./nodes.json, else 127.0.0.1)")
+	fs.IntVar(&c.dnsPort, "dp", 0, "node, map: the seed's port (default: from ./nodes.json, else 42020)")
+	fs.BoolVar(&c.draw, "draw", false, "map: draw the graph even past 50 processes")
 	for short, name := range long {
 		fs.Var(fs.Lookup(short).Value, name, "same as -"+short)
 	}
@@ -76,8 +80,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	var bad error
 	switch {
-	case c.role != "seed" && c.role != "node":
-		bad = errors.New("-role must be seed or node")
+	case c.role != "seed" && c.role != "node" && c.role != "map":
+		bad = errors.New("-role must be seed, node or map")
 	case fs.NArg() > 0:
 		bad = fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	case (Node{IP: c.ip, Port: 1}).Valid() != nil:
@@ -127,4 +131,24 @@ func (s *seconds) Set(v string) error {
 	}
 	*s = seconds(d)
 	return nil
+}
+
+// bootstrapSeeds is the list of seeds that step 3 tries in order: the one
+// named by -di and -dp, else those in ./nodes.json, else 127.0.0.1:42020.
+func bootstrapSeeds(cfg config) ([]Node, error) {
+	if cfg.dnsIP != "" || cfg.dnsPort != 0 {
+		return []Node{Node{IP: cmp.Or(cfg.dnsIP, "127.0.0.1"), Port: cmp.Or(cfg.dnsPort, seedPort)}.canonical()}, nil
+	}
+	data, err := os.ReadFile("nodes.json")
+	if errors.Is(err, os.ErrNotExist) {
+		return []Node{{IP: "127.0.0.1", Port: seedPort}}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	seeds, err := parseNodes(data)
+	if err != nil {
+		return nil, fmt.Errorf("nodes.json, the list of seeds: %w", err)
+	}
+	return seeds, nil
 }

@@ -48,3 +48,25 @@ func TestSecondsFlag(t *testing.T) {
 	is.True(s.Set("0") != nil)                       // must be positive
 	is.True(s.Set("-1s") != nil)                     // must be positive
 }
+
+func TestBootstrapSeeds(t *testing.T) {
+	tests := []struct {
+		name string
+		ip   string
+		port int
+		want []Node
+	}{
+		{"committed nodes.json", "", 0, []Node{{IP: "127.0.0.1", Port: 42020}}},
+		{"-di alone", "127.0.0.7", 0, []Node{{IP: "127.0.0.7", Port: 42020}}},
+		{"-dp alone", "", 4000, []Node{{IP: "127.0.0.1", Port: 4000}}},
+		{"both", "::ffff:127.0.0.8", 4000, []Node{{IP: "127.0.0.8", Port: 4000}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			is := is.New(t)
+			seeds, err := bootstrapSeeds(config{dnsIP: tc.ip, dnsPort: tc.port})
+			is.NoErr(err)
+			is.Equal(seeds, tc.want) // the seeds tried in step 3
+		})
+	}
+}

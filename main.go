@@ -41,8 +41,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	if cfg.role == "seed" {
+	switch cfg.role {
+	case "seed":
 		return runSeed(ctx, cfg, log)
+	case "map":
+		return runMap(ctx, cfg, stdout, log)
 	}
 	return runNode(ctx, cfg, log)
 }

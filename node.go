@@ -1,14 +1,12 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 	"syscall"
@@ -58,26 +56,6 @@ func listenRandom(ip string, pick func() int) (net.Listener, error) {
 		}
 	}
 	return nil, fmt.Errorf("no free port found: %w", err)
-}
-
-// bootstrapSeeds is the list of seeds that step 3 tries in order: the one
-// named by -di and -dp, else those in ./nodes.json, else 127.0.0.1:42020.
-func bootstrapSeeds(cfg config) ([]Node, error) {
-	if cfg.dnsIP != "" || cfg.dnsPort != 0 {
-		return []Node{Node{IP: cmp.Or(cfg.dnsIP, "127.0.0.1"), Port: cmp.Or(cfg.dnsPort, seedPort)}.canonical()}, nil
-	}
-	data, err := os.ReadFile("nodes.json")
-	if errors.Is(err, os.ErrNotExist) {
-		return []Node{{IP: "127.0.0.1", Port: seedPort}}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	seeds, err := parseNodes(data)
-	if err != nil {
-		return nil, fmt.Errorf("nodes.json, the list of seeds: %w", err)
-	}
-	return seeds, nil
 }
 
 // nodeRound is the node's round: the blog's three steps. Steps 2 and 3 look

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+)
+
+// maxDrawn is the most processes drawn as a graph unless -draw asks for more:
+// past it a flowchart is too dense to read.
+const maxDrawn = 50
+
+// netMap is what a crawl found: each process that answered GET /nodes/ with
+// the entries it lists, and the entries that did not answer.
+type netMap struct {
+	lists map[Node][]Node
+	dead  []Node
+}
+
+// runMap crawls the network from the seeds and prints its map to stdout. It
+// fails if no seed answered.
+func runMap(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) error {
+	seeds, err := bootstrapSeeds(cfg)
+	if err != nil {
+		return err
+	}
+	m := crawl(ctx, newPeerClient(time.Duration(cfg.timeout), Node{}), seeds, cfg.max)
+	if !slices.ContainsFunc(seeds, func(s Node) bool { return m.lists[s] != nil }) {
+		return errors.New("no seed answered GET /nodes/: " + names(seeds))
+	}
+	if len(m.lists) <= maxDrawn || cfg.draw {
+		m.mermaid(stdout)
+	}
+	fmt.Fprintln(stdout, m.summary())
+	return nil
+}
+
+// crawl asks every process it hears of for its list, breadth first from the
+// seeds, until it has asked max of them. Each wave runs through forEach,
+// so at most maxInFlight calls are open, each bounded by the client's timeout.
+func crawl(ctx context.Context, c *peerClient, seeds []Node, max int) netMap {
+	m := netMap{lists: map[Node][]Node{}}
+	seen := map[Node]bool{}
+	var wave []Node
+	for _, s := range seeds {
+		if !seen[s] {
+			seen[s] = true
+			wave = append(wave, s)
+		}
+	}
+	for len(wave) > 0 && len(m.lists)+len(m.dead) < max && ctx.Err() == nil {
+		wave = wave[:min(len(wave), max-len(m.lists)-len(m.dead))]
+		var mu sync.Mutex
+		lists := map[Node][]Node{}
+		errs := forEach(ctx, wave, func(ctx context.Context, n Node) error {
+			list, err := c.list(ctx, n)
+			mu.Lock()
+			defer mu.Unlock()
+			lists[n] = list
+			return err
+		})
+		var next []Node
+		for i, n := range wave {
+			if errs[i] != nil {
+				m.dead = append(m.dead, n)
+				continue
+			}
+			m.lists[n] = append([]Node{}, lists[n]...) // non-nil: it answered
+			for _, l := range lists[n] {
+				if !seen[l] {
+					seen[l] = true
+					next = append(next, l)
+				}
+			}
+		}
+		wave = next
+	}
+	return m
+}
+
+// sorted returns the processes that answered, then the dead, each by address.
+func (m netMap) sorted() []Node {
+	var nodes []Node
+	for n := range m.lists {
+		nodes = append(nodes, n)
+	}
+	dead := slices.Clone(m.dead)
+	slices.SortFunc(nodes, compareNodes)
+	slices.SortFunc(dead, compareNodes)
+	return append(nodes, dead...)
+}
+
+// compareNodes orders nodes by IP, then port.
+func compareNodes(a, b Node) int {
+	return cmp.Or(netip.MustParseAddr(a.IP).Compare(netip.MustParseAddr(b.IP)), cmp.Compare(a.Port, b.Port))
+}
+
+// knows reports whether a answered and lists b.
+func (m netMap) knows(a, b Node) bool { return slices.Contains(m.lists[a], b) }
+
+// mermaid prints the who-knows-whom graph as a Mermaid flowchart in a
+// Markdown fence: a <--> b when each lists the other, a --> b when only a
+// lists b. Entries that did not answer are dashed.
+func (m netMap) mermaid(w io.Writer) {
+	nodes := m.sorted()
+	id := map[Node]string{}
+	fmt.Fprintln(w, "```mermaid\nflowchart LR")
+	for i, n := range nodes {
+		id[n] = fmt.Sprintf("n%d", i+1)
+		if m.lists[n] != nil {
+			fmt.Fprintf(w, "  %s[\"%s\"]\n", id[n], n)
+		} else {
+			fmt.Fprintf(w, "  %s[\"%s (no answer)\"]:::dead\n", id[n], n)
+		}
+	}
+	for _, a := range nodes {
+		list := slices.Clone(m.lists[a])
+		slices.SortFunc(list, compareNodes)
+		for _, b := range list {
+			switch {
+			case id[b] == "": // listed, but not visited: past -m
+			case !m.knows(b, a):
+				fmt.Fprintf(w, "  %s --> %s\n", id[a], id[b])
+			case compareNodes(a, b) < 0:
+				fmt.Fprintf(w, "  %s <--> %s\n", id[a], id[b])
+			}
+		}
+	}
+	fmt.Fprintln(w, "  classDef dead stroke-dasharray: 5 5\n```")
+}
+
+// summary is one line: processes reached, entries that did not answer,
+// links and how many are mutual, connected components, and the in- and
+// out-degree of the processes reached (min/median/max; the lower median).
+func (m netMap) summary() string {
+	in, out := map[Node]int{}, map[Node]int{}
+	links, mutual := 0, 0
+	parent := map[Node]Node{} // union-find over the processes reached
+	var find func(Node) Node
+	find = func(n Node) Node {
+		if p, ok := parent[n]; ok && p != n {
+			parent[n] = find(p)
+			return parent[n]
+		}
+		return n
+	}
+	for a, list := range m.lists {
+		parent[a] = find(a)
+		out[a] = len(list)
+		for _, b := range list {
+			links++
+			if m.knows(b, a) {
+				mutual++
+			}
+			if m.lists[b] != nil {
+				in[b]++
+				parent[find(a)] = find(b)
+			}
+		}
+	}
+	roots := map[Node]bool{}
+	var ins, outs []int
+	for n := range m.lists {
+		roots[find(n)] = true
+		ins, outs = append(ins, in[n]), append(outs, out[n])
+	}
+	return fmt.Sprintf("processes reached: %d; entries that did not answer: %d; links: %d, mutual: %d; components: %d; in-degree min/median/max: %s; out-degree: %s",
+		len(m.lists), len(m.dead), links, mutual, len(roots), spread(ins), spread(outs))
+}
+
+// spread is min/median/max of xs, the lower median for an even count.
+func spread(xs []int) string {
+	if len(xs) == 0 {
+		return "0/0/0"
+	}
+	slices.Sort(xs)
+	return fmt.Sprintf("%d/%d/%d", xs[0], xs[(len(xs)-1)/2], xs[len(xs)-1])
+}
