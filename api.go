@@ -16,19 +16,18 @@ import (
 const (
 	// maxBody bounds request bodies: a Node is under 100 bytes.
 	maxBody = 1 << 10
-	// maxVerifying bounds the connect-back checks that announces can start at once.
-	maxVerifying = 64
 )
 
 // addRoutes registers the whole API. Wrong methods and unknown paths get
-// JSON errors too, so every rejection reads the same way.
-func addRoutes(mux *http.ServeMux, t *Table, verify func(context.Context, Node) error, log *slog.Logger) {
+// JSON errors too, so every rejection reads the same way. local tells the
+// callers on this host (the operator) from other hosts.
+func addRoutes(mux *http.ServeMux, t *Table, v *verifier, local func(netip.Addr) bool, log *slog.Logger) {
 	mux.Handle("GET /{$}", handleCheck())
-	mux.Handle("POST /{$}", handleAnnounce(t, verify, log))
+	mux.Handle("POST /{$}", handleAnnounce(t, v, local, log))
 	mux.Handle("/{$}", methodNotAllowed("GET, HEAD, POST"))
-	mux.Handle("GET /nodes/{$}", handleList(t))
-	mux.Handle("POST /nodes/{$}", handleAdd(t, log))
-	mux.Handle("DELETE /nodes/{$}", handleRemove(t, log))
+	mux.Handle("GET /nodes/{$}", handleList(t, local))
+	mux.Handle("POST /nodes/{$}", handleAdd(t, local, log))
+	mux.Handle("DELETE /nodes/{$}", handleRemove(t, local, log))
 	mux.Handle("/nodes/{$}", methodNotAllowed("GET, HEAD, POST, DELETE"))
 	mux.Handle("/nodes", http.RedirectHandler("/nodes/", http.StatusTemporaryRedirect))
 	mux.Handle("/", notFound())
@@ -44,31 +43,40 @@ func handleCheck() http.Handler {
 }
 
 // handleAnnounce adds the sender of POST / once it answers GET / itself, so
-// that nobody can fill the table with addresses where no node runs.
-func handleAnnounce(t *Table, verify func(context.Context, Node) error, log *slog.Logger) http.Handler {
-	slots := make(chan struct{}, maxVerifying)
+// that nobody can fill the table with addresses where no node runs. A caller
+// on another host may announce only itself: the address it calls from. So no
+// host can make this process call a third party, or its own loopback.
+func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, ok := readNode(w, r, t.self)
 		if !ok {
 			return
 		}
-		if !t.Has(n) {
-			if t.Len() >= t.max {
-				writeError(w, http.StatusConflict, errFull.Error())
+		src := remoteIP(r)
+		if !local(src) {
+			switch {
+			case netip.MustParseAddr(n.IP) != src:
+				writeError(w, http.StatusForbidden, fmt.Sprintf("announce only yourself: this call came from %s", src))
+				return
+			case n.scoped():
+				writeError(w, http.StatusForbidden, "link-local addresses are not taken from other hosts")
 				return
 			}
-			var err error
-			select {
-			case slots <- struct{}{}:
-				err = verify(r.Context(), n)
-				<-slots
-			case <-r.Context().Done():
+		}
+		if !t.Has(n) {
+			if err := t.Full(n); err != nil {
+				writeError(w, http.StatusConflict, err.Error())
+				return
 			}
-			if r.Context().Err() != nil {
+			err := v.verify(r.Context(), src, local(src), n)
+			switch {
+			case r.Context().Err() != nil:
 				writeError(w, http.StatusServiceUnavailable, "shutting down; announce again later")
 				return
-			}
-			if err != nil {
+			case errors.Is(err, errBusy):
+				writeError(w, http.StatusTooManyRequests, err.Error())
+				return
+			case err != nil:
 				writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("could not reach you at %s: %v", n, err))
 				return
 			}
@@ -79,21 +87,25 @@ func handleAnnounce(t *Table, verify func(context.Context, Node) error, log *slo
 	})
 }
 
-// handleList serves the table from memory: the bytes last written to disk.
-func handleList(t *Table) http.Handler {
+// handleList serves the table from memory: the bytes last written to disk,
+// less loopback and link-local entries for callers on other hosts.
+func handleList(t *Table, local func(netip.Addr) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body := t.Body()
+		if !local(remoteIP(r)) {
+			body = t.PublicBody()
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.Write(body)
 	})
 }
 
-// handleAdd adds a node without checking it: an operator's tool, for loopback callers only.
-func handleAdd(t *Table, log *slog.Logger) http.Handler {
+// handleAdd adds a node without checking it: an operator's tool, for callers on this host only.
+func handleAdd(t *Table, local func(netip.Addr) bool, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !fromLoopback(r) {
-			writeError(w, http.StatusForbidden, "only loopback callers may add nodes directly; announce yourself with POST / instead")
+		if !local(remoteIP(r)) {
+			writeError(w, http.StatusForbidden, "only callers on this host may add nodes directly; announce yourself with POST / instead")
 			return
 		}
 		n, ok := readNode(w, r, t.self)
@@ -101,20 +113,20 @@ func handleAdd(t *Table, log *slog.Logger) http.Handler {
 			return
 		}
 		if writeAdd(w, t, n, log) {
-			handleList(t).ServeHTTP(w, r)
+			handleList(t, local).ServeHTTP(w, r)
 		}
 	})
 }
 
-// handleRemove removes a node, for loopback callers and for the node itself leaving.
-func handleRemove(t *Table, log *slog.Logger) http.Handler {
+// handleRemove removes a node, for callers on this host and for the node itself leaving.
+func handleRemove(t *Table, local func(netip.Addr) bool, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, ok := readNode(w, r, t.self)
 		if !ok {
 			return
 		}
-		if !fromLoopback(r) && remoteIP(r) != netip.MustParseAddr(n.IP) {
-			writeError(w, http.StatusForbidden, "only loopback callers or the node itself may remove a node")
+		if src := remoteIP(r); !local(src) && src != netip.MustParseAddr(n.IP) {
+			writeError(w, http.StatusForbidden, "only callers on this host or the node itself may remove a node")
 			return
 		}
 		if _, err := t.Remove(n); err != nil {
@@ -122,7 +134,7 @@ func handleRemove(t *Table, log *slog.Logger) http.Handler {
 			writeError(w, http.StatusInternalServerError, "could not save the table")
 			return
 		}
-		handleList(t).ServeHTTP(w, r)
+		handleList(t, local).ServeHTTP(w, r)
 	})
 }
 
@@ -133,7 +145,7 @@ func writeAdd(w http.ResponseWriter, t *Table, n Node, log *slog.Logger) bool {
 	switch {
 	case err == nil:
 		return true
-	case errors.Is(err, errFull):
+	case errors.Is(err, errFull), errors.Is(err, errHostFull):
 		writeError(w, http.StatusConflict, err.Error())
 	default:
 		log.Error("add", "node", n, "err", err)
@@ -165,8 +177,19 @@ func remoteIP(r *http.Request) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
-// fromLoopback reports whether the request came from this machine.
-func fromLoopback(r *http.Request) bool { return remoteIP(r).IsLoopback() }
+// hostAddrs returns a test for "is this address this host's": loopback, or
+// one of the addresses of its interfaces when it started. A caller from one
+// of those is the operator, even when it does not use loopback.
+func hostAddrs() func(netip.Addr) bool {
+	own := map[netip.Addr]bool{}
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			own[p.Addr().Unmap()] = true
+		}
+	}
+	return func(ip netip.Addr) bool { return ip.IsLoopback() || own[ip] }
+}
 
 // methodNotAllowed answers a known path asked with the wrong method.
 func methodNotAllowed(allow string) http.Handler {
@@ -197,10 +220,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // serve answers the API for t on ln and runs rounds until ctx is done, then
-// stops the rounds, lets requests in flight finish, and returns.
-func serve(ctx context.Context, cfg config, ln net.Listener, t *Table, verify func(context.Context, Node) error, rounds func(context.Context), log *slog.Logger) error {
+// stops the rounds, lets requests in flight finish, and returns. check is the
+// connect-back check of announces.
+func serve(ctx context.Context, cfg config, ln net.Listener, t *Table, check func(context.Context, Node) error, rounds func(context.Context), log *slog.Logger) error {
 	mux := http.NewServeMux()
-	addRoutes(mux, t, verify, log)
+	addRoutes(mux, t, newVerifier(check), hostAddrs(), log)
 	timeout := time.Duration(cfg.timeout)
 	srv := &http.Server{
 		Handler:           mux,

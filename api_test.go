@@ -224,7 +224,7 @@ func TestConcurrentAdds(t *testing.T) {
 	listed, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	is.NoErr(err)
-	got, err := parseNodes(listed)
+	got, err := parseNodes(listed, maxListEntries)
 	is.NoErr(err)
 	is.Equal(len(got), 200) // every add listed
 	onDisk, err := os.ReadFile(tbl.path)

@@ -23,6 +23,7 @@ type config struct {
 	dir, file         string
 	interval, timeout seconds
 	limit, max, fails int
+	hostMax           int
 	dnsIP             string
 	dnsPort           int
 	draw              bool
@@ -36,7 +37,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("peerdisc", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	long := map[string]string{"i": "ip", "p": "port", "d": "dir", "n": "nodes", "u": "upd_int", "t": "timeout",
-		"k": "kn_limit", "m": "max", "f": "fails", "di": "dns_ip", "dp": "dns_port"} // short name -> long name
+		"k": "kn_limit", "m": "max", "f": "fails", "hm": "host_max", "di": "dns_ip", "dp": "dns_port"} // short name -> long name
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: go run . -role=seed|node|map [flags]\n\nflags (one dash or two):")
 		fs.VisitAll(func(f *flag.Flag) {
@@ -63,6 +64,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.limit, "k", 10, "node: known nodes that are enough to skip the next step of a round")
 	fs.IntVar(&c.max, "m", 1000, "most nodes the table holds; map: most processes it asks")
 	fs.IntVar(&c.fails, "f", 1, "failed checks in a row that remove a peer")
+	fs.IntVar(&c.hostMax, "hm", 8, "most entries from one host (IPv4 address or IPv6 /64); loopback is exempt")
 	fs.StringVar(&c.dnsIP, "di", "", "node, map: the seed's address (default: from ./nodes.json, else 127.0.0.1)")
 	fs.IntVar(&c.dnsPort, "dp", 0, "node, map: the seed's port (default: from ./nodes.json, else 42020)")
 	fs.BoolVar(&c.draw, "draw", false, "map: draw the graph even past 50 processes")
@@ -90,8 +92,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		bad = errors.New("-p must be 0-65535 (0: any free port) and -dp 1-65535")
 	case c.dnsIP != "" && (Node{IP: c.dnsIP, Port: 1}).Valid() != nil:
 		bad = fmt.Errorf("-di: %v", (Node{IP: c.dnsIP, Port: 1}).Valid())
-	case c.limit < 0 || c.max < 1 || c.fails < 1:
-		bad = errors.New("-k must be at least 0, and -m and -f at least 1")
+	case c.limit < 0 || c.max < 1 || c.fails < 1 || c.hostMax < 1:
+		bad = errors.New("-k must be at least 0, and -m, -f and -hm at least 1")
 	case c.file == "":
 		bad = errors.New("-n must name a file")
 	}
@@ -146,7 +148,7 @@ func bootstrapSeeds(cfg config) ([]Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	seeds, err := parseNodes(data)
+	seeds, err := parseNodes(data, maxListEntries)
 	if err != nil {
 		return nil, fmt.Errorf("nodes.json, the list of seeds: %w", err)
 	}

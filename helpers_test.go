@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,7 +37,7 @@ var self = Node{IP: "127.0.0.1", Port: 42020}
 // newTable opens a table in a fresh directory.
 func newTable(t testing.TB, max int, nodes ...Node) *Table {
 	t.Helper()
-	tbl, err := openTable(t.TempDir(), "nodes.json", self, max)
+	tbl, err := openTable(t.TempDir(), "nodes.json", self, max, max) // no cap per host below -m
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func newTable(t testing.TB, max int, nodes ...Node) *Table {
 // newHandler is the API of a process whose table is tbl; verify stands in for the connect-back check.
 func newHandler(tbl *Table, verify func(context.Context, Node) error) http.Handler {
 	mux := http.NewServeMux()
-	addRoutes(mux, tbl, verify, quiet)
+	addRoutes(mux, tbl, newVerifier(verify), netip.Addr.IsLoopback, quiet)
 	return mux
 }
 
@@ -124,6 +125,7 @@ func startPeer(t testing.TB, host string, cfg config) *testPeer {
 	cfg.timeout = cmp.Or(cfg.timeout, seconds(10*time.Second)) // generous: a loaded machine slows tests, never fails them
 	cfg.max = max(cfg.max, 1)
 	cfg.fails = max(cfg.fails, 1)
+	cfg.hostMax = cmp.Or(cfg.hostMax, 8)
 	r, err := newRefresher(cfg, ln, "", quiet)
 	if err != nil {
 		t.Fatal(err)
@@ -384,7 +386,7 @@ func listOf(n Node) []Node {
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
-	nodes, _ := parseNodes(data)
+	nodes, _ := parseNodes(data, maxListEntries)
 	return nodes
 }
 
@@ -409,7 +411,7 @@ func readNodesFile(t testing.TB, path string) []Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodes, err := parseNodes(data)
+	nodes, err := parseNodes(data, maxListEntries)
 	if err != nil {
 		t.Fatalf("%s is not a valid nodes file: %v\n%s", path, err, data)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
@@ -39,6 +40,17 @@ func (n Node) Valid() error {
 	return nil
 }
 
+// loopback reports whether n is on this host's loopback.
+func (n Node) loopback() bool { return netip.MustParseAddr(n.IP).IsLoopback() }
+
+// scoped reports whether n's address means something only on one host or one
+// link (loopback or link-local), so that no other host may hand it to us.
+// n must be Valid.
+func (n Node) scoped() bool {
+	ip := netip.MustParseAddr(n.IP)
+	return ip.IsLoopback() || ip.IsLinkLocalUnicast()
+}
+
 // canonical spells the address one way (::ffff:1.2.3.4 as 1.2.3.4, 0::1 as ::1), so that
 // one peer is never stored twice. n must be Valid.
 func (n Node) canonical() Node {
@@ -46,24 +58,78 @@ func (n Node) canonical() Node {
 	return n
 }
 
+var (
+	errNotNode = errors.New(`a node must be a JSON object like {"ip_address": "127.0.0.1", "port": 55000}`)
+	errNotList = errors.New("not a JSON array of nodes")
+	errTooMany = errors.New("too many entries")
+	errBroken  = errors.New("not JSON")
+)
+
+// maxListEntries bounds the entries read from one list that a peer sends:
+// 10,000 nodes take about 610 kB.
+const maxListEntries = 10_000
+
 // parseNode reads one Node from a single JSON object holding exactly the keys
-// ip_address and port, and returns it in canonical form.
+// ip_address and port, each once, and returns it in canonical form.
 func parseNode(raw []byte) (Node, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return Node{}, errors.New(`a node must be a JSON object like {"ip_address": "127.0.0.1", "port": 55000}`)
+	n, err := nextNode(json.NewDecoder(bytes.NewReader(raw)))
+	if errors.Is(err, errBroken) {
+		return Node{}, errNotNode
 	}
-	for key := range fields {
-		if key != "ip_address" && key != "port" {
-			return Node{}, fmt.Errorf("unknown field %q: a node has only ip_address and port", key)
-		}
+	return n, err
+}
+
+// nextNode reads the next JSON value from dec as a Node. It reads the value
+// token by token, so a hostile entry costs a few small allocations, never a
+// map. If the value is not a valid Node it has still read all of it, so that
+// a list can go on with the next; only an error wrapping errBroken (the
+// input is not JSON) leaves dec unusable.
+func nextNode(dec *json.Decoder) (Node, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return Node{}, fmt.Errorf("%w: %w", errBroken, err)
+	}
+	if tok != json.Delim('{') {
+		return Node{}, skip(dec, tok, errNotNode)
 	}
 	var ip *string
 	var port *int
-	if err := json.Unmarshal(fields["ip_address"], &ip); err != nil || ip == nil {
-		return Node{}, errors.New("ip_address is missing or not a string")
+	var bad error
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return Node{}, fmt.Errorf("%w: %w", errBroken, err)
+		}
+		var value any = new(json.RawMessage) // skipped
+		key, _ := tok.(string)
+		switch {
+		case bad != nil:
+		case key == "ip_address" && ip == nil:
+			value = &ip
+		case key == "port" && port == nil:
+			value = &port
+		case key == "ip_address" || key == "port":
+			bad = fmt.Errorf("%s appears twice", key)
+		default:
+			bad = fmt.Errorf("unknown field %q: a node has only ip_address and port", key)
+		}
+		if err := dec.Decode(value); err != nil {
+			var typeErr *json.UnmarshalTypeError
+			if !errors.As(err, &typeErr) {
+				return Node{}, fmt.Errorf("%w: %w", errBroken, err)
+			}
+			bad = cmp.Or(bad, fmt.Errorf("%s has the wrong type", key))
+		}
 	}
-	if err := json.Unmarshal(fields["port"], &port); err != nil || port == nil {
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return Node{}, fmt.Errorf("%w: %w", errBroken, err)
+	}
+	switch {
+	case bad != nil:
+		return Node{}, bad
+	case ip == nil:
+		return Node{}, errors.New("ip_address is missing or not a string")
+	case port == nil:
 		return Node{}, errors.New("port is missing or not an integer")
 	}
 	n := Node{IP: *ip, Port: *port}
@@ -71,6 +137,25 @@ func parseNode(raw []byte) (Node, error) {
 		return Node{}, err
 	}
 	return n.canonical(), nil
+}
+
+// skip reads the rest of a value whose first token was tok, and returns err.
+func skip(dec *json.Decoder, tok json.Token, err error) error {
+	for depth := 0; ; {
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if depth == 0 {
+			return err
+		}
+		var tokErr error
+		if tok, tokErr = dec.Token(); tokErr != nil {
+			return fmt.Errorf("%w: %w", errBroken, tokErr)
+		}
+	}
 }
 
 // decodeNode reads a request body that must hold one node and nothing after it.
@@ -92,22 +177,36 @@ func decodeNode(r io.Reader) (Node, error) {
 	return parseNode(raw)
 }
 
-// parseNodes reads a JSON array of nodes. It returns the valid ones in order
-// and, if some entries were not valid nodes, an error naming the first.
-func parseNodes(data []byte) ([]Node, error) {
-	var raws []json.RawMessage
-	if err := json.Unmarshal(data, &raws); err != nil || raws == nil {
-		return nil, errors.New("not a JSON array of nodes")
+// parseNodes reads a JSON array of nodes, at most limit entries of it. It
+// returns the valid ones in order and, if some entries were not valid nodes
+// or there were more than limit, an error saying so. One decoder reads the
+// whole array, so what it allocates grows with the bytes it reads.
+func parseNodes(data []byte, limit int) ([]Node, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		return nil, errNotList
 	}
-	nodes := make([]Node, 0, len(raws))
+	nodes := []Node{}
 	var bad error
-	for i, raw := range raws {
-		n, err := parseNode(raw)
-		if err != nil {
-			bad = cmp.Or(bad, fmt.Errorf("entry %d: %w", i, err))
-			continue
+	for i := 0; dec.More(); i++ {
+		if i == limit {
+			return nodes, fmt.Errorf("%w: more than %d", errTooMany, limit)
 		}
-		nodes = append(nodes, n)
+		n, err := nextNode(dec)
+		switch {
+		case errors.Is(err, errBroken):
+			return nil, errNotList
+		case err != nil && bad == nil:
+			bad = fmt.Errorf("entry %d: %w", i, err)
+		case err == nil:
+			nodes = append(nodes, n)
+		}
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim(']') {
+		return nil, errNotList
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errNotList // something after the array
 	}
 	return nodes, bad
 }

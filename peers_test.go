@@ -42,6 +42,8 @@ var invalidNodes = []struct{ name, json string }{
 	{"multicast v6", `{"ip_address": "ff02::1", "port": 55000}`},
 	{"leading zeros", `{"ip_address": "127.000.000.001", "port": 55000}`},
 	{"empty ip", `{"ip_address": "", "port": 55000}`},
+	{"duplicate ip", `{"ip_address": "127.0.0.1", "ip_address": "127.0.0.2", "port": 55000}`},
+	{"duplicate port", `{"ip_address": "127.0.0.1", "port": 55000, "port": 1}`},
 }
 
 func TestNodeValidation(t *testing.T) {
@@ -97,3 +99,25 @@ func FuzzDecodeNode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseNodes checks that the list parser never panics, never returns more
+// than its bound, and returns only valid, canonical nodes.
+func FuzzParseNodes(f *testing.F) {
+	f.Add([]byte(`[{"ip_address": "127.0.0.1", "port": 1}, 0, {"ip_address": "::1", "port": 2}]`), 1)
+	f.Add([]byte(`[0,0,0,0]`), 2)
+	f.Add([]byte(`[{"port": 1, "port": 2}]`), 5)
+	f.Fuzz(func(t *testing.T, data []byte, limit int) {
+		limit = 1 + abs(limit)%20
+		nodes, _ := parseNodes(data, limit)
+		if len(nodes) > limit {
+			t.Fatalf("%d nodes from a list bounded at %d", len(nodes), limit)
+		}
+		for _, n := range nodes {
+			if n.Valid() != nil || n != n.canonical() {
+				t.Fatalf("returned %+v, which is not a valid canonical node", n)
+			}
+		}
+	})
+}
+
+func abs(x int) int { return max(x, -x) }

@@ -5,13 +5,16 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -19,8 +22,11 @@ const (
 	// maxInFlight bounds the checks a round runs at once, so that 10,000 peers
 	// never mean 10,000 open sockets.
 	maxInFlight = 64
-	// maxListBody bounds a peer's answer to GET /nodes/ (10,000 nodes take about 700 kB).
-	maxListBody = 4 << 20
+	// maxListBody bounds a peer's answer to GET /nodes/: maxListEntries
+	// nodes take about 610 kB. A longer answer is refused.
+	maxListBody = 1 << 20
+	// maxHeaderBytes bounds the headers of a peer's answer (Go's default is 10 MB).
+	maxHeaderBytes = 32 << 10
 )
 
 // peerClient makes every outbound call. Its http.Client has a Timeout, so no
@@ -31,7 +37,8 @@ type peerClient struct {
 }
 
 // newPeerClient returns a client whose calls give up after timeout. It
-// ignores proxy settings and redirects: peers are reached directly.
+// ignores proxy settings and redirects: peers are reached directly. It never
+// asks for compression, so a small answer cannot inflate into a large one.
 func newPeerClient(timeout time.Duration, self Node) *peerClient {
 	return &peerClient{
 		self: self,
@@ -41,16 +48,46 @@ func newPeerClient(timeout time.Duration, self Node) *peerClient {
 			// send this node's requests anywhere.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 			Transport: &http.Transport{
-				Proxy:               nil,
-				MaxIdleConns:        maxInFlight,
-				MaxIdleConnsPerHost: 2,
-				IdleConnTimeout:     90 * time.Second,
+				Proxy:                  nil,
+				DisableCompression:     true,
+				MaxResponseHeaderBytes: maxHeaderBytes,
+				MaxIdleConns:           maxInFlight,
+				MaxIdleConnsPerHost:    2,
+				IdleConnTimeout:        90 * time.Second,
 			},
 		},
 	}
 }
 
-// call sends one request to n and returns the body of a 2xx answer, read up to limit bytes.
+// peerError says why a call to a peer failed in this program's own words,
+// such as "refused" or "answered 503": nothing a peer sends is ever quoted,
+// so no caller can read another service's bytes through our errors.
+type peerError struct {
+	reason string
+	status int // the peer's HTTP status, if it answered
+}
+
+func (e *peerError) Error() string { return e.reason }
+
+// failure turns an error from the HTTP client into a peerError.
+func failure(err error) *peerError {
+	var netErr net.Error
+	var opErr *net.OpError
+	switch {
+	case errors.Is(err, context.Canceled):
+		return &peerError{reason: "cancelled"}
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return &peerError{reason: "timed out"}
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return &peerError{reason: "refused"}
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		return &peerError{reason: "unreachable"}
+	}
+	return &peerError{reason: "not an HTTP answer"}
+}
+
+// call sends one request to n and returns the body of a 2xx answer, read up
+// to limit bytes and one more, so that the caller can tell a longer one.
 func (c *peerClient) call(ctx context.Context, method string, n Node, path string, body []byte, limit int64) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+n.String()+path, bytes.NewReader(body))
 	if err != nil {
@@ -61,15 +98,15 @@ func (c *peerClient) call(ctx context.Context, method string, n Node, path strin
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, failure(err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return nil, err
+		return nil, failure(err)
 	}
 	if resp.StatusCode/100 != 2 {
-		return nil, fmt.Errorf("%s %s answered %s", method, path, resp.Status)
+		return nil, &peerError{reason: fmt.Sprintf("answered %d", resp.StatusCode), status: resp.StatusCode}
 	}
 	return data, nil
 }
@@ -88,15 +125,24 @@ func (c *peerClient) announce(ctx context.Context, n Node) error {
 	return err
 }
 
-// list fetches n's known nodes. Entries that are not valid nodes are dropped.
+// list fetches n's known nodes: at most maxListEntries of them, from an
+// answer of at most maxListBody bytes. Entries that are not valid nodes are
+// dropped, and so are loopback and link-local ones unless n is on loopback
+// itself: another host cannot make this process call its own services.
 func (c *peerClient) list(ctx context.Context, n Node) ([]Node, error) {
 	data, err := c.call(ctx, http.MethodGet, n, "/nodes/", nil, maxListBody)
 	if err != nil {
 		return nil, err
 	}
-	nodes, _ := parseNodes(data)
+	if len(data) > maxListBody {
+		return nil, &peerError{reason: fmt.Sprintf("answer over %d bytes", maxListBody)}
+	}
+	nodes, _ := parseNodes(data, maxListEntries)
 	if nodes == nil {
-		return nil, fmt.Errorf("GET /nodes/ from %s: not a JSON array of nodes", n)
+		return nil, &peerError{reason: "not a JSON array of nodes"}
+	}
+	if !n.loopback() {
+		nodes = slices.DeleteFunc(nodes, Node.scoped)
 	}
 	return nodes, nil
 }
@@ -145,7 +191,7 @@ type roundStats struct {
 // newRefresher opens the table in -d (or defaultDir) for the process listening on ln.
 func newRefresher(cfg config, ln net.Listener, defaultDir string, log *slog.Logger) (*refresher, error) {
 	self := Node{IP: cfg.ip, Port: ln.Addr().(*net.TCPAddr).Port}
-	t, err := openTable(cmp.Or(cfg.dir, defaultDir), cfg.file, self, cfg.max)
+	t, err := openTable(cmp.Or(cfg.dir, defaultDir), cfg.file, self, cfg.max, cfg.hostMax)
 	if err != nil {
 		return nil, err
 	}

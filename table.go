@@ -5,65 +5,109 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 )
 
 var (
-	errSelf = errors.New("that is this process's own address; it never lists itself")
-	errFull = errors.New("the table is full (see -m)")
+	errSelf     = errors.New("that is this process's own address; it never lists itself")
+	errFull     = errors.New("the table is full (see -m)")
+	errHostFull = errors.New("that host has as many entries as one host may have (see -hm)")
+	errLocked   = errors.New("in use by another process")
 )
 
 // Table is the set of known nodes, in the order learned, kept in memory and in
 // one file. Every change is on disk before the call that made it returns, and
 // changes that arrive while a write is under way share the next write.
 type Table struct {
-	path string
-	lock *os.File // holds the flock on path+".lock" for the whole run
-	self Node
-	max  int
+	path    string
+	self    Node
+	max     int
+	hostMax int // most entries from one host (IPv4 address, IPv6 /64); loopback is exempt
 
 	mu      sync.Mutex
 	written *sync.Cond // broadcast when a write ends
+	lock    *os.File   // holds the lock on the data directory for the whole run
 	nodes   []Node
 	known   map[Node]bool
+	perHost map[netip.Prefix]int
 	changes uint64 // changes made in memory, counted from start
 	saved   uint64 // changes on disk
 	writing bool   // a caller is writing the file; the others wait for it
 
-	body atomic.Pointer[[]byte] // the bytes on disk, served by GET /nodes/
+	body   atomic.Pointer[[]byte] // the bytes on disk, served by GET /nodes/
+	public atomic.Pointer[[]byte] // the same less loopback and link-local entries, for other hosts
 }
 
-// openTable locks dir/file, removes temp files a crash may have left, and loads
-// the nodes. A missing file is an empty table; an unreadable or corrupt one is
+// openTable locks dir, removes temp files a crash may have left, and loads
+// dir/file. A missing file is an empty table; an unreadable or corrupt one is
 // an error and is left as it is.
-func openTable(dir, file string, self Node, max int) (*Table, error) {
+func openTable(dir, file string, self Node, max, hostMax int) (*Table, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	path := filepath.Join(dir, file)
-	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, err
+	lock, err := lockDir(dir, file)
+	if errors.Is(err, errLocked) {
+		return nil, fmt.Errorf("%s is in use by another process (%s is locked)", path, dir)
+	} else if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		lock.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%s is in use by another process (%s is locked)", path, lock.Name())
-		}
-		return nil, fmt.Errorf("lock %s: %w", lock.Name(), err)
-	}
-	t := &Table{path: path, lock: lock, self: self, max: max, known: map[Node]bool{}}
+	t := &Table{path: path, lock: lock, self: self, max: max, hostMax: hostMax, known: map[Node]bool{}, perHost: map[netip.Prefix]int{}}
 	t.written = sync.NewCond(&t.mu)
 	if err := t.load(); err != nil {
 		t.Close()
 		return nil, err
 	}
 	return t, nil
+}
+
+// hostOf is the host a node counts against for -hm: its IPv4 address or its
+// IPv6 /64. Loopback nodes count against no host (ok is false), so networks
+// on one machine are not capped.
+func hostOf(n Node) (host netip.Prefix, ok bool) {
+	ip := netip.MustParseAddr(n.IP)
+	if ip.IsLoopback() {
+		return netip.Prefix{}, false
+	}
+	if ip.Is4() {
+		return netip.PrefixFrom(ip, 32), true
+	}
+	host, _ = ip.Prefix(64)
+	return host, true
+}
+
+// Full returns errFull or errHostFull if n, were it new, would be refused
+// for that reason, so that callers can refuse it before any work.
+func (t *Table) Full(n Node) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.full(n)
+}
+
+// full is Full with t.mu held.
+func (t *Table) full(n Node) error {
+	if len(t.nodes) >= t.max {
+		return errFull
+	}
+	if host, ok := hostOf(n); ok && t.perHost[host] >= t.hostMax {
+		return errHostFull
+	}
+	return nil
+}
+
+// insert adds n, which is not known, to memory. t.mu is held.
+func (t *Table) insert(n Node) {
+	t.known[n] = true
+	t.nodes = append(t.nodes, n)
+	if host, ok := hostOf(n); ok {
+		t.perHost[host]++
+	}
 }
 
 // load reads the file into an empty table and rewrites it if the table it
@@ -78,14 +122,15 @@ func (t *Table) load() error {
 		return err
 	}
 	if data != nil {
-		nodes, err := parseNodes(data)
-		if err != nil {
+		nodes, err := parseNodes(data, t.max+1) // +1: the file may list this process
+		if errors.Is(err, errTooMany) {
+			return fmt.Errorf("%s holds more than -m %d nodes: raise -m", t.path, t.max)
+		} else if err != nil {
 			return fmt.Errorf("%s: %w; fix or remove the file", t.path, err)
 		}
 		for _, n := range nodes {
 			if n != t.self && !t.known[n] {
-				t.known[n] = true
-				t.nodes = append(t.nodes, n)
+				t.insert(n)
 			}
 		}
 		if len(t.nodes) > t.max {
@@ -93,16 +138,27 @@ func (t *Table) load() error {
 		}
 	}
 	body := encodeNodes(t.nodes)
-	t.body.Store(&body)
+	t.publish(t.nodes, body)
 	if !bytes.Equal(body, data) {
 		return writeFile(t.path, body)
 	}
 	return nil
 }
 
+// publish makes body, the file's bytes for nodes, what GET /nodes/ serves,
+// and nodes less scoped entries what it serves other hosts.
+func (t *Table) publish(nodes []Node, body []byte) {
+	public := body
+	if pub := slices.DeleteFunc(slices.Clone(nodes), Node.scoped); len(pub) < len(nodes) {
+		public = encodeNodes(pub)
+	}
+	t.body.Store(&body)
+	t.public.Store(&public)
+}
+
 // Close releases the lock. The table must not be used after.
 func (t *Table) Close() error {
-	return t.lock.Close() // closing the descriptor releases the flock
+	return t.lock.Close() // closing the descriptor releases the lock
 }
 
 // List returns a copy of the nodes in memory, in the order learned.
@@ -126,12 +182,16 @@ func (t *Table) Has(n Node) bool {
 	return t.known[n]
 }
 
-// Body is the JSON array on disk: what GET /nodes/ answers.
+// Body is the JSON array on disk: what GET /nodes/ answers on this host.
 func (t *Table) Body() []byte { return *t.body.Load() }
 
+// PublicBody is Body less loopback and link-local entries: what GET /nodes/
+// answers other hosts, to which those addresses mean something else.
+func (t *Table) PublicBody() []byte { return *t.public.Load() }
+
 // Add adds the nodes it does not know yet and returns those it added, once
-// the table it leaves is on disk. It returns errSelf or errFull if it had to
-// skip a node for that reason.
+// the table it leaves is on disk. It returns errSelf, errFull or errHostFull
+// if it had to skip a node for that reason.
 func (t *Table) Add(nodes ...Node) ([]Node, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -142,11 +202,10 @@ func (t *Table) Add(nodes ...Node) ([]Node, error) {
 		case n == t.self:
 			skipped = errSelf
 		case t.known[n]:
-		case len(t.nodes) >= t.max:
-			skipped = errFull
+		case t.full(n) != nil:
+			skipped = t.full(n)
 		default:
-			t.known[n] = true
-			t.nodes = append(t.nodes, n)
+			t.insert(n)
 			added = append(added, n)
 		}
 	}
@@ -169,6 +228,9 @@ func (t *Table) Remove(nodes ...Node) ([]Node, error) {
 			gone[n] = true
 			removed = append(removed, n)
 			delete(t.known, n)
+			if host, ok := hostOf(n); ok {
+				t.perHost[host]--
+			}
 		}
 	}
 	if len(gone) > 0 {
@@ -193,6 +255,11 @@ func (t *Table) save(upTo uint64) error {
 		t.mu.Unlock()
 		body := encodeNodes(nodes)
 		err := writeFile(t.path, body)
+		if errors.Is(err, fs.ErrNotExist) {
+			if err = t.recreate(); err == nil {
+				err = writeFile(t.path, body)
+			}
+		}
 		t.mu.Lock()
 		t.writing = false
 		t.written.Broadcast()
@@ -200,8 +267,24 @@ func (t *Table) save(upTo uint64) error {
 			return fmt.Errorf("save %s: %w", t.path, err)
 		}
 		t.saved = batch
-		t.body.Store(&body)
+		t.publish(nodes, body)
 	}
+	return nil
+}
+
+// recreate makes the data directory again after someone removed it, and
+// locks the new one. Only the caller writing the file calls it.
+func (t *Table) recreate() error {
+	dir := filepath.Dir(t.path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	lock, err := lockDir(dir, filepath.Base(t.path))
+	if err != nil {
+		return err
+	}
+	t.lock.Close()
+	t.lock = lock
 	return nil
 }
 

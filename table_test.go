@@ -15,7 +15,7 @@ func TestPersistence(t *testing.T) {
 		is := is.New(t)
 		dir := t.TempDir()
 		a, b := Node{IP: "127.0.0.5", Port: 5000}, Node{IP: "::1", Port: 6000}
-		tbl, err := openTable(dir, "nodes.json", self, 10)
+		tbl, err := openTable(dir, "nodes.json", self, 10, 8)
 		is.NoErr(err)
 		_, err = tbl.Add(a, b, Node{IP: "127.0.0.7", Port: 7000})
 		is.NoErr(err)
@@ -24,7 +24,7 @@ func TestPersistence(t *testing.T) {
 		body := string(tbl.Body())
 		is.NoErr(tbl.Close())
 
-		again, err := openTable(dir, "nodes.json", self, 10)
+		again, err := openTable(dir, "nodes.json", self, 10, 8)
 		is.NoErr(err)
 		defer again.Close()
 		is.Equal(again.List(), []Node{a, b})                                                                  // same nodes, same order
@@ -34,7 +34,7 @@ func TestPersistence(t *testing.T) {
 	t.Run("missing file is an empty table, written at once", func(t *testing.T) {
 		is := is.New(t)
 		dir := filepath.Join(t.TempDir(), "new", "dir")
-		tbl, err := openTable(dir, "nodes.json", self, 10)
+		tbl, err := openTable(dir, "nodes.json", self, 10, 8)
 		is.NoErr(err)
 		defer tbl.Close()
 		onDisk, err := os.ReadFile(filepath.Join(dir, "nodes.json"))
@@ -47,7 +47,7 @@ func TestPersistence(t *testing.T) {
 		path := filepath.Join(dir, "nodes.json")
 		blog := `[{"ip_address": "127.0.0.5", "port": 5000}, {"ip_address": "127.0.0.5", "port": 5000}, {"ip_address": "127.0.0.1", "port": 42020}]`
 		is.NoErr(os.WriteFile(path, []byte(blog), 0o644))
-		tbl, err := openTable(dir, "nodes.json", self, 10)
+		tbl, err := openTable(dir, "nodes.json", self, 10, 8)
 		is.NoErr(err)
 		defer tbl.Close()
 		is.Equal(tbl.List(), []Node{{IP: "127.0.0.5", Port: 5000}}) // duplicate and self dropped
@@ -59,7 +59,7 @@ func TestPersistence(t *testing.T) {
 		dir := t.TempDir()
 		tmp := filepath.Join(dir, "nodes.json.tmp-123")
 		is.NoErr(os.WriteFile(tmp, []byte(`[{"ip_add`), 0o644))
-		tbl, err := openTable(dir, "nodes.json", self, 10)
+		tbl, err := openTable(dir, "nodes.json", self, 10, 8)
 		is.NoErr(err)
 		defer tbl.Close()
 		_, err = os.Stat(tmp)
@@ -77,7 +77,7 @@ func TestPersistence(t *testing.T) {
 				dir := t.TempDir()
 				path := filepath.Join(dir, "nodes.json")
 				is.NoErr(os.WriteFile(path, []byte(content), 0o600))
-				_, err := openTable(dir, "nodes.json", self, 10)
+				_, err := openTable(dir, "nodes.json", self, 10, 8)
 				is.True(err != nil)                          // refused
 				is.True(strings.Contains(err.Error(), path)) // message names the file
 				onDisk, _ := os.ReadFile(path)
@@ -91,7 +91,7 @@ func TestPersistence(t *testing.T) {
 		path := filepath.Join(dir, "nodes.json")
 		content := encodeNodes(distinctNodes(3))
 		is.NoErr(os.WriteFile(path, content, 0o644))
-		_, err := openTable(dir, "nodes.json", self, 2)
+		_, err := openTable(dir, "nodes.json", self, 2, 8)
 		is.True(err != nil)                                // refused
 		is.True(strings.Contains(err.Error(), "raise -m")) // says what to do
 		onDisk, _ := os.ReadFile(path)
@@ -100,14 +100,48 @@ func TestPersistence(t *testing.T) {
 	t.Run("second open of the same file is refused", func(t *testing.T) {
 		is := is.New(t)
 		dir := t.TempDir()
-		first, err := openTable(dir, "nodes.json", self, 10)
+		first, err := openTable(dir, "nodes.json", self, 10, 8)
 		is.NoErr(err)
-		_, err = openTable(dir, "nodes.json", self, 10)
+		_, err = openTable(dir, "nodes.json", self, 10, 8)
 		is.True(err != nil)                              // locked
 		is.True(strings.Contains(err.Error(), "in use")) // says why
 		is.NoErr(first.Close())
-		again, err := openTable(dir, "nodes.json", self, 10)
+		again, err := openTable(dir, "nodes.json", self, 10, 8)
 		is.NoErr(err) // free once the first is closed
 		again.Close()
 	})
+}
+
+func TestLockSurvivesDeletion(t *testing.T) {
+	is := is.New(t)
+	dir := t.TempDir()
+	first, err := openTable(dir, "nodes.json", self, 10, 8)
+	is.NoErr(err)
+	defer first.Close()
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.Name() != "nodes.json" {
+			os.Remove(filepath.Join(dir, e.Name())) // every lock file there is; Windows refuses while it is held
+		}
+	}
+	_, err = openTable(dir, "nodes.json", self, 10, 8)
+	is.True(err != nil) // still locked
+	is.True(strings.Contains(err.Error(), "in use"))
+}
+
+func TestRemovedDataDirectoryIsRecreated(t *testing.T) {
+	is := is.New(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	tbl, err := openTable(dir, "nodes.json", self, 10, 8)
+	is.NoErr(err)
+	defer tbl.Close()
+	if err := os.RemoveAll(dir); err != nil {
+		t.Skip("this platform does not remove a directory in use:", err)
+	}
+	n := Node{IP: "127.0.0.5", Port: 5}
+	_, err = tbl.Add(n)
+	is.NoErr(err) // the next write makes the directory again
+	is.Equal(readNodesFile(t, filepath.Join(dir, "nodes.json")), []Node{n})
+	_, err = openTable(dir, "nodes.json", self, 10, 8)
+	is.True(err != nil) // and the new directory is locked too
 }

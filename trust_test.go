@@ -1,0 +1,288 @@
+package main
+
+// Tests of what callers on other hosts may do, at the handler level:
+// RemoteAddr stands in for hosts that loopback cannot show.
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+)
+
+// onHost is a local test for a process whose host also has 10.9.9.9.
+func onHost(ip netip.Addr) bool { return ip.IsLoopback() || ip == netip.MustParseAddr("10.9.9.9") }
+
+// remoteHandler is the API of a process with tbl, where 10.9.9.9 is its host's own address.
+func remoteHandler(tbl *Table, verify func(context.Context, Node) error) http.Handler {
+	mux := http.NewServeMux()
+	addRoutes(mux, tbl, newVerifier(verify), onHost, quiet)
+	return mux
+}
+
+// ask sends one request from remote to h and returns the answer. It gives up
+// after 10 s (503), so a handler that would wait for ever fails the test.
+func ask(h http.Handler, method, path, remote, body string) *httptest.ResponseRecorder {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := httptest.NewRequest(method, path, strings.NewReader(body)).WithContext(ctx)
+	req.RemoteAddr = remote
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	return w
+}
+
+func nodeJSON(ip string, port int) string {
+	return fmt.Sprintf(`{"ip_address": %q, "port": %d}`, ip, port)
+}
+
+func TestAnnounceOnlyYourself(t *testing.T) {
+	tests := []struct {
+		name, remote, ip string
+		wantStatus       int
+	}{
+		{"itself", "198.51.100.7:40000", "198.51.100.7", 200},
+		{"itself, ipv6", "[2001:db8::7]:40000", "2001:db8::7", 200},
+		{"itself, v4-mapped source", "[::ffff:198.51.100.7]:40000", "198.51.100.7", 200},
+		{"a third party", "198.51.100.7:40000", "203.0.113.9", 403},
+		{"our loopback", "198.51.100.7:40000", "127.0.0.1", 403},
+		{"our ipv6 loopback", "198.51.100.7:40000", "::1", 403},
+		{"itself, link-local", "169.254.7.7:40000", "169.254.7.7", 403},
+		{"anything, from loopback", "127.0.0.1:40000", "203.0.113.9", 200},
+		{"anything, from this host's own address", "10.9.9.9:40000", "203.0.113.9", 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			is := is.New(t)
+			var checked atomic.Int32
+			tbl := newTable(t, 10)
+			h := remoteHandler(tbl, func(context.Context, Node) error { checked.Add(1); return nil })
+			w := ask(h, "POST", "/", tc.remote, nodeJSON(tc.ip, 5000))
+			is.Equal(w.Code, tc.wantStatus) // status
+			if tc.wantStatus == 403 {
+				is.Equal(checked.Load(), int32(0)) // nothing was contacted
+				is.Equal(tbl.Len(), 0)             // nothing was added
+				is.True(strings.Contains(w.Body.String(), `"error"`))
+			}
+		})
+	}
+}
+
+func TestOtherHostsNeverGetLoopbackEntries(t *testing.T) {
+	is := is.New(t)
+	tbl := newTable(t, 10, Node{IP: "127.0.0.5", Port: 5}, Node{IP: "198.51.100.7", Port: 7}, Node{IP: "::1", Port: 6}, Node{IP: "fe80::1", Port: 8})
+	h := remoteHandler(tbl, alive)
+	var got []Node
+	is.NoErr(json.Unmarshal(ask(h, "GET", "/nodes/", "203.0.113.9:4000", "").Body.Bytes(), &got))
+	is.Equal(got, []Node{{IP: "198.51.100.7", Port: 7}}) // other hosts: no loopback, no link-local
+	is.NoErr(json.Unmarshal(ask(h, "GET", "/nodes/", "10.9.9.9:4000", "").Body.Bytes(), &got))
+	is.Equal(len(got), 4) // this host: everything, as in the file
+	w := ask(h, "DELETE", "/nodes/", "198.51.100.7:4000", nodeJSON("198.51.100.7", 7))
+	is.Equal(w.Code, 200)                                  // the node itself leaves
+	is.True(!strings.Contains(w.Body.String(), "127.0.0")) // and its answer has no loopback either
+}
+
+func TestPerHostCap(t *testing.T) {
+	is := is.New(t)
+	tbl := newTable(t, 1000)
+	tbl.hostMax = 8
+	h := remoteHandler(tbl, alive)
+	codes := map[int]int{}
+	for port := 1; port <= 1000; port++ {
+		codes[ask(h, "POST", "/", "198.51.100.7:4000", nodeJSON("198.51.100.7", port)).Code]++
+	}
+	is.Equal(codes[200], 8)   // one IPv4 address holds 8 entries
+	is.Equal(codes[409], 992) // the rest are refused
+	for i := 1; i <= 5; i++ {
+		ip := fmt.Sprintf("203.0.113.%d", i)
+		is.Equal(ask(h, "POST", "/", ip+":4000", nodeJSON(ip, 5000)).Code, 200) // honest hosts still join
+	}
+	for port := 1; port <= 9; port++ {
+		ip := fmt.Sprintf("2001:db8:1:2::%x", port)
+		want := 200
+		if port == 9 {
+			want = 409 // the ninth address in one /64
+		}
+		is.Equal(ask(h, "POST", "/", "["+ip+"]:4000", nodeJSON(ip, 5000)).Code, want)
+	}
+	is.Equal(ask(h, "POST", "/", "[2001:db8:1:3::1]:4000", nodeJSON("2001:db8:1:3::1", 5000)).Code, 200) // another /64
+	for port := 1; port <= 20; port++ {
+		is.Equal(ask(h, "POST", "/", "127.0.0.1:4000", nodeJSON("127.0.0.1", 10000+port)).Code, 200) // loopback is exempt
+	}
+	is.Equal(tbl.Len(), 8+5+8+1+20)
+	_, err := tbl.Remove(Node{IP: "198.51.100.7", Port: 1})
+	is.NoErr(err)
+	is.Equal(ask(h, "POST", "/", "198.51.100.7:4000", nodeJSON("198.51.100.7", 2000)).Code, 200) // a freed place is taken again
+}
+
+func TestFairVerification(t *testing.T) {
+	is := is.New(t)
+	tbl := newTable(t, 1000)
+	release := make(chan struct{})
+	var attackerChecks, honestChecks atomic.Int32
+	h := remoteHandler(tbl, func(ctx context.Context, n Node) error {
+		if n.IP != "198.51.100.66" {
+			honestChecks.Add(1)
+			return nil
+		}
+		attackerChecks.Add(1)
+		<-release // accepts and never answers, until the test ends
+		return &peerError{reason: "timed out"}
+	})
+
+	// 200 announces of a never-answering address, held open: 100 of one
+	// port (one shared check) and 100 of others (a few checks per source).
+	var held sync.WaitGroup
+	attackerCodes := make([]int, 200)
+	for i := range 200 {
+		held.Add(1)
+		go func() {
+			defer held.Done()
+			port := 7000
+			if i%2 == 1 {
+				port = 8000 + i
+			}
+			attackerCodes[i] = ask(h, "POST", "/", "198.51.100.66:4000", nodeJSON("198.51.100.66", port)).Code
+		}()
+	}
+	// Once the attacker's checks are stuck, honest announces must not wait for them.
+	eventually(t, 10*time.Second, func() bool { return attackerChecks.Load() >= 4 })
+	for i := 1; i <= 15; i++ {
+		ip := fmt.Sprintf("203.0.113.%d", i)
+		is.Equal(ask(h, "POST", "/", ip+":4000", nodeJSON(ip, 5000)).Code, 200) // honest announce succeeds meanwhile
+	}
+	is.Equal(attackerChecks.Load(), int32(perSource)) // the attacker never has more than a few checks running
+	close(release)
+	held.Wait()
+	codes := map[int]int{}
+	for _, c := range attackerCodes {
+		codes[c]++
+	}
+	is.Equal(codes[200], 0)              // no attacker entry added
+	is.Equal(codes[422]+codes[429], 200) // refused: unreachable, or too many from that source
+	is.Equal(honestChecks.Load(), int32(15))
+
+	before := attackerChecks.Load()
+	is.Equal(ask(h, "POST", "/", "198.51.100.66:4000", nodeJSON("198.51.100.66", 7000)).Code, 422) // in its cool-down
+	is.Equal(attackerChecks.Load(), before)                                                        // refused without a new check
+}
+
+// rawServer accepts connections on loopback and writes reply to each, then
+// holds it open until the test ends.
+func rawServer(t *testing.T, reply string) Node {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+			go func() {
+				c.Write([]byte(reply))
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	return Node{IP: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}
+}
+
+func TestErrorsNeverEchoAPeer(t *testing.T) {
+	c := newPeerClient(300*time.Millisecond, self)
+	tests := []struct {
+		name string
+		node Node
+		want string
+	}{
+		{"a banner", rawServer(t, "SSH-2.0-SECRET_BANNER\r\n"), "not an HTTP answer"},
+		{"a reason phrase", rawServer(t, "HTTP/1.1 503 SECRET_REASON\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"), "answered 503"},
+		{"a header over the cap", rawServer(t, "HTTP/1.1 200 OK\r\nX-A: "+strings.Repeat("SECRET_", maxHeaderBytes)+"\r\n\r\n"), "not an HTTP answer"},
+		{"silence", rawServer(t, ""), "timed out"},
+		{"nothing there", deadAddr(t), "refused"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			is := is.New(t)
+			err := c.ping(context.Background(), tc.node)
+			is.Equal(err.Error(), tc.want) // in our words only
+			tbl := newTable(t, 10)
+			w := ask(newHandler(tbl, c.ping), "POST", "/", "127.0.0.1:4000", nodeJSON(tc.node.IP, tc.node.Port))
+			is.Equal(w.Code, 422)
+			is.Equal(compact(w.Body.String()), fmt.Sprintf(`{"error":"could not reach you at %s: %s"}`, tc.node, tc.want)) // the reason names no byte of the peer's
+		})
+	}
+}
+
+// listFrom fetches a list as if from 198.51.100.7:80, another host: every
+// connection goes to srv instead.
+func listFrom(t *testing.T, srv *httptest.Server) ([]Node, error) {
+	c := newPeerClient(5*time.Second, self)
+	c.http.Transport.(*http.Transport).DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return net.Dial("tcp", srv.Listener.Addr().String())
+	}
+	return c.list(context.Background(), Node{IP: "198.51.100.7", Port: 80})
+}
+
+func TestListsFromOtherHostsAreBounded(t *testing.T) {
+	t.Run("no loopback or link-local entries from another host", func(t *testing.T) {
+		is := is.New(t)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, `[{"ip_address": "127.0.0.1", "port": 8080}, {"ip_address": "::1", "port": 22},
+				{"ip_address": "169.254.169.254", "port": 80}, {"ip_address": "fe80::1", "port": 80}, {"ip_address": "203.0.113.5", "port": 5000}]`)
+		}))
+		defer srv.Close()
+		got, err := listFrom(t, srv)
+		is.NoErr(err)
+		is.Equal(got, []Node{{IP: "203.0.113.5", Port: 5000}}) // only what another host can mean
+	})
+	t.Run("no transparent decompression", func(t *testing.T) {
+		is := is.New(t)
+		var bomb bytes.Buffer
+		z := gzip.NewWriter(&bomb)
+		z.Write([]byte("[" + strings.Repeat("0,", 2<<20) + "0]"))
+		z.Close()
+		var asked atomic.Value
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			asked.Store(r.Header.Get("Accept-Encoding"))
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Write(bomb.Bytes())
+		}))
+		defer srv.Close()
+		_, err := listFrom(t, srv)
+		is.Equal(asked.Load(), "")                         // never asks for compression
+		is.Equal(err.Error(), "not a JSON array of nodes") // and reads the bytes as they came: 4 kB of garbage
+	})
+}
+
+func TestListParsingIsBounded(t *testing.T) {
+	is := is.New(t)
+	junk := []byte("[" + strings.Repeat("0,", 2<<20) + "0]") // 4 MiB of entries that are not nodes
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	nodes, err := parseNodes(junk, maxListEntries)
+	runtime.ReadMemStats(&after)
+	is.Equal(len(nodes), 0)
+	is.True(errors.Is(err, errTooMany))                                // stops after the bound
+	is.True(after.TotalAlloc-before.TotalAlloc < 4*maxListEntries*100) // a small cost per entry read, none for the rest
+}
