@@ -27,7 +27,7 @@ func addRoutes(mux *http.ServeMux, t *Table, v *verifier, local func(netip.Addr)
 	mux.Handle("/{$}", methodNotAllowed("GET, HEAD, POST"))
 	mux.Handle("GET /nodes/{$}", handleList(t, local))
 	mux.Handle("POST /nodes/{$}", handleAdd(t, local, log))
-	mux.Handle("DELETE /nodes/{$}", handleRemove(t, local, log))
+	mux.Handle("DELETE /nodes/{$}", handleRemove(t, v, local, log))
 	mux.Handle("/nodes/{$}", methodNotAllowed("GET, HEAD, POST, DELETE"))
 	mux.Handle("/nodes", http.RedirectHandler("/nodes/", http.StatusTemporaryRedirect))
 	mux.Handle("/", notFound())
@@ -118,16 +118,29 @@ func handleAdd(t *Table, local func(netip.Addr) bool, log *slog.Logger) http.Han
 	})
 }
 
-// handleRemove removes a node, for callers on this host and for the node itself leaving.
-func handleRemove(t *Table, local func(netip.Addr) bool, log *slog.Logger) http.Handler {
+// handleRemove removes a node. Callers on this host and the node itself may
+// remove it at once. Another host may remove it only once it no longer
+// answers: so a node behind NAT, or calling over another address family, can
+// still leave, and nobody can remove a live node of someone else's.
+func handleRemove(t *Table, v *verifier, local func(netip.Addr) bool, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, ok := readNode(w, r, t.self)
 		if !ok {
 			return
 		}
-		if src := remoteIP(r); !local(src) && src != netip.MustParseAddr(n.IP) {
-			writeError(w, http.StatusForbidden, "only callers on this host or the node itself may remove a node")
-			return
+		if src := remoteIP(r); !local(src) && src != netip.MustParseAddr(n.IP) && t.Has(n) {
+			err := v.verify(r.Context(), src, false, n)
+			switch {
+			case r.Context().Err() != nil:
+				writeError(w, http.StatusServiceUnavailable, "shutting down; try again later")
+				return
+			case errors.Is(err, errBusy):
+				writeError(w, http.StatusTooManyRequests, err.Error())
+				return
+			case err == nil:
+				writeError(w, http.StatusForbidden, "that node still answers: only it, or a caller on this host, may remove it")
+				return
+			}
 		}
 		if _, err := t.Remove(n); err != nil {
 			log.Error("remove", "node", n, "err", err)
@@ -177,20 +190,6 @@ func remoteIP(r *http.Request) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
-// hostAddrs returns a test for "is this address this host's": loopback, or
-// one of the addresses of its interfaces when it started. A caller from one
-// of those is the operator, even when it does not use loopback.
-func hostAddrs() func(netip.Addr) bool {
-	own := map[netip.Addr]bool{}
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if p, err := netip.ParsePrefix(a.String()); err == nil {
-			own[p.Addr().Unmap()] = true
-		}
-	}
-	return func(ip netip.Addr) bool { return ip.IsLoopback() || own[ip] }
-}
-
 // methodNotAllowed answers a known path asked with the wrong method.
 func methodNotAllowed(allow string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -221,8 +220,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // serve answers the API for t on ln and runs rounds until ctx is done, then
 // stops the rounds, lets requests in flight finish, and returns. check is the
-// connect-back check of announces.
-func serve(ctx context.Context, cfg config, ln net.Listener, t *Table, check func(context.Context, Node) error, rounds func(context.Context), log *slog.Logger) error {
+// connect-back check of announces. leave, if not nil, runs once the listener
+// is closed, beside the requests still finishing.
+func serve(ctx context.Context, cfg config, ln net.Listener, t *Table, check func(context.Context, Node) error, rounds func(context.Context), leave func(), log *slog.Logger) error {
 	mux := http.NewServeMux()
 	addRoutes(mux, t, newVerifier(check), hostAddrs(), log)
 	timeout := time.Duration(cfg.timeout)
@@ -239,6 +239,13 @@ func serve(ctx context.Context, cfg config, ln net.Listener, t *Table, check fun
 	requests, stopRequests := context.WithCancel(context.Background())
 	defer stopRequests()
 	srv.BaseContext = func(net.Listener) context.Context { return requests }
+	left := make(chan struct{})
+	srv.RegisterOnShutdown(func() { // Shutdown calls it once the listener is closed
+		defer close(left)
+		if leave != nil {
+			leave()
+		}
+	})
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	go func() { stop(srv.Serve(ln)) }()
@@ -253,6 +260,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, t *Table, check fun
 		log.Warn("requests still running at exit", "err", err)
 		srv.Close()
 	}
+	<-left
 	if err := context.Cause(ctx); !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

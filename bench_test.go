@@ -6,13 +6,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -222,6 +220,7 @@ func TestSimulation200(t *testing.T) {
 // Each node gets its own -d: the default .node-PORT is shared by nodes that
 // listen on the same port on different addresses.
 func BenchmarkConvergence30(b *testing.B) {
+	needAliases(b)
 	var total time.Duration
 	for range b.N {
 		dir := b.TempDir()
@@ -249,18 +248,6 @@ func BenchmarkConvergence30(b *testing.B) {
 		}
 	}
 	b.ReportMetric(total.Seconds()/float64(b.N), "s-to-converge")
-}
-
-// writeNodesFile writes nodes as a nodes file at dir/data/nodes.json.
-func writeNodesFile(b testing.TB, dir string, nodes []Node) {
-	path := filepath.Join(dir, "data", "nodes.json")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		b.Fatal(err)
-	}
-	data, _ := json.Marshal(nodes)
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		b.Fatal(err)
-	}
 }
 
 // BenchmarkStartupSweep starts a seed process at -t 1 on a file of the 1,000

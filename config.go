@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -18,8 +20,9 @@ var errUsage = errors.New("usage")
 // config is the command line, after defaults.
 type config struct {
 	role              string
-	ip                string
-	port              int // -1: the role's default; 0: any free port
+	ip                string // where to listen; 0.0.0.0 or :: for every interface
+	advertise         string // what announces carry: this process's address to others
+	port              int    // -1: the role's default; 0: any free port
 	dir, file         string
 	interval, timeout seconds
 	limit, max, fails int
@@ -36,7 +39,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	c.interval, c.timeout = seconds(60*time.Second), seconds(3*time.Second)
 	fs := flag.NewFlagSet("peerdisc", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	long := map[string]string{"i": "ip", "p": "port", "d": "dir", "n": "nodes", "u": "upd_int", "t": "timeout",
+	long := map[string]string{"i": "ip", "a": "advertise", "p": "port", "d": "dir", "n": "nodes", "u": "upd_int", "t": "timeout",
 		"k": "kn_limit", "m": "max", "f": "fails", "hm": "host_max", "di": "dns_ip", "dp": "dns_port"} // short name -> long name
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: go run . -role=seed|node|map [flags]\n\nflags (one dash or two):")
@@ -55,7 +58,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		})
 	}
 	fs.StringVar(&c.role, "role", "", "seed, node or map (required)")
-	fs.StringVar(&c.ip, "i", "127.0.0.1", "address to listen on and to advertise")
+	fs.StringVar(&c.ip, "i", "127.0.0.1", "address to listen on; 0.0.0.0 or :: listens on every interface and needs -a")
+	fs.StringVar(&c.advertise, "a", "", "address others reach this process at, sent in announces (default: -i)")
 	fs.IntVar(&c.port, "p", 0, "port; 0 takes any free port (default: seed 42020, node a free random port in 50000-60000)")
 	fs.StringVar(&c.dir, "d", "", "data directory (default: seed .seed, node .node-PORT)")
 	fs.StringVar(&c.file, "n", "nodes.json", "known-nodes file inside the data directory")
@@ -86,8 +90,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		bad = errors.New("-role must be seed, node or map")
 	case fs.NArg() > 0:
 		bad = fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	case (Node{IP: c.ip, Port: 1}).Valid() != nil:
-		bad = fmt.Errorf("-i: %v", (Node{IP: c.ip, Port: 1}).Valid())
+	case listenAddr(c.ip) != nil:
+		bad = fmt.Errorf("-i: %v", listenAddr(c.ip))
+	case c.advertise == "" && netip.MustParseAddr(c.ip).IsUnspecified():
+		bad = fmt.Errorf("-i %s listens on every interface: give -a, the address others reach this process at", c.ip)
+	case c.advertise != "" && (Node{IP: c.advertise, Port: 1}).Valid() != nil:
+		bad = fmt.Errorf("-a: %v", (Node{IP: c.advertise, Port: 1}).Valid())
 	case c.port < -1 || c.port > 65535 || c.dnsPort < 0 || c.dnsPort > 65535:
 		bad = errors.New("-p must be 0-65535 (0: any free port) and -dp 1-65535")
 	case c.dnsIP != "" && (Node{IP: c.dnsIP, Port: 1}).Valid() != nil:
@@ -102,8 +110,18 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		fs.Usage()
 		return c, errUsage
 	}
-	c.ip = (Node{IP: c.ip, Port: 1}).canonical().IP
+	c.ip = netip.MustParseAddr(c.ip).Unmap().String()
+	c.advertise = (Node{IP: cmp.Or(c.advertise, c.ip), Port: 1}).canonical().IP
 	return c, nil
+}
+
+// listenAddr says why ip cannot be listened on: it must be an address a Node
+// could have, or the unspecified address, which means every interface.
+func listenAddr(ip string) error {
+	if a, err := netip.ParseAddr(ip); err == nil && a.IsUnspecified() {
+		return nil
+	}
+	return (Node{IP: ip, Port: 1}).Valid()
 }
 
 // isSet reports whether the command line gave flag name.
@@ -153,4 +171,18 @@ func bootstrapSeeds(cfg config) ([]Node, error) {
 		return nil, fmt.Errorf("nodes.json, the list of seeds: %w", err)
 	}
 	return seeds, nil
+}
+
+// hostAddrs returns a test for "is this address this host's": loopback, or
+// one of the addresses of its interfaces when it started. A caller from one
+// of those is the operator, even when it does not use loopback.
+func hostAddrs() func(netip.Addr) bool {
+	own := map[netip.Addr]bool{}
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			own[p.Addr().Unmap()] = true
+		}
+	}
+	return func(ip netip.Addr) bool { return ip.IsLoopback() || own[ip] }
 }

@@ -24,6 +24,10 @@ func TestRunUsage(t *testing.T) {
 		{"bad interval", []string{"-role=seed", "-u", "soon"}, 2, "seconds"},
 		{"host name", []string{"-role=node", "--ip", "localhost"}, 2, "not an IP"},
 		{"port out of range", []string{"-role=seed", "-p", "70000"}, 2, "-p must be 0-65535"},
+		{"every interface without -a", []string{"-role=node", "-i", "0.0.0.0"}, 2, "give -a"},
+		{"every ipv6 interface without -a", []string{"-role=seed", "-i", "::"}, 2, "give -a"},
+		{"unspecified -a", []string{"-role=node", "-i", "0.0.0.0", "-a", "0.0.0.0"}, 2, "-a:"},
+		{"-a a host name", []string{"-role=node", "-a", "localhost"}, 2, "-a:"},
 		{"help", []string{"-h"}, 0, "-k, --kn_limit"},
 	}
 	for _, tc := range tests {
@@ -67,6 +71,27 @@ func TestBootstrapSeeds(t *testing.T) {
 			seeds, err := bootstrapSeeds(config{dnsIP: tc.ip, dnsPort: tc.port})
 			is.NoErr(err)
 			is.Equal(seeds, tc.want) // the seeds tried in step 3
+		})
+	}
+}
+
+func TestAdvertise(t *testing.T) {
+	tests := []struct {
+		args          []string
+		ip, advertise string
+	}{
+		{[]string{"-role=node"}, "127.0.0.1", "127.0.0.1"},
+		{[]string{"-role=node", "-i", "127.0.0.2"}, "127.0.0.2", "127.0.0.2"},
+		{[]string{"-role=node", "-i", "0.0.0.0", "-a", "192.0.2.7"}, "0.0.0.0", "192.0.2.7"},
+		{[]string{"-role=node", "--ip", "::", "--advertise", "::ffff:192.0.2.7"}, "::", "192.0.2.7"},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			is := is.New(t)
+			cfg, err := parseFlags(tc.args, io.Discard)
+			is.NoErr(err)
+			is.Equal(cfg.ip, tc.ip)               // where it listens
+			is.Equal(cfg.advertise, tc.advertise) // what it announces
 		})
 	}
 }

@@ -121,7 +121,7 @@ func startPeer(t testing.TB, host string, cfg config) *testPeer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.ip, cfg.dir, cfg.file = host, t.TempDir(), "nodes.json"
+	cfg.ip, cfg.advertise, cfg.dir, cfg.file = host, host, t.TempDir(), "nodes.json"
 	cfg.timeout = cmp.Or(cfg.timeout, seconds(10*time.Second)) // generous: a loaded machine slows tests, never fails them
 	cfg.max = max(cfg.max, 1)
 	cfg.fails = max(cfg.fails, 1)
@@ -416,4 +416,27 @@ func readNodesFile(t testing.TB, path string) []Node {
 		t.Fatalf("%s is not a valid nodes file: %v\n%s", path, err, data)
 	}
 	return nodes
+}
+
+// writeNodesFile writes nodes as a nodes file at dir/data/nodes.json.
+func writeNodesFile(b testing.TB, dir string, nodes []Node) {
+	path := filepath.Join(dir, "data", "nodes.json")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	data, _ := json.Marshal(nodes)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// needAliases skips a test that listens on 127.0.0.2 and friends where they
+// are not set up, as on macOS without ifconfig aliases.
+func needAliases(t testing.TB) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Skip("127.0.0.2 is not a local address here (macOS needs: sudo ifconfig lo0 alias 127.0.0.2):", err)
+	}
+	ln.Close()
 }

@@ -33,6 +33,7 @@ func listServer(t *testing.T, ip string, list *[]Node) Node {
 }
 
 func TestMap(t *testing.T) {
+	needAliases(t)
 	is := is.New(t)
 	// A knows B, C and D; B knows A, C and a dead entry X; C knows A and B;
 	// D knows C only; F, a second seed, knows nobody and nobody knows it.

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -32,7 +34,7 @@ func runNode(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	defer r.table.Close()
 	r.seeds = seeds
-	return serve(ctx, cfg, ln, r.table, r.client.ping, func(ctx context.Context) { r.loop(ctx, time.Duration(cfg.interval), r.nodeRound) }, log)
+	return serve(ctx, cfg, ln, r.table, r.client.ping, func(ctx context.Context) { r.loop(ctx, time.Duration(cfg.interval), r.nodeRound) }, r.leave, log)
 }
 
 // listenNode listens on -p, or else on a random port in 50000-60000.
@@ -63,7 +65,7 @@ func listenRandom(ip string, pick func() int) (net.Listener, error) {
 func (r *refresher) nodeRound(ctx context.Context) roundStats {
 	var s roundStats
 	// 1. Check the known peers by announcing to them, so they learn us too.
-	s.removed = r.sweep(ctx, r.client.announce)
+	s.removed = r.sweep(ctx, r.announce("peer"))
 
 	// 2. Learn from the peers' lists.
 	if r.table.Len() < r.limit {
@@ -86,7 +88,7 @@ func (r *refresher) nodeRound(ctx context.Context) roundStats {
 		if seed == r.client.self {
 			continue
 		}
-		announced := r.client.announce(ctx, seed) == nil
+		announced := r.announce("seed")(ctx, seed) == nil
 		if r.table.Len() < r.limit {
 			learned, err := r.client.list(ctx, seed)
 			if err != nil {
@@ -100,7 +102,40 @@ func (r *refresher) nodeRound(ctx context.Context) roundStats {
 			break
 		}
 	}
+	s.alone = r.table.Len() == 0
 	return s
+}
+
+// announce returns a check that announces this node to a peer, and warns
+// when who (the seed, a peer) refuses it for a reason about this node: in
+// that case the node is likely to stay alone until its flags change.
+func (r *refresher) announce(who string) func(context.Context, Node) error {
+	return func(ctx context.Context, n Node) error {
+		err := r.client.announce(ctx, n)
+		var refused *peerError
+		if !errors.As(err, &refused) {
+			return err
+		}
+		switch self := r.client.self; refused.status {
+		case http.StatusUnprocessableEntity:
+			r.log.Warn(fmt.Sprintf("the %s %s could not reach us at %s; see -a", who, n, self))
+		case http.StatusForbidden:
+			r.log.Warn(fmt.Sprintf("the %s %s refused us: it sees our calls come from another address than %s; see -a", who, n, self))
+		case http.StatusConflict:
+			r.log.Warn(fmt.Sprintf("the %s %s is full, or has as many nodes from our host as it takes", who, n))
+		}
+		return err
+	}
+}
+
+// leave tells every peer, and the seeds, that this node is going: a DELETE
+// /nodes/ of itself to each, all at once, for at most leaveTimeout. They
+// drop it at once instead of at their next round.
+func (r *refresher) leave() {
+	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+	defer cancel()
+	to := slices.DeleteFunc(append(r.table.List(), r.seeds...), func(n Node) bool { return n == r.client.self })
+	forEach(ctx, to, r.client.remove)
 }
 
 // learn adds candidates that answer an announce, until the node knows
@@ -119,7 +154,7 @@ func (r *refresher) learn(ctx context.Context, candidates []Node) []Node {
 	}
 	rand.Shuffle(len(fresh), func(i, j int) { fresh[i], fresh[j] = fresh[j], fresh[i] })
 	fresh = fresh[:min(max(need, 0), len(fresh))]
-	errs := forEach(ctx, fresh, r.client.announce)
+	errs := forEach(ctx, fresh, r.announce("peer"))
 	var alive []Node
 	for i, n := range fresh {
 		if errs[i] == nil {

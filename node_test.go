@@ -2,8 +2,14 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/matryer/is"
 )
@@ -98,4 +104,59 @@ func TestListenRandomSkipsTakenPorts(t *testing.T) {
 	is.NoErr(err) // a taken port is not fatal
 	defer ln.Close()
 	is.Equal(ln.Addr().(*net.TCPAddr).Port, free) // the next pick is used
+}
+
+func TestNodeSaysWhyItIsAlone(t *testing.T) {
+	tests := []struct {
+		status int
+		want   string
+	}{
+		{422, "the seed {seed} could not reach us at {self}; see -a"},
+		{403, "the seed {seed} refused us: it sees our calls come from another address than {self}; see -a"},
+		{409, "the seed {seed} is full"},
+	}
+	for _, tc := range tests {
+		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
+			is := is.New(t)
+			refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				writeError(w, tc.status, "SECRET_REASON")
+			}))
+			defer refusing.Close()
+			p := startPeer(t, "127.0.0.1", config{limit: 3, max: 10})
+			var logs syncBuffer
+			p.log = slog.New(slog.NewTextHandler(&logs, nil))
+			seed := nodeOf(t, refusing.URL)
+			p.seeds = []Node{seed}
+			s := p.nodeRound(context.Background())
+			is.True(s.alone) // nobody took it
+			want := strings.NewReplacer("{seed}", seed.String(), "{self}", p.self().String()).Replace(tc.want)
+			is.True(strings.Contains(logs.String(), "level=WARN msg=\""+want)) // says why, in our words
+			is.True(!strings.Contains(logs.String(), "SECRET"))                // never the seed's
+		})
+	}
+}
+
+func TestAloneNodeRetriesSooner(t *testing.T) {
+	is := is.New(t)
+	p := startPeer(t, "127.0.0.1", config{})
+	p.retry = time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	rounds := 0
+	go func() {
+		defer close(done)
+		p.loop(ctx, time.Hour, func(context.Context) roundStats {
+			if rounds++; rounds == 5 {
+				cancel()
+			}
+			return roundStats{alone: true}
+		})
+	}()
+	select {
+	case <-done: // 1, 2, 4 and 8 ms between rounds, not an hour
+	case <-time.After(10 * time.Second):
+		t.Fatal("an alone node waited the whole interval")
+	}
+	is.Equal(rounds, 5)
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +20,8 @@ import (
 )
 
 const (
+	// leaveTimeout bounds the goodbyes a stopping node sends.
+	leaveTimeout = time.Second
 	// maxInFlight bounds the checks a round runs at once, so that 10,000 peers
 	// never mean 10,000 open sockets.
 	maxInFlight = 64
@@ -39,7 +42,21 @@ type peerClient struct {
 // newPeerClient returns a client whose calls give up after timeout. It
 // ignores proxy settings and redirects: peers are reached directly. It never
 // asks for compression, so a small answer cannot inflate into a large one.
+// When self is one of this host's own addresses, and not loopback, calls to
+// addresses of its family go out from it, so that peers see the address that
+// announces carry.
 func newPeerClient(timeout time.Duration, self Node) *peerClient {
+	var from netip.Addr
+	if ip, err := netip.ParseAddr(self.IP); err == nil && !ip.IsLoopback() && hostAddrs()(ip) {
+		from = ip
+	}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		if to, err := netip.ParseAddrPort(addr); err == nil && from.IsValid() && to.Addr().Unmap().Is4() == from.Is4() {
+			d.LocalAddr = &net.TCPAddr{IP: from.AsSlice()}
+		}
+		return d.DialContext(ctx, network, addr)
+	}
 	return &peerClient{
 		self: self,
 		http: &http.Client{
@@ -49,6 +66,7 @@ func newPeerClient(timeout time.Duration, self Node) *peerClient {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 			Transport: &http.Transport{
 				Proxy:                  nil,
+				DialContext:            dial,
 				DisableCompression:     true,
 				MaxResponseHeaderBytes: maxHeaderBytes,
 				MaxIdleConns:           maxInFlight,
@@ -125,6 +143,13 @@ func (c *peerClient) announce(ctx context.Context, n Node) error {
 	return err
 }
 
+// remove asks n to drop this node: DELETE /nodes/ of itself, when it leaves.
+func (c *peerClient) remove(ctx context.Context, n Node) error {
+	self, _ := json.Marshal(c.self)
+	_, err := c.call(ctx, http.MethodDelete, n, "/nodes/", self, maxListBody)
+	return err
+}
+
 // list fetches n's known nodes: at most maxListEntries of them, from an
 // answer of at most maxListBody bytes. Entries that are not valid nodes are
 // dropped, and so are loopback and link-local ones unless n is on loopback
@@ -176,9 +201,10 @@ func forEach(ctx context.Context, nodes []Node, fn func(context.Context, Node) e
 type refresher struct {
 	table  *Table
 	client *peerClient
-	seeds  []Node // the bootstrap list, tried in order (node role)
-	limit  int    // -k: enough known nodes to skip the next step
-	fails  int    // -f: failed checks in a row that remove a peer
+	seeds  []Node        // the bootstrap list, tried in order (node role)
+	limit  int           // -k: enough known nodes to skip the next step
+	fails  int           // -f: failed checks in a row that remove a peer
+	retry  time.Duration // the first wait before another round while alone
 	failed map[Node]int
 	log    *slog.Logger
 }
@@ -186,11 +212,12 @@ type refresher struct {
 // roundStats is what one round did, for its log line.
 type roundStats struct {
 	learned, removed []Node
+	alone            bool // a node that knows no peer: retry soon, not in -u
 }
 
 // newRefresher opens the table in -d (or defaultDir) for the process listening on ln.
 func newRefresher(cfg config, ln net.Listener, defaultDir string, log *slog.Logger) (*refresher, error) {
-	self := Node{IP: cfg.ip, Port: ln.Addr().(*net.TCPAddr).Port}
+	self := Node{IP: cfg.advertise, Port: ln.Addr().(*net.TCPAddr).Port}
 	t, err := openTable(cmp.Or(cfg.dir, defaultDir), cfg.file, self, cfg.max, cfg.hostMax)
 	if err != nil {
 		return nil, err
@@ -200,6 +227,7 @@ func newRefresher(cfg config, ln net.Listener, defaultDir string, log *slog.Logg
 		client: newPeerClient(time.Duration(cfg.timeout), self),
 		limit:  cfg.limit,
 		fails:  cfg.fails,
+		retry:  time.Second,
 		log:    log,
 	}, nil
 }
@@ -238,8 +266,13 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 // peers the round learned and removed, and counts those that others added
 // or removed through the API since the last round (announces, operator
 // calls), so that known = before + learned + announced - removed.
+//
+// While a round ends alone, the next comes sooner than interval: after
+// r.retry, then twice that, and so on up to interval, so that a node started
+// before its seed joins soon after the seed starts.
 func (r *refresher) loop(ctx context.Context, interval time.Duration, round func(context.Context) roundStats) {
 	before := r.table.Len()
+	backoff := r.retry
 	for {
 		start := time.Now()
 		s := round(ctx)
@@ -250,10 +283,16 @@ func (r *refresher) loop(ctx context.Context, interval time.Duration, round func
 		r.log.Info("round", "known", known, "learned", names(s.learned), "removed", names(s.removed),
 			"announced", known-before-len(s.learned)+len(s.removed), "took", time.Since(start).Round(time.Millisecond))
 		before = known
+		wait := interval
+		if s.alone {
+			wait, backoff = min(backoff, interval), backoff*2
+		} else {
+			backoff = r.retry
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(max(0, interval-time.Since(start))):
+		case <-time.After(max(0, wait-time.Since(start))):
 		}
 	}
 }

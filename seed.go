@@ -28,7 +28,7 @@ func runSeed(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer r.table.Close()
-	return serve(ctx, cfg, ln, r.table, r.client.ping, func(ctx context.Context) { r.loop(ctx, time.Duration(cfg.interval), r.seedRound) }, log)
+	return serve(ctx, cfg, ln, r.table, r.client.ping, func(ctx context.Context) { r.loop(ctx, time.Duration(cfg.interval), r.seedRound) }, nil, log)
 }
 
 // seedRound checks every known node with GET / and removes the dead.

@@ -286,3 +286,25 @@ func TestListParsingIsBounded(t *testing.T) {
 	is.True(errors.Is(err, errTooMany))                                // stops after the bound
 	is.True(after.TotalAlloc-before.TotalAlloc < 4*maxListEntries*100) // a small cost per entry read, none for the rest
 }
+
+func TestRemoveByAnotherHost(t *testing.T) {
+	n := Node{IP: "198.51.100.7", Port: 7000}
+	tests := []struct {
+		name       string
+		check      func(context.Context, Node) error
+		wantStatus int
+		wantLen    int
+	}{
+		{"while it answers", alive, 403, 1},
+		{"once it is gone, as behind NAT or over another address family", unreachable, 200, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			is := is.New(t)
+			tbl := newTable(t, 10, n)
+			w := ask(remoteHandler(tbl, tc.check), "DELETE", "/nodes/", "203.0.113.9:4000", nodeJSON(n.IP, n.Port))
+			is.Equal(w.Code, tc.wantStatus)
+			is.Equal(tbl.Len(), tc.wantLen)
+		})
+	}
+}
