@@ -248,7 +248,14 @@ var (
 	binErr    error
 )
 
+// helpers are other programs the test binary can be: when the environment
+// variable PEERDISC_HELPER names one, TestMain runs it instead of the tests.
+var helpers = map[string]func() int{}
+
 func TestMain(m *testing.M) {
+	if h := helpers[os.Getenv("PEERDISC_HELPER")]; h != nil {
+		os.Exit(h())
+	}
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
@@ -330,7 +337,14 @@ func (p *proc) waitStarted(t testing.TB) {
 // launch runs the binary in dir without waiting for anything.
 func launch(t testing.TB, dir string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(binary(t), args...), stderr: &syncBuffer{}, exited: make(chan struct{})}
+	return launchCmd(t, dir, exec.Command(binary(t), args...))
+}
+
+// launchCmd runs cmd, the binary or a wrapper around it, in dir.
+func launchCmd(t testing.TB, dir string, cmd *exec.Cmd) *proc {
+	t.Helper()
+	args := cmd.Args
+	p := &proc{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
 	p.cmd.Dir = dir
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {

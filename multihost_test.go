@@ -1,0 +1,102 @@
+//go:build linux
+
+package main
+
+// The network across real hosts (see lab_test.go): a seed and nodes as real
+// processes, each on a host of its own, over IPv4 and over IPv6.
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+)
+
+func TestMultiHost(t *testing.T) {
+	for _, family := range []string{"IPv4", "IPv6"} {
+		t.Run(family, func(t *testing.T) {
+			t.Parallel()
+			is := is.New(t)
+			l := newLab(t, 6) // h0 the seed, h1-h4 nodes, h5 another host
+			addr := func(h *labHost) string {
+				if family == "IPv6" {
+					return h.v6
+				}
+				return h.v4
+			}
+			all := map[string]string{"IPv4": "0.0.0.0", "IPv6": "::"}[family]
+			op, outsider := l.hosts[0], l.hosts[5]
+			op.gate()
+			outsider.gate()
+
+			start := time.Now()
+			seed := l.hosts[0].start("-role=seed", "-i", addr(l.hosts[0]), "-p", "0", "-u", "1", "-t", "1", "-d", "seed")
+			seedFlags := []string{"-di", seed.addr.IP, "-dp", strconv.Itoa(seed.addr.Port), "-u", "1", "-t", "1", "-p", "0", "-d", "node"}
+			var nodes []*proc
+			for _, h := range l.hosts[1:4] {
+				nodes = append(nodes, h.start(append([]string{"-role=node", "-i", addr(h)}, seedFlags...)...))
+			}
+			// h4 listens on every interface and advertises one address, as in a container.
+			bound := l.hosts[4].start(append([]string{"-role=node", "-i", all, "-a", addr(l.hosts[4])}, seedFlags...)...)
+			nodes = append(nodes, bound)
+			is.Equal(bound.addr.IP, addr(l.hosts[4])) // it announces the advertised address
+			// everyone reports whether every process but skip lists exactly the nodes that want picks.
+			everyone := func(skip *proc, want func(n Node) bool) func() bool {
+				return func() bool {
+					for _, p := range append(nodes, seed) {
+						for _, n := range nodes {
+							if p != skip && n != p && want(n.addr) != slices.Contains(op.list(p.addr), n.addr) {
+								return false
+							}
+						}
+					}
+					return true
+				}
+			}
+			eventually(t, 15*time.Second, everyone(nil, func(Node) bool { return true }))
+			t.Logf("%s: a seed and 4 nodes on 5 hosts converged %v after the seed started", family, time.Since(start).Round(time.Millisecond))
+
+			t.Run("trust between hosts", func(t *testing.T) {
+				is := is.New(t)
+				other := nodes[0].addr
+				status, _ := outsider.do("POST", seed.addr, "/nodes/", nodeJSON(addr(outsider), 9))
+				is.Equal(status, 403) // another host may not add directly
+				status, _ = outsider.do("DELETE", seed.addr, "/nodes/", nodeJSON(other.IP, other.Port))
+				is.Equal(status, 403) // nor remove a live node of someone else's
+				status, _ = outsider.do("POST", seed.addr, "/", nodeJSON("127.0.0.1", seed.addr.Port))
+				is.Equal(status, 403) // nor announce the seed's own loopback
+				status, _ = outsider.do("POST", seed.addr, "/", nodeJSON(other.IP, other.Port))
+				is.Equal(status, 403) // nor a third party
+				banner := outsider.listen(1, "banner", addr(outsider))[0]
+				status, body := outsider.do("POST", seed.addr, "/", nodeJSON(banner.IP, banner.Port))
+				is.Equal(status, 422)
+				is.True(strings.Contains(body, "not an HTTP answer") && !strings.Contains(body, "SECRET")) // never echoes a service's bytes
+
+				status, _ = op.do("POST", seed.addr, "/nodes/", nodeJSON("127.0.0.1", 9))
+				is.Equal(status, 200)                                                               // the operator on the seed's own host, calling its address
+				is.True(slices.Contains(op.list(seed.addr), Node{IP: "127.0.0.1", Port: 9}))        // sees loopback entries
+				is.True(!slices.Contains(outsider.list(seed.addr), Node{IP: "127.0.0.1", Port: 9})) // other hosts never get them
+				status, _ = op.do("DELETE", seed.addr, "/nodes/", nodeJSON("127.0.0.1", 9))
+				is.Equal(status, 200)
+			})
+
+			t.Run("link down and up", func(t *testing.T) {
+				is := is.New(t)
+				h, gone := l.hosts[2], nodes[1]
+				roundsBefore := strings.Count(seed.stderr.String(), "msg=round")
+				start := time.Now()
+				h.link("down")
+				took := eventually(t, 15*time.Second, everyone(gone, func(n Node) bool { return n != gone.addr }))
+				rounds := strings.Count(seed.stderr.String(), "msg=round") - roundsBefore
+				t.Logf("%s: a host whose link went down was forgotten everywhere after %v (%d rounds of the seed)", family, took.Round(time.Millisecond), rounds)
+				is.True(rounds <= 3) // within 3 intervals
+				h.link("up")
+				took = eventually(t, 15*time.Second, everyone(nil, func(Node) bool { return true }))
+				t.Logf("%s: and was back everywhere %v after its link returned (down for %v)", family, took.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+			})
+		})
+	}
+}
