@@ -210,6 +210,10 @@ func labGate() int {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", proxy)
+	mux.HandleFunc("lab/accepted", func(w http.ResponseWriter, r *http.Request) {
+		port, _ := strconv.Atoi(r.FormValue("port"))
+		fmt.Fprint(w, accepted(port).Load())
+	})
 	mux.HandleFunc("lab/listen", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.FormValue("n"))
 		var ports []int
@@ -228,8 +232,24 @@ func labGate() int {
 	return 0
 }
 
+// acceptedOn counts the connections each listener of the gateway's accepted.
+var acceptedOn sync.Map // port -> *atomic.Int64
+
+func accepted(port int) *atomic.Int64 {
+	n, _ := acceptedOn.LoadOrStore(port, new(atomic.Int64))
+	return n.(*atomic.Int64)
+}
+
+// accepted is how many connections n, a listener of h's gateway, has accepted.
+func (h *labHost) accepted(n Node) int {
+	_, body := h.do("GET", Node{IP: "lab", Port: 80}, "/accepted?port="+strconv.Itoa(n.Port), "")
+	count, _ := strconv.Atoi(body)
+	return count
+}
+
 // serveAs answers connections on l as mode says (see labHost.listen).
 func serveAs(l net.Listener, mode string) {
+	count := accepted(l.Addr().(*net.TCPAddr).Port)
 	if mode == "ok" {
 		http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "{}\n") }))
 		return
@@ -239,6 +259,7 @@ func serveAs(l net.Listener, mode string) {
 		if err != nil {
 			return
 		}
+		count.Add(1)
 		if mode == "banner" {
 			io.WriteString(c, "SSH-2.0-SECRET_BANNER\r\n")
 		}
