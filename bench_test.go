@@ -5,12 +5,17 @@ package main
 // Run: go test -run '^$' -bench . -benchtime 3x
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -275,22 +280,137 @@ func BenchmarkSeedMemory10k(b *testing.B) {
 	for i := range nodes {
 		nodes[i] = Node{IP: fmt.Sprintf("127.1.%d.%d", i/250, 1+i%250), Port: dead}
 	}
-	peak := 0
+	peak := 0.0
 	for range b.N {
 		dir := b.TempDir()
 		writeNodesFile(b, dir, nodes)
 		seed := startProc(b, dir, "-role=seed", "-p", "0", "-d", "data", "-t", "1", "-m", "10000")
 		eventually(b, 60*time.Second, func() bool { return strings.Contains(seed.stderr.String(), "msg=round known=0") })
-		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", seed.cmd.Process.Pid))
-		if err != nil {
-			b.Skip("no /proc here:", err)
-		}
-		for _, line := range strings.Split(string(status), "\n") {
-			if kb, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-				n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(kb), "kB")))
-				peak = max(peak, n)
-			}
+		peak = max(peak, peakRSS(b, seed))
+	}
+	b.ReportMetric(peak, "MB-peak-RSS") // the highest of the runs
+}
+
+// peakRSS is p's peak resident set so far, in MB, from /proc (Linux only).
+func peakRSS(b *testing.B, p *proc) float64 {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		b.Skip("no /proc here:", err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if kb, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(kb), "kB")))
+			return float64(n) / 1024
 		}
 	}
-	b.ReportMetric(float64(peak)/1024, "MB-peak-RSS") // the highest of the runs
+	b.Skip("no VmHWM in /proc/PID/status")
+	return 0
+}
+
+// slowestRound is the longest took= of p's round lines so far.
+func slowestRound(p *proc) time.Duration {
+	var slowest time.Duration
+	for _, m := range regexp.MustCompile(`msg=round .* took=(\S+)`).FindAllStringSubmatch(p.stderr.String(), -1) {
+		d, _ := time.ParseDuration(m[1])
+		slowest = max(slowest, d)
+	}
+	return slowest
+}
+
+// BenchmarkHostileLists runs a node at -t 1 whose 9 peers answer GET /nodes/
+// with a list meant to blow up its memory, beside one whose 9 peers answer
+// honestly: "gzip" is 4 MiB of [0,0,...] gzipped to about 4 kB and sent with
+// Content-Encoding: gzip, "junk" the same 1 MiB list uncompressed. The node
+// knows fewer than -k 10, so it fetches all 9 lists every round. It reports
+// the node's peak RSS and its slowest round over 3 rounds.
+func BenchmarkHostileLists(b *testing.B) {
+	junk := []byte("[" + strings.Repeat("0,", 1<<19-1) + "0]")
+	var bomb bytes.Buffer
+	z := gzip.NewWriter(&bomb)
+	z.Write([]byte("[" + strings.Repeat("0,", 2<<20) + "0]"))
+	z.Close()
+	for _, mode := range []string{"honest", "gzip", "junk"} {
+		b.Run(mode, func(b *testing.B) {
+			peers := make([]Node, 9)
+			var honest []byte // the 9 peers themselves, once they listen
+			for i := range peers {
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					switch {
+					case r.Method != "GET" || r.URL.Path != "/nodes/":
+						io.WriteString(w, "{}\n") // checks and announces succeed: the peer stays listed
+					case mode == "gzip":
+						w.Header().Set("Content-Encoding", "gzip")
+						w.Write(bomb.Bytes())
+					case mode == "junk":
+						w.Write(junk)
+					default:
+						w.Write(honest)
+					}
+				}))
+				b.Cleanup(srv.Close)
+				peers[i] = nodeOf(b, srv.URL)
+			}
+			honest, _ = json.Marshal(peers)
+			peak, slowest := 0.0, time.Duration(0)
+			for range b.N {
+				dir := b.TempDir()
+				writeNodesFile(b, dir, peers)
+				node := startProc(b, dir, "-role=node", "-p", "0", "-d", "data", "-u", "1", "-t", "1", "-di", "127.0.0.1", "-dp", strconv.Itoa(deadAddr(b).Port))
+				eventually(b, 30*time.Second, func() bool { return strings.Count(node.stderr.String(), "msg=round") >= 3 })
+				peak, slowest = max(peak, peakRSS(b, node)), max(slowest, slowestRound(node))
+			}
+			b.ReportMetric(peak, "MB-peak-RSS")
+			b.ReportMetric(slowest.Seconds(), "s-slowest-round")
+		})
+	}
+}
+
+// BenchmarkHeaderBomb runs a seed at -t 1 whose 100 nodes answer its check
+// with 9 MB of response headers, all at once, beside one whose 100 nodes
+// answer honestly, and reports the seed's peak RSS after its first round.
+func BenchmarkHeaderBomb(b *testing.B) {
+	for _, mode := range []string{"honest", "headers"} {
+		b.Run(mode, func(b *testing.B) {
+			reply := "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n{}\n"
+			if mode == "headers" {
+				reply = "HTTP/1.1 200 OK\r\nX-Bomb: " + strings.Repeat("a", 9<<20) + "\r\n\r\n"
+			}
+			nodes := make([]Node, 100)
+			for i := range nodes {
+				nodes[i] = replyServer(b, reply)
+			}
+			peak := 0.0
+			for range b.N {
+				dir := b.TempDir()
+				writeNodesFile(b, dir, nodes)
+				seed := startProc(b, dir, "-role=seed", "-p", "0", "-d", "data", "-t", "1")
+				eventually(b, 30*time.Second, func() bool { return strings.Contains(seed.stderr.String(), "msg=round") })
+				peak = max(peak, peakRSS(b, seed))
+			}
+			b.ReportMetric(peak, "MB-peak-RSS")
+		})
+	}
+}
+
+// replyServer writes reply on every connection it accepts, and closes it.
+func replyServer(b *testing.B, reply string) Node {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				io.WriteString(c, reply)
+			}()
+		}
+	}()
+	return Node{IP: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}
 }
