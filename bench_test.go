@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -377,7 +376,7 @@ func BenchmarkHeaderBomb(b *testing.B) {
 			}
 			nodes := make([]Node, 100)
 			for i := range nodes {
-				nodes[i] = replyServer(b, reply)
+				nodes[i] = rawServer(b, reply)
 			}
 			peak := 0.0
 			for range b.N {
@@ -390,27 +389,4 @@ func BenchmarkHeaderBomb(b *testing.B) {
 			b.ReportMetric(peak, "MB-peak-RSS")
 		})
 	}
-}
-
-// replyServer writes reply on every connection it accepts, and closes it.
-func replyServer(b *testing.B, reply string) Node {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				io.WriteString(c, reply)
-			}()
-		}
-	}()
-	return Node{IP: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}
 }

@@ -4,6 +4,7 @@ package main
 // hostile stand-ins, and the built binary run as real processes.
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -453,4 +454,37 @@ func needAliases(t testing.TB) {
 		t.Skip("127.0.0.2 is not a local address here (macOS needs: sudo ifconfig lo0 alias 127.0.0.2):", err)
 	}
 	ln.Close()
+}
+
+// rawServer answers every connection on loopback with reply, then holds it
+// open until the test ends. A reply that is HTTP waits for the request's
+// head first, as a server does; anything else is sent at once, as a banner.
+func rawServer(t testing.TB, reply string) Node {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(30 * time.Second))
+				r := bufio.NewReader(c)
+				for strings.HasPrefix(reply, "HTTP/") {
+					if line, err := r.ReadString('\n'); err != nil || line == "\r\n" {
+						break
+					}
+				}
+				io.WriteString(c, reply)
+				io.Copy(io.Discard, r)
+			}()
+		}
+	}()
+	return Node{IP: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}
 }

@@ -142,7 +142,13 @@ func (h *labHost) gate() *http.Client {
 		cmd := exec.Command("ip", "netns", "exec", h.ns, exe)
 		cmd.Env = append(os.Environ(), "PEERDISC_HELPER=labgate", "PEERDISC_LABGATE="+sock, "PEERDISC_LABHOST="+h.v4+","+h.v6)
 		launchCmd(t, h.lab.dir, cmd)
-		eventually(t, 10*time.Second, func() bool { _, err := os.Stat(sock); return err == nil })
+		eventually(t, 10*time.Second, func() bool {
+			c, err := net.Dial("unix", sock) // listening, not only bound
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		})
 		h.client = &http.Client{
 			Timeout: 20 * time.Second,
 			Transport: &http.Transport{

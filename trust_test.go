@@ -182,31 +182,6 @@ func TestFairVerification(t *testing.T) {
 	is.Equal(attackerChecks.Load(), before)                                                        // refused without a new check
 }
 
-// rawServer accepts connections on loopback and writes reply to each, then
-// holds it open until the test ends.
-func rawServer(t *testing.T, reply string) Node {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-			go func() {
-				c.Write([]byte(reply))
-				io.Copy(io.Discard, c)
-			}()
-		}
-	}()
-	return Node{IP: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}
-}
-
 func TestErrorsNeverEchoAPeer(t *testing.T) {
 	c := newPeerClient(300*time.Millisecond, self)
 	tests := []struct {
