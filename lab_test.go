@@ -110,6 +110,20 @@ func removeStaleLabs() {
 	}
 }
 
+// secondAddress gives h another address of the family of ip, beside its
+// first, and returns it. The kernel still sends from the first unless told.
+func (h *labHost) secondAddress(ip string) string {
+	if strings.Contains(ip, ":") {
+		second := strings.Replace(h.v6, "fd77::", "fd77::1:", 1)
+		h.lab.ip("-n", h.ns, "addr", "add", second+"/64", "dev", "eth0", "nodad")
+		return second
+	}
+	last, _ := strconv.Atoi(h.v4[strings.LastIndex(h.v4, ".")+1:])
+	second := fmt.Sprintf("10.77.0.%d", 100+last)
+	h.lab.ip("-n", h.ns, "addr", "add", second+"/24", "dev", "eth0")
+	return second
+}
+
 // link sets the bridge's end of h's cable up or down, as a cable plugged or
 // pulled: h keeps its addresses (Linux drops IPv6 addresses from an
 // interface that is itself set down).

@@ -39,10 +39,12 @@ func TestMultiHost(t *testing.T) {
 			for _, h := range l.hosts[1:4] {
 				nodes = append(nodes, h.start(append([]string{"-role=node", "-i", addr(h)}, seedFlags...)...))
 			}
-			// h4 listens on every interface and advertises one address, as in a container.
-			bound := l.hosts[4].start(append([]string{"-role=node", "-i", all, "-a", addr(l.hosts[4])}, seedFlags...)...)
+			// h4 listens on every interface and advertises its second address,
+			// as on a host with several: its calls must come from that one.
+			second := l.hosts[4].secondAddress(addr(l.hosts[4]))
+			bound := l.hosts[4].start(append([]string{"-role=node", "-i", all, "-a", second}, seedFlags...)...)
 			nodes = append(nodes, bound)
-			is.Equal(bound.addr.IP, addr(l.hosts[4])) // it announces the advertised address
+			is.Equal(bound.addr.IP, second) // it announces the advertised address
 			// everyone reports whether every process but skip lists exactly the nodes that want picks.
 			everyone := func(skip *proc, want func(n Node) bool) func() bool {
 				return func() bool {
