@@ -16,14 +16,18 @@ import (
 const (
 	// maxBody bounds request bodies: a Node is under 100 bytes.
 	maxBody = 1 << 10
+	// maxSample bounds the entries GET /nodes/?sample=N answers.
+	maxSample = 256
 )
 
 // addRoutes registers the whole API. Wrong methods and unknown paths get
 // JSON errors too, so every rejection reads the same way. local tells the
 // callers on this host (the operator) from other hosts.
-func addRoutes(mux *http.ServeMux, t *Table, v *verifier, local func(netip.Addr) bool, log *slog.Logger) {
+// inbound, if not 0, is how many peers the table may hold before announces
+// of new ones are refused.
+func addRoutes(mux *http.ServeMux, t *Table, v *verifier, local func(netip.Addr) bool, inbound int, log *slog.Logger) {
 	mux.Handle("GET /{$}", handleCheck())
-	mux.Handle("POST /{$}", handleAnnounce(t, v, local, log))
+	mux.Handle("POST /{$}", handleAnnounce(t, v, local, inbound, log))
 	mux.Handle("/{$}", methodNotAllowed("GET, HEAD, POST"))
 	mux.Handle("GET /nodes/{$}", handleList(t, local))
 	mux.Handle("POST /nodes/{$}", handleAdd(t, local, log))
@@ -45,8 +49,10 @@ func handleCheck() http.Handler {
 // handleAnnounce adds the sender of POST / once it answers GET / itself, so
 // that nobody can fill the table with addresses where no node runs. A caller
 // on another host may announce only itself: the address it calls from. So no
-// host can make this process call a third party, or its own loopback.
-func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, log *slog.Logger) http.Handler {
+// host can make this process call a third party, or its own loopback. A node
+// takes at most inbound peers this way, so that early joiners do not become
+// hubs; the seed (inbound 0) takes all, up to -m.
+func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, inbound int, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, ok := readNode(w, r, t.self)
 		if !ok {
@@ -63,9 +69,17 @@ func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, log *slo
 				return
 			}
 		}
-		if !t.Has(n) {
+		if t.Has(n) {
+			if src == netip.MustParseAddr(n.IP) {
+				t.Heard(n) // it is alive: no need to check it this round
+			}
+		} else {
 			if err := t.Full(n); err != nil {
 				writeError(w, http.StatusConflict, err.Error())
+				return
+			}
+			if inbound > 0 && t.Len() >= inbound {
+				writeError(w, http.StatusConflict, "this node has as many peers as it takes; try others")
 				return
 			}
 			err := v.verify(r.Context(), src, local(src), n)
@@ -88,12 +102,22 @@ func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, log *slo
 }
 
 // handleList serves the table from memory: the bytes last written to disk,
-// less loopback and link-local entries for callers on other hosts.
+// less loopback and link-local entries for callers on other hosts. With
+// ?sample=N it serves at most N entries picked at random (N up to
+// maxSample): what a node that joins needs, rather than the whole table.
 func handleList(t *Table, local func(netip.Addr) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body := t.Body()
 		if !local(remoteIP(r)) {
 			body = t.PublicBody()
+		}
+		if q := r.URL.Query(); q.Has("sample") {
+			n, err := strconv.Atoi(q.Get("sample"))
+			if err != nil || n < 0 {
+				writeError(w, http.StatusBadRequest, "sample must be a whole number of nodes")
+				return
+			}
+			body = t.Sample(min(n, maxSample), !local(remoteIP(r)))
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
@@ -224,7 +248,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // is closed, beside the requests still finishing.
 func serve(ctx context.Context, cfg config, ln net.Listener, t *Table, check func(context.Context, Node) error, rounds func(context.Context), leave func(), log *slog.Logger) error {
 	mux := http.NewServeMux()
-	addRoutes(mux, t, newVerifier(check), hostAddrs(), log)
+	inbound := 0 // the seed takes every node that announces itself, up to -m
+	if cfg.role == "node" {
+		inbound = 2 * max(cfg.limit, 1)
+	}
+	addRoutes(mux, t, newVerifier(check), hostAddrs(), inbound, log)
 	timeout := time.Duration(cfg.timeout)
 	srv := &http.Server{
 		Handler:           mux,

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -233,4 +234,39 @@ func TestConcurrentAdds(t *testing.T) {
 	for _, n := range nodes {
 		is.True(tbl.Has(n)) // each node kept
 	}
+}
+
+func TestSample(t *testing.T) {
+	is := is.New(t)
+	nodes := distinctNodes(50)
+	tbl := newTable(t, 100, append(nodes, Node{IP: "127.0.0.5", Port: 5})...)
+	h := newHandler(tbl, alive)
+	var got []Node
+	w := ask(h, "GET", "/nodes/?sample=8", "203.0.113.9:4000", "")
+	is.Equal(w.Code, 200)
+	is.NoErr(json.Unmarshal(w.Body.Bytes(), &got))
+	is.Equal(len(got), 8) // as many as asked
+	seen := map[Node]bool{}
+	for _, n := range got {
+		is.True(!seen[n] && tbl.Has(n) && !n.scoped()) // distinct, known, and no loopback for another host
+		seen[n] = true
+	}
+	is.NoErr(json.Unmarshal(ask(h, "GET", "/nodes/?sample=500", "127.0.0.1:4000", "").Body.Bytes(), &got))
+	is.Equal(len(got), 51)                                                      // at most the table
+	is.Equal(ask(h, "GET", "/nodes/?sample=x", "127.0.0.1:4000", "").Code, 400) // not a number
+	is.Equal(ask(h, "GET", "/nodes/?sample=-1", "127.0.0.1:4000", "").Code, 400)
+	is.Equal(ask(h, "GET", "/nodes/", "127.0.0.1:4000", "").Body.String(), string(tbl.Body())) // the blog's client: the whole file
+}
+
+func TestInboundCap(t *testing.T) {
+	is := is.New(t)
+	tbl := newTable(t, 100)
+	mux := http.NewServeMux()
+	addRoutes(mux, tbl, newVerifier(alive), netip.Addr.IsLoopback, 2, quiet)
+	for i, want := range []int{200, 200, 409} {
+		ip := fmt.Sprintf("203.0.113.%d", i+1)
+		is.Equal(ask(mux, "POST", "/", ip+":4000", nodeJSON(ip, 5000)).Code, want) // a node takes 2 by announce, then refuses
+	}
+	is.Equal(ask(mux, "POST", "/", "203.0.113.1:4000", nodeJSON("203.0.113.1", 5000)).Code, 200) // known peers still announce
+	is.Equal(tbl.Len(), 2)
 }

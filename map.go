@@ -60,7 +60,7 @@ func crawl(ctx context.Context, c *peerClient, seeds []Node, max int) netMap {
 		var mu sync.Mutex
 		lists := map[Node][]Node{}
 		errs := forEach(ctx, wave, func(ctx context.Context, n Node) error {
-			list, err := c.list(ctx, n)
+			list, err := c.list(ctx, n, 0)
 			mu.Lock()
 			defer mu.Unlock()
 			lists[n] = list

@@ -60,37 +60,28 @@ func listenRandom(ip string, pick func() int) (net.Listener, error) {
 	return nil, fmt.Errorf("no free port found: %w", err)
 }
 
-// nodeRound is the node's round: the blog's three steps. Steps 2 and 3 look
-// for peers only while the node knows fewer than r.limit.
+// nodeRound is the node's round: the blog's three steps, with the seed asked
+// before the peers. Steps 2 and 3 look for peers only while the node knows
+// fewer than r.limit, and ask for a random sample of a few times what it
+// lacks, not whole lists: so a join costs O(k), and refills come from fresh
+// random picks rather than from neighbours' neighbours, which would close
+// triangles and cluster the overlay.
 func (r *refresher) nodeRound(ctx context.Context) roundStats {
 	var s roundStats
 	// 1. Check the known peers by announcing to them, so they learn us too.
 	s.removed = r.sweep(ctx, r.announce("peer"))
 
-	// 2. Learn from the peers' lists.
-	if r.table.Len() < r.limit {
-		var mu sync.Mutex
-		var learned []Node
-		forEach(ctx, r.table.List(), func(ctx context.Context, n Node) error {
-			list, err := r.client.list(ctx, n)
-			mu.Lock()
-			defer mu.Unlock()
-			learned = append(learned, list...)
-			return err
-		})
-		s.learned = append(s.learned, r.learn(ctx, learned)...)
-	}
-
-	// 3. Announce to the seeds, in order, until one answers, and take its
-	// list while still short. Unlike the blog this runs every round, so a
-	// seed that dropped the node after a passing failure learns it again.
+	// 3. Announce to the seeds, in order, until one answers, and take a
+	// sample of its list while still short. Unlike the blog this runs every
+	// round, so a seed that dropped the node after a passing failure learns
+	// it again.
 	for _, seed := range r.seeds {
 		if seed == r.client.self {
 			continue
 		}
 		announced := r.announce("seed")(ctx, seed) == nil
-		if r.table.Len() < r.limit {
-			learned, err := r.client.list(ctx, seed)
+		if need := r.limit - r.table.Len(); need > 0 {
+			learned, err := r.client.list(ctx, seed, 2*need+2)
 			if err != nil {
 				r.log.Warn("seed did not answer", "seed", seed, "err", err)
 				continue
@@ -101,6 +92,21 @@ func (r *refresher) nodeRound(ctx context.Context) roundStats {
 		if announced {
 			break
 		}
+	}
+
+	// 2. Still short (the seed is down, or knows too few): samples of the
+	// peers' lists.
+	if need := r.limit - r.table.Len(); need > 0 {
+		var mu sync.Mutex
+		var learned []Node
+		forEach(ctx, r.table.List(), func(ctx context.Context, n Node) error {
+			list, err := r.client.list(ctx, n, need)
+			mu.Lock()
+			defer mu.Unlock()
+			learned = append(learned, list...)
+			return err
+		})
+		s.learned = append(s.learned, r.learn(ctx, learned)...)
 	}
 	s.alone = r.table.Len() == 0
 	return s
@@ -121,8 +127,10 @@ func (r *refresher) announce(who string) func(context.Context, Node) error {
 			r.log.Warn(fmt.Sprintf("the %s %s could not reach us at %s; see -a", who, n, self))
 		case http.StatusForbidden:
 			r.log.Warn(fmt.Sprintf("the %s %s refused us: it sees our calls come from another address than %s; see -a", who, n, self))
-		case http.StatusConflict:
-			r.log.Warn(fmt.Sprintf("the %s %s is full, or has as many nodes from our host as it takes", who, n))
+		case http.StatusConflict: // normal for a peer, which takes a few: worth a word from the seed only
+			if who == "seed" {
+				r.log.Warn(fmt.Sprintf("the seed %s is full, or has as many nodes from our host as it takes", n))
+			}
 		}
 		return err
 	}

@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -42,17 +44,18 @@ type peerClient struct {
 // newPeerClient returns a client whose calls give up after timeout. It
 // ignores proxy settings and redirects: peers are reached directly. It never
 // asks for compression, so a small answer cannot inflate into a large one.
-// When self is one of this host's own addresses, and not loopback, calls to
-// addresses of its family go out from it, so that peers see the address that
-// announces carry.
+// When self is one of this host's own addresses, calls to addresses of its
+// family and scope (loopback or not) go out from it, so that peers see the
+// address that announces carry.
 func newPeerClient(timeout time.Duration, self Node) *peerClient {
 	var from netip.Addr
-	if ip, err := netip.ParseAddr(self.IP); err == nil && !ip.IsLoopback() && hostAddrs()(ip) {
+	if ip, err := netip.ParseAddr(self.IP); err == nil && hostAddrs()(ip) {
 		from = ip
 	}
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var d net.Dialer
-		if to, err := netip.ParseAddrPort(addr); err == nil && from.IsValid() && to.Addr().Unmap().Is4() == from.Is4() {
+		to, err := netip.ParseAddrPort(addr)
+		if to := to.Addr().Unmap(); err == nil && from.IsValid() && to.Is4() == from.Is4() && to.IsLoopback() == from.IsLoopback() {
 			d.LocalAddr = &net.TCPAddr{IP: from.AsSlice()}
 		}
 		return d.DialContext(ctx, network, addr)
@@ -150,12 +153,18 @@ func (c *peerClient) remove(ctx context.Context, n Node) error {
 	return err
 }
 
-// list fetches n's known nodes: at most maxListEntries of them, from an
-// answer of at most maxListBody bytes. Entries that are not valid nodes are
-// dropped, and so are loopback and link-local ones unless n is on loopback
-// itself: another host cannot make this process call its own services.
-func (c *peerClient) list(ctx context.Context, n Node) ([]Node, error) {
-	data, err := c.call(ctx, http.MethodGet, n, "/nodes/", nil, maxListBody)
+// list fetches n's known nodes: a random sample of at most sample of them
+// (GET /nodes/?sample=N), or all if sample is 0, and at most maxListEntries
+// from an answer of at most maxListBody bytes. Entries that are not valid
+// nodes are dropped, and so are loopback and link-local ones unless n is on
+// loopback itself: another host cannot make this process call its own
+// services.
+func (c *peerClient) list(ctx context.Context, n Node, sample int) ([]Node, error) {
+	path := "/nodes/"
+	if sample > 0 {
+		path += "?sample=" + strconv.Itoa(sample)
+	}
+	data, err := c.call(ctx, http.MethodGet, n, path, nil, maxListBody)
 	if err != nil {
 		return nil, err
 	}
@@ -233,9 +242,13 @@ func newRefresher(cfg config, ln net.Listener, defaultDir string, log *slog.Logg
 }
 
 // sweep checks every known node with check and removes, and returns, those
-// that have now failed r.fails times in a row.
+// that have now failed r.fails times in a row. Nodes that called us
+// themselves since the last sweep are alive: they are not checked, which
+// halves the calls between peers and keeps the seed's load at one announce
+// per node per round.
 func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node) error) []Node {
-	nodes := r.table.List()
+	heard := r.table.TakeHeard()
+	nodes := slices.DeleteFunc(r.table.List(), func(n Node) bool { return heard[n] })
 	errs := forEach(ctx, nodes, check)
 	if ctx.Err() != nil {
 		return nil // shutting down: a cancelled check says nothing about the peer
@@ -260,7 +273,8 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 	return removed
 }
 
-// loop runs round at once and then every interval until ctx is done, logging
+// loop runs round at once and then about every interval (±10%, so that
+// processes started together do not stay in step) until ctx is done, logging
 // each. Rounds never overlap, and a round that overruns the interval delays
 // the next one rather than letting them pile up. Each log line names the
 // peers the round learned and removed, and counts those that others added
@@ -283,7 +297,7 @@ func (r *refresher) loop(ctx context.Context, interval time.Duration, round func
 		r.log.Info("round", "known", known, "learned", names(s.learned), "removed", names(s.removed),
 			"announced", known-before-len(s.learned)+len(s.removed), "took", time.Since(start).Round(time.Millisecond))
 		before = known
-		wait := interval
+		wait := time.Duration(float64(interval) * (0.9 + 0.2*rand.Float64())) // jitter: rounds drift apart
 		if s.alone {
 			wait, backoff = min(backoff, interval), backoff*2
 		} else {

@@ -56,7 +56,7 @@ func TestListFromHostilePeer(t *testing.T) {
 			is := is.New(t)
 			peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, tc.body) }))
 			defer peer.Close()
-			got, err := newPeerClient(2*time.Second, self).list(context.Background(), nodeOf(t, peer.URL))
+			got, err := newPeerClient(2*time.Second, self).list(context.Background(), nodeOf(t, peer.URL), 0)
 			is.Equal(got, tc.want)               // what is learned
 			is.Equal(err != nil, tc.want == nil) // refused lists are errors
 		})
@@ -198,4 +198,17 @@ func TestNamesIsBounded(t *testing.T) {
 	is := is.New(t)
 	is.Equal(names(nil), "[]")
 	is.Equal(names(distinctNodes(10)), "[192.0.2.1:1000 192.0.2.2:1001 192.0.2.3:1002 192.0.2.4:1003 192.0.2.5:1004 192.0.2.6:1005 192.0.2.7:1006 192.0.2.8:1007 +2 more]")
+}
+
+func TestSweepSkipsPeersHeardFrom(t *testing.T) {
+	is := is.New(t)
+	peer, _, checks := countingServer(t) // the seed checks with GET /
+	p := startPeer(t, "127.0.0.1", config{max: 10})
+	_, err := p.table.Add(peer)
+	is.NoErr(err)
+	p.table.Heard(peer) // it announced itself to us since the last round
+	p.seedRound(context.Background())
+	is.Equal(checks.Load(), int32(0)) // no check: it is alive
+	p.seedRound(context.Background())
+	is.Equal(checks.Load(), int32(1)) // the next round, not heard from, checks it again
 }

@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -23,7 +25,8 @@ var (
 
 // Table is the set of known nodes, in the order learned, kept in memory and in
 // one file. Every change is on disk before the call that made it returns, and
-// changes that arrive while a write is under way share the next write.
+// changes that arrive while a write is under way share the next write. A
+// table made by memTable has no file: the simulation uses those.
 type Table struct {
 	path    string
 	self    Node
@@ -36,9 +39,10 @@ type Table struct {
 	nodes   []Node
 	known   map[Node]bool
 	perHost map[netip.Prefix]int
-	changes uint64 // changes made in memory, counted from start
-	saved   uint64 // changes on disk
-	writing bool   // a caller is writing the file; the others wait for it
+	heard   map[Node]bool // nodes that called us themselves since the last TakeHeard
+	changes uint64        // changes made in memory, counted from start
+	saved   uint64        // changes on disk
+	writing bool          // a caller is writing the file; the others wait for it
 
 	body   atomic.Pointer[[]byte] // the bytes on disk, served by GET /nodes/
 	public atomic.Pointer[[]byte] // the same less loopback and link-local entries, for other hosts
@@ -58,13 +62,21 @@ func openTable(dir, file string, self Node, max, hostMax int) (*Table, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}
-	t := &Table{path: path, lock: lock, self: self, max: max, hostMax: hostMax, known: map[Node]bool{}, perHost: map[netip.Prefix]int{}}
-	t.written = sync.NewCond(&t.mu)
+	t := memTable(self, max, hostMax)
+	t.path, t.lock = path, lock
 	if err := t.load(); err != nil {
 		t.Close()
 		return nil, err
 	}
 	return t, nil
+}
+
+// memTable returns an empty table kept in memory only, with no file and no
+// lock, so that a simulation can hold 10,000 of them without a disk.
+func memTable(self Node, max, hostMax int) *Table {
+	t := &Table{self: self, max: max, hostMax: hostMax, known: map[Node]bool{}, perHost: map[netip.Prefix]int{}, heard: map[Node]bool{}}
+	t.written = sync.NewCond(&t.mu)
+	return t
 }
 
 // hostOf is the host a node counts against for -hm: its IPv4 address or its
@@ -158,6 +170,9 @@ func (t *Table) publish(nodes []Node, body []byte) {
 
 // Close releases the lock. The table must not be used after.
 func (t *Table) Close() error {
+	if t.lock == nil {
+		return nil
+	}
 	return t.lock.Close() // closing the descriptor releases the lock
 }
 
@@ -183,11 +198,64 @@ func (t *Table) Has(n Node) bool {
 }
 
 // Body is the JSON array on disk: what GET /nodes/ answers on this host.
-func (t *Table) Body() []byte { return *t.body.Load() }
+func (t *Table) Body() []byte { return *t.bodies(&t.body) }
 
 // PublicBody is Body less loopback and link-local entries: what GET /nodes/
 // answers other hosts, to which those addresses mean something else.
-func (t *Table) PublicBody() []byte { return *t.public.Load() }
+func (t *Table) PublicBody() []byte { return *t.bodies(&t.public) }
+
+// bodies returns which, encoding both bodies first if a table in memory only
+// has changed since they were last asked for.
+func (t *Table) bodies(which *atomic.Pointer[[]byte]) *[]byte {
+	if b := which.Load(); b != nil {
+		return b
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.publish(t.nodes, encodeNodes(t.nodes))
+	return which.Load()
+}
+
+// Sample is at most n entries picked at random, as compact JSON; public
+// leaves out loopback and link-local ones, as for another host. A joining
+// node asks for a few, so that a join costs a few entries, not the table.
+func (t *Table) Sample(n int, public bool) []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	picked := []Node{}
+	chosen := map[int]bool{} // Floyd's algorithm: n distinct indices, in O(n)
+	for j := len(t.nodes) - min(n, len(t.nodes)); j < len(t.nodes); j++ {
+		i := rand.IntN(j + 1)
+		if chosen[i] {
+			i = j
+		}
+		chosen[i] = true
+		if m := t.nodes[i]; !public || !m.scoped() {
+			picked = append(picked, m)
+		}
+	}
+	body, _ := json.Marshal(picked)
+	return append(body, '\n')
+}
+
+// Heard notes that n, a known node, has just called us itself: a check of it
+// in this round would tell nothing new.
+func (t *Table) Heard(n Node) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.known[n] {
+		t.heard[n] = true
+	}
+}
+
+// TakeHeard returns the nodes heard from since it was last called.
+func (t *Table) TakeHeard() map[Node]bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	heard := t.heard
+	t.heard = map[Node]bool{}
+	return heard
+}
 
 // Add adds the nodes it does not know yet and returns those it added, once
 // the table it leaves is on disk. It returns errSelf, errFull or errHostFull
@@ -246,6 +314,12 @@ func (t *Table) Remove(nodes ...Node) ([]Node, error) {
 // (group commit). t.mu is held on entry and exit, and released while writing.
 func (t *Table) save(upTo uint64) error {
 	for t.saved < upTo {
+		if t.path == "" { // in memory only: nothing to write; encode when asked
+			t.saved = t.changes
+			t.body.Store(nil)
+			t.public.Store(nil)
+			return nil
+		}
 		if t.writing {
 			t.written.Wait()
 			continue
@@ -270,57 +344,4 @@ func (t *Table) save(upTo uint64) error {
 		t.publish(nodes, body)
 	}
 	return nil
-}
-
-// recreate makes the data directory again after someone removed it, and
-// locks the new one. Only the caller writing the file calls it.
-func (t *Table) recreate() error {
-	dir := filepath.Dir(t.path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	lock, err := lockDir(dir, filepath.Base(t.path))
-	if err != nil {
-		return err
-	}
-	t.lock.Close()
-	t.lock = lock
-	return nil
-}
-
-// writeFile replaces path with data so that a crash at any moment leaves
-// either the old file or the new one, never a mix: write a temp file beside
-// it, sync it, rename it over path, and sync the directory.
-func writeFile(path string, data []byte) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	dir, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return dir.Sync()
 }

@@ -31,7 +31,7 @@ func onHost(ip netip.Addr) bool { return ip.IsLoopback() || ip == netip.MustPars
 // remoteHandler is the API of a process with tbl, where 10.9.9.9 is its host's own address.
 func remoteHandler(tbl *Table, verify func(context.Context, Node) error) http.Handler {
 	mux := http.NewServeMux()
-	addRoutes(mux, tbl, newVerifier(verify), onHost, quiet)
+	addRoutes(mux, tbl, newVerifier(verify), onHost, 0, quiet)
 	return mux
 }
 
@@ -215,7 +215,7 @@ func listFrom(t *testing.T, srv *httptest.Server) ([]Node, error) {
 	c.http.Transport.(*http.Transport).DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return net.Dial("tcp", srv.Listener.Addr().String())
 	}
-	return c.list(context.Background(), Node{IP: "198.51.100.7", Port: 80})
+	return c.list(context.Background(), Node{IP: "198.51.100.7", Port: 80}, 0)
 }
 
 func TestListsFromOtherHostsAreBounded(t *testing.T) {
