@@ -252,7 +252,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, t *Table, check fun
 	if cfg.role == "node" {
 		inbound = 2 * max(cfg.limit, 1)
 	}
-	addRoutes(mux, t, newVerifier(check), hostAddrs(), inbound, log)
+	addRoutes(mux, t, newVerifier(check, time.Duration(cfg.timeout)), hostAddrs(), inbound, log)
 	timeout := time.Duration(cfg.timeout)
 	srv := &http.Server{
 		Handler:           mux,

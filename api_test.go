@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/matryer/is"
 )
@@ -262,7 +263,7 @@ func TestInboundCap(t *testing.T) {
 	is := is.New(t)
 	tbl := newTable(t, 100)
 	mux := http.NewServeMux()
-	addRoutes(mux, tbl, newVerifier(alive), netip.Addr.IsLoopback, 2, quiet)
+	addRoutes(mux, tbl, newVerifier(alive, 10*time.Second), netip.Addr.IsLoopback, 2, quiet)
 	for i, want := range []int{200, 200, 409} {
 		ip := fmt.Sprintf("203.0.113.%d", i+1)
 		is.Equal(ask(mux, "POST", "/", ip+":4000", nodeJSON(ip, 5000)).Code, want) // a node takes 2 by announce, then refuses

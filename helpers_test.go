@@ -52,7 +52,7 @@ func newTable(t testing.TB, max int, nodes ...Node) *Table {
 // newHandler is the API of a process whose table is tbl; verify stands in for the connect-back check.
 func newHandler(tbl *Table, verify func(context.Context, Node) error) http.Handler {
 	mux := http.NewServeMux()
-	addRoutes(mux, tbl, newVerifier(verify), netip.Addr.IsLoopback, 0, quiet)
+	addRoutes(mux, tbl, newVerifier(verify, 10*time.Second), netip.Addr.IsLoopback, 0, quiet)
 	return mux
 }
 
@@ -487,4 +487,20 @@ func rawServer(t testing.TB, reply string) Node {
 		}
 	}()
 	return Node{IP: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}
+}
+
+// forEachIndex calls fn(i) for every i below n, at most width at once.
+func forEachIndex(n, width int, fn func(int)) {
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, width)
+	for i := range n {
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
 }

@@ -75,6 +75,7 @@ func (r *refresher) nodeRound(ctx context.Context) roundStats {
 	// sample of its list while still short. Unlike the blog this runs every
 	// round, so a seed that dropped the node after a passing failure learns
 	// it again.
+	asked := false
 	for _, seed := range r.seeds {
 		if seed == r.client.self {
 			continue
@@ -87,6 +88,7 @@ func (r *refresher) nodeRound(ctx context.Context) roundStats {
 				continue
 			}
 			s.learned = append(s.learned, r.learn(ctx, learned)...)
+			asked = true
 			break
 		}
 		if announced {
@@ -94,9 +96,10 @@ func (r *refresher) nodeRound(ctx context.Context) roundStats {
 		}
 	}
 
-	// 2. Still short (the seed is down, or knows too few): samples of the
-	// peers' lists.
-	if need := r.limit - r.table.Len(); need > 0 {
+	// 2. Short, and no seed answered: samples of the peers' lists. Not when
+	// a seed did: neighbours' neighbours close triangles, and a network that
+	// refills from them clusters.
+	if need := r.limit - r.table.Len(); need > 0 && !asked {
 		var mu sync.Mutex
 		var learned []Node
 		forEach(ctx, r.table.List(), func(ctx context.Context, n Node) error {

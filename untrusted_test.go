@@ -103,19 +103,3 @@ func TestUntrustedHosts(t *testing.T) {
 		is.Equal(codes[200], 0) // the hung address was never added
 	})
 }
-
-// forEachIndex calls fn(i) for every i below n, at most width at once.
-func forEachIndex(n, width int, fn func(int)) {
-	var wg sync.WaitGroup
-	slots := make(chan struct{}, width)
-	for i := range n {
-		slots <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			fn(i)
-		}()
-	}
-	wg.Wait()
-}

@@ -14,10 +14,8 @@ const (
 	// perSource bounds the checks that one address on another host can have
 	// running, so that one host cannot take every slot.
 	perSource = 4
-	// failCooldown is how long an address whose check failed is refused
-	// without another check, and maxFailed how many such addresses are kept.
-	failCooldown = 10 * time.Second
-	maxFailed    = 4096
+	// maxFailed bounds the addresses whose failed check is remembered.
+	maxFailed = 4096
 )
 
 // errBusy refuses an announce while its source has perSource checks running.
@@ -25,11 +23,13 @@ var errBusy = errors.New("too many announces from your address are being checked
 
 // verifier runs the connect-back checks of announces, fairly: announces of
 // one address share one check, an address whose check failed is refused for
-// failCooldown without a new one, and one source on another host has at most
+// a cool-down without a new one, and one source on another host has at most
 // perSource checks running.
 type verifier struct {
-	check func(context.Context, Node) error
-	slots chan struct{} // maxVerifying in all
+	check    func(context.Context, Node) error
+	cooldown time.Duration    // -t: no address is checked more often than a hung check would allow
+	now      func() time.Time // time.Now; the simulation's clock moves a round at a time
+	slots chan struct{}    // maxVerifying in all
 
 	mu      sync.Mutex
 	running map[Node]*pendingCheck
@@ -50,10 +50,13 @@ type failedCheck struct {
 	err error
 }
 
-// newVerifier returns a verifier that runs check.
-func newVerifier(check func(context.Context, Node) error) *verifier {
+// newVerifier returns a verifier that runs check, and refuses an address
+// whose check failed for cooldown.
+func newVerifier(check func(context.Context, Node) error, cooldown time.Duration) *verifier {
 	return &verifier{
-		check:   check,
+		check:    check,
+		cooldown: cooldown,
+		now:     time.Now,
 		slots:   make(chan struct{}, maxVerifying),
 		running: map[Node]*pendingCheck{},
 		failed:  map[Node]failedCheck{},
@@ -66,7 +69,7 @@ func newVerifier(check func(context.Context, Node) error) *verifier {
 func (v *verifier) verify(ctx context.Context, src netip.Addr, trusted bool, n Node) error {
 	for {
 		v.mu.Lock()
-		if f, ok := v.failed[n]; ok && time.Since(f.at) < failCooldown {
+		if f, ok := v.failed[n]; ok && v.now().Sub(f.at) < v.cooldown {
 			v.mu.Unlock()
 			return f.err
 		}
@@ -119,12 +122,12 @@ func (v *verifier) verify(ctx context.Context, src netip.Addr, trusted bool, n N
 func (v *verifier) remember(n Node, err error) {
 	if len(v.failed) >= maxFailed {
 		for m, f := range v.failed {
-			if time.Since(f.at) >= failCooldown {
+			if v.now().Sub(f.at) >= v.cooldown {
 				delete(v.failed, m)
 			}
 		}
 	}
 	if len(v.failed) < maxFailed {
-		v.failed[n] = failedCheck{at: time.Now(), err: err}
+		v.failed[n] = failedCheck{at: v.now(), err: err}
 	}
 }
