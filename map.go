@@ -59,7 +59,7 @@ func crawl(ctx context.Context, c *peerClient, seeds []Node, max int) netMap {
 		wave = wave[:min(len(wave), max-len(m.lists)-len(m.dead))]
 		var mu sync.Mutex
 		lists := map[Node][]Node{}
-		errs := forEach(ctx, wave, func(ctx context.Context, n Node) error {
+		ok := forEach(ctx, wave, func(ctx context.Context, n Node) error {
 			list, err := c.list(ctx, n, 0)
 			mu.Lock()
 			defer mu.Unlock()
@@ -68,7 +68,7 @@ func crawl(ctx context.Context, c *peerClient, seeds []Node, max int) netMap {
 		})
 		var next []Node
 		for i, n := range wave {
-			if errs[i] != nil {
+			if !ok[i] {
 				m.dead = append(m.dead, n)
 				continue
 			}

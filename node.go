@@ -165,10 +165,10 @@ func (r *refresher) learn(ctx context.Context, candidates []Node) []Node {
 	}
 	rand.Shuffle(len(fresh), func(i, j int) { fresh[i], fresh[j] = fresh[j], fresh[i] })
 	fresh = fresh[:min(max(need, 0), len(fresh))]
-	errs := forEach(ctx, fresh, r.announce("peer"))
+	ok := forEach(ctx, fresh, r.announce("peer"))
 	var alive []Node
 	for i, n := range fresh {
-		if errs[i] == nil {
+		if ok[i] {
 			alive = append(alive, n)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -111,7 +112,7 @@ func TestForEachRunsConcurrentlyWithABound(t *testing.T) {
 		started.Add(len(nodes))
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		errs := forEach(ctx, nodes, func(ctx context.Context, n Node) error {
+		ok := forEach(ctx, nodes, func(ctx context.Context, n Node) error {
 			started.Done()
 			done := make(chan struct{})
 			go func() { started.Wait(); close(done) }()
@@ -122,7 +123,7 @@ func TestForEachRunsConcurrentlyWithABound(t *testing.T) {
 				return ctx.Err()
 			}
 		})
-		is.Equal(errs, make([]error, len(nodes))) // every call saw all the others running
+		is.True(!slices.Contains(ok, false)) // every call saw all the others running
 	})
 	t.Run("never more than the bound", func(t *testing.T) {
 		is := is.New(t)

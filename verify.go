@@ -29,7 +29,7 @@ type verifier struct {
 	check    func(context.Context, Node) error
 	cooldown time.Duration    // -t: no address is checked more often than a hung check would allow
 	now      func() time.Time // time.Now; the simulation's clock moves a round at a time
-	slots chan struct{}    // maxVerifying in all
+	slots    chan struct{}    // maxVerifying in all
 
 	mu      sync.Mutex
 	running map[Node]*pendingCheck
@@ -56,11 +56,11 @@ func newVerifier(check func(context.Context, Node) error, cooldown time.Duration
 	return &verifier{
 		check:    check,
 		cooldown: cooldown,
-		now:     time.Now,
-		slots:   make(chan struct{}, maxVerifying),
-		running: map[Node]*pendingCheck{},
-		failed:  map[Node]failedCheck{},
-		sources: map[netip.Addr]int{},
+		now:      time.Now,
+		slots:    make(chan struct{}, maxVerifying),
+		running:  map[Node]*pendingCheck{},
+		failed:   map[Node]failedCheck{},
+		sources:  map[netip.Addr]int{},
 	}
 }
 
