@@ -33,8 +33,8 @@ func TestMultiHost(t *testing.T) {
 			outsider.gate()
 
 			start := time.Now()
-			seed := l.hosts[0].start("-role=seed", "-i", addr(l.hosts[0]), "-p", "0", "-u", "1", "-t", "1", "-d", "seed")
-			seedFlags := []string{"-di", seed.addr.IP, "-dp", strconv.Itoa(seed.addr.Port), "-u", "1", "-t", "1", "-p", "0", "-d", "node"}
+			seed := l.hosts[0].start("-role=seed", "-i", addr(l.hosts[0]), "-p", "0", "-u", "1", "-t", "500ms", "-d", "seed")
+			seedFlags := []string{"-di", seed.addr.IP, "-dp", strconv.Itoa(seed.addr.Port), "-u", "1", "-t", "500ms", "-p", "0", "-d", "node"}
 			var nodes []*proc
 			for _, h := range l.hosts[1:4] {
 				nodes = append(nodes, h.start(append([]string{"-role=node", "-i", addr(h)}, seedFlags...)...))

@@ -5,10 +5,12 @@ package main
 // real process shows (kill -9, signals, the lock, a corrupt file).
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -144,4 +146,34 @@ func TestProcessCorruptFile(t *testing.T) {
 	after, err := os.ReadFile(path)
 	is.NoErr(err)
 	is.Equal(after, corrupt) // left byte for byte
+}
+
+// TestBlogNodeJoins runs a node written as in the blog, in Python with Flask
+// and requests, against a seed that knows 300 nodes: it joins, and its
+// GET /nodes/ without a sample parameter gets the whole list.
+func TestBlogNodeJoins(t *testing.T) {
+	is := is.New(t)
+	if err := exec.Command("python3", "-c", "import flask, requests").Run(); err != nil {
+		t.Skip("needs python3 with flask and requests:", err)
+	}
+	dir := t.TempDir()
+	writeNodesFile(t, dir, distinctNodes(300))
+	seed := startProc(t, dir, "-role=seed", "-p", "0", "-d", "data", "-t", "2")
+	port := deadAddr(t).Port
+	py := exec.Command("python3", "testdata/blog_node.py", strconv.Itoa(port), strconv.Itoa(seed.addr.Port))
+	out, err := py.StdoutPipe()
+	is.NoErr(err)
+	is.NoErr(py.Start())
+	t.Cleanup(func() { py.Process.Kill(); py.Wait() })
+	var got struct {
+		Announce int
+		Nodes    []Node
+	}
+	lines := bufio.NewScanner(out)
+	for lines.Scan() && !strings.HasPrefix(lines.Text(), "{") { // past Flask's banner
+	}
+	is.NoErr(json.Unmarshal(lines.Bytes(), &got))
+	is.Equal(got.Announce, 200)     // the seed checked it back and took it
+	is.Equal(len(got.Nodes), 300+1) // the whole list, itself included
+	is.True(lists(seed.addr, Node{IP: "127.0.0.1", Port: port}))
 }

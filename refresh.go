@@ -301,7 +301,7 @@ func (r *refresher) loop(ctx context.Context, interval time.Duration, round func
 		r.log.Info("round", "known", known, "learned", names(s.learned), "removed", names(s.removed),
 			"announced", known-before-len(s.learned)+len(s.removed), "took", time.Since(start).Round(time.Millisecond))
 		before = known
-		wait := time.Duration(float64(interval) * (0.9 + 0.2*rand.Float64())) // jitter: rounds drift apart
+		wait := jitter(interval)
 		if s.alone {
 			wait, backoff = min(backoff, interval), backoff*2
 		} else {
@@ -313,6 +313,12 @@ func (r *refresher) loop(ctx context.Context, interval time.Duration, round func
 		case <-time.After(max(0, wait-time.Since(start))):
 		}
 	}
+}
+
+// jitter is d give or take 10%, at random, so that processes started
+// together, or brought back together by a seed's outage, drift apart.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
 }
 
 // names lists nodes for a log line: at most 8 addresses, then how many more.

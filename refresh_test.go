@@ -213,3 +213,14 @@ func TestSweepSkipsPeersHeardFrom(t *testing.T) {
 	p.seedRound(context.Background())
 	is.Equal(checks.Load(), int32(1)) // the next round, not heard from, checks it again
 }
+
+func TestJitter(t *testing.T) {
+	is := is.New(t)
+	seen := map[time.Duration]bool{}
+	for range 100 {
+		d := jitter(time.Minute)
+		is.True(d >= 54*time.Second && d <= 66*time.Second) // within 10%
+		seen[d] = true
+	}
+	is.True(len(seen) > 50) // and not the same each time
+}

@@ -16,6 +16,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -35,9 +36,9 @@ import (
 
 var simSizes = flag.String("sim", "", "more network sizes for TestSimulation, such as 1000,10000")
 
-// simInterval is the -u of the simulated processes: the verifier's clock
-// moves by this much each round.
-const simInterval = 2 * time.Second
+// simInterval is the default -u: the verifier's clock moves by this much
+// each round.
+const simInterval = 60 * time.Second
 
 // simNet is the in-memory network.
 type simNet struct {
@@ -127,13 +128,18 @@ func newSim(t testing.TB, k int, rngSeed uint64) *sim {
 	return s
 }
 
-// process makes one process at self: production table, API and client, on
-// the simulated network. inbound is as for addRoutes.
+// process makes one process at self: production table, API and client, with
+// the flags' defaults (but -k and -m), on the simulated network. inbound is
+// as for addRoutes.
 func (s *sim) process(self Node, inbound int) *refresher {
-	c := newPeerClient(time.Second, self)
+	cfg, err := parseFlags([]string{"-role=node", "-k", strconv.Itoa(s.k), "-m", "20000"}, io.Discard)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	c := newPeerClient(time.Duration(cfg.timeout), self)
 	c.http.Transport = simLink{s.net, self}
-	r := &refresher{table: memTable(self, 20000, 8), client: c, limit: s.k, fails: 2, log: quiet, retry: time.Second}
-	v := newVerifier(c.ping, time.Second)
+	r := &refresher{table: memTable(self, cfg.max, cfg.hostMax), client: c, limit: cfg.limit, fails: cfg.fails, log: quiet, retry: time.Second}
+	v := newVerifier(c.ping, time.Duration(cfg.timeout))
 	v.now = func() time.Time { return time.Unix(0, s.net.clock.Load()) }
 	mux := http.NewServeMux()
 	addRoutes(mux, r.table, v, netip.Addr.IsLoopback, inbound, quiet)
