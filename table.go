@@ -222,16 +222,22 @@ func (t *Table) bodies(which *atomic.Pointer[[]byte]) *[]byte {
 func (t *Table) Sample(n int, public bool) []byte {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	eligible := func(m Node) bool { return !public || !m.scoped() }
 	picked := []Node{}
-	chosen := map[int]bool{} // Floyd's algorithm: n distinct indices, in O(n)
-	for j := len(t.nodes) - min(n, len(t.nodes)); j < len(t.nodes); j++ {
-		i := rand.IntN(j + 1)
-		if chosen[i] {
-			i = j
+	if 2*n >= len(t.nodes) { // a small table: shuffle it all
+		for _, i := range rand.Perm(len(t.nodes)) {
+			if m := t.nodes[i]; len(picked) < n && eligible(m) {
+				picked = append(picked, m)
+			}
 		}
-		chosen[i] = true
-		if m := t.nodes[i]; !public || !m.scoped() {
-			picked = append(picked, m)
+	} else { // a large one: draw, in O(n)
+		chosen := map[int]bool{}
+		for tries := 0; len(picked) < n && tries < 4*n; tries++ {
+			i := rand.IntN(len(t.nodes))
+			if m := t.nodes[i]; !chosen[i] && eligible(m) {
+				picked = append(picked, m)
+			}
+			chosen[i] = true
 		}
 	}
 	body, _ := json.Marshal(picked)
