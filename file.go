@@ -4,9 +4,21 @@ package main
 // (lock_unix.go, lock_windows.go) and made again if someone removes it.
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 )
+
+// errLocked means another process holds the data directory's lock.
+var errLocked = errors.New("in use by another process")
+
+// Close releases the lock. The table must not be used after.
+func (t *Table) Close() error {
+	if t.lock == nil {
+		return nil
+	}
+	return t.lock.Close() // closing the descriptor releases the lock
+}
 
 // recreate makes the data directory again after someone removed it, and
 // locks the new one. Only the caller writing the file calls it.

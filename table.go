@@ -20,7 +20,6 @@ var (
 	errSelf     = errors.New("that is this process's own address; it never lists itself")
 	errFull     = errors.New("the table is full (see -m)")
 	errHostFull = errors.New("that host has as many entries as one host may have (see -hm)")
-	errLocked   = errors.New("in use by another process")
 )
 
 // Table is the set of known nodes, in the order learned, kept in memory and in
@@ -166,14 +165,6 @@ func (t *Table) publish(nodes []Node, body []byte) {
 	}
 	t.body.Store(&body)
 	t.public.Store(&public)
-}
-
-// Close releases the lock. The table must not be used after.
-func (t *Table) Close() error {
-	if t.lock == nil {
-		return nil
-	}
-	return t.lock.Close() // closing the descriptor releases the lock
 }
 
 // List returns a copy of the nodes in memory, in the order learned.
