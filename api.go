@@ -107,17 +107,18 @@ func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, inbound 
 // maxSample): what a node that joins needs, rather than the whole table.
 func handleList(t *Table, local func(netip.Addr) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		here := local(remoteIP(r))
 		body := t.Body()
-		if !local(remoteIP(r)) {
+		if !here {
 			body = t.PublicBody()
 		}
-		if q := r.URL.Query(); q.Has("sample") {
-			n, err := strconv.Atoi(q.Get("sample"))
+		if r.URL.RawQuery != "" && r.URL.Query().Has("sample") { // the blog's client sends no query: no parsing for it
+			n, err := strconv.Atoi(r.URL.Query().Get("sample"))
 			if err != nil || n < 0 {
 				writeError(w, http.StatusBadRequest, "sample must be a whole number of nodes")
 				return
 			}
-			body = t.Sample(min(n, maxSample), !local(remoteIP(r)))
+			body = t.Sample(min(n, maxSample), !here)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
