@@ -74,12 +74,8 @@ func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, inbound 
 				t.Heard(n) // it is alive: no need to check it this round
 			}
 		} else {
-			if err := t.Full(n); err != nil {
+			if err := t.Full(inbound, n); err != nil {
 				writeError(w, http.StatusConflict, err.Error())
-				return
-			}
-			if inbound > 0 && t.Len() >= inbound {
-				writeError(w, http.StatusConflict, "this node has as many peers as it takes; try others")
 				return
 			}
 			err := v.verify(r.Context(), src, local(src), n)
@@ -95,7 +91,7 @@ func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, inbound 
 				return
 			}
 		}
-		if writeAdd(w, t, n, log) {
+		if writeAdd(w, t, inbound, n, log) {
 			writeJSON(w, http.StatusOK, n)
 		}
 	})
@@ -137,7 +133,7 @@ func handleAdd(t *Table, local func(netip.Addr) bool, log *slog.Logger) http.Han
 		if !ok {
 			return
 		}
-		if writeAdd(w, t, n, log) {
+		if writeAdd(w, t, 0, n, log) {
 			handleList(t, local).ServeHTTP(w, r)
 		}
 	})
@@ -176,14 +172,15 @@ func handleRemove(t *Table, v *verifier, local func(netip.Addr) bool, log *slog.
 	})
 }
 
-// writeAdd adds n and reports whether it is in the table, having answered the
-// request with an error if not.
-func writeAdd(w http.ResponseWriter, t *Table, n Node, log *slog.Logger) bool {
-	_, err := t.Add(n)
+// writeAdd adds n, unless the table holds limit nodes (0: no limit but -m),
+// and reports whether it is in the table, having answered the request with
+// an error if not.
+func writeAdd(w http.ResponseWriter, t *Table, limit int, n Node, log *slog.Logger) bool {
+	_, err := t.AddUpTo(limit, n)
 	switch {
 	case err == nil:
 		return true
-	case errors.Is(err, errFull), errors.Is(err, errHostFull):
+	case errors.Is(err, errFull), errors.Is(err, errEnough), errors.Is(err, errHostFull):
 		writeError(w, http.StatusConflict, err.Error())
 	default:
 		log.Error("add", "node", n, "err", err)

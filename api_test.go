@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -270,4 +271,26 @@ func TestInboundCap(t *testing.T) {
 	}
 	is.Equal(ask(mux, "POST", "/", "203.0.113.1:4000", nodeJSON("203.0.113.1", 5000)).Code, 200) // known peers still announce
 	is.Equal(tbl.Len(), 2)
+}
+
+func TestInboundCapHoldsUnderConcurrentAnnounces(t *testing.T) {
+	is := is.New(t)
+	tbl := newTable(t, 1000)
+	var waiting atomic.Int32
+	release := make(chan struct{})
+	check := func(context.Context, Node) error { // every check passes, once all 50 are under way
+		if waiting.Add(1) == 50 {
+			close(release)
+		}
+		<-release
+		return nil
+	}
+	mux := http.NewServeMux()
+	addRoutes(mux, tbl, newVerifier(check, 10*time.Second), netip.Addr.IsLoopback, 16, quiet)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	codes := postConcurrently(t, srv.URL+"/", distinctNodes(50))
+	is.Equal(codes[200], 16) // all 50 found room before their checks; 16 are taken
+	is.Equal(codes[409], 34) // the rest are refused after theirs
+	is.Equal(tbl.Len(), 16)  // never past the cap
 }

@@ -150,9 +150,13 @@ func (r *refresher) leave() {
 }
 
 // learn adds candidates that answer an announce, until the node knows
-// r.limit peers, and returns those it added. Announcing checks a candidate and introduces this node to it
-// with one call, so both sides learn each other at once; a dead node in
-// someone's stale list is never taken back.
+// r.limit peers, and returns those it added. Announcing checks a candidate
+// and introduces this node to it with one call, so both sides learn each
+// other at once; a dead node in someone's stale list is never taken back.
+// It announces to as many as it lacks; those that refuse (a peer with
+// 2 × -k peers takes no more) are replaced next round, from a new sample,
+// not now: the only peers with room at once are those that joined just
+// before, and linking to them clusters the overlay (see DESIGN.md).
 func (r *refresher) learn(ctx context.Context, candidates []Node) []Node {
 	need := r.limit - r.table.Len()
 	var fresh []Node

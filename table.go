@@ -20,6 +20,7 @@ var (
 	errSelf     = errors.New("that is this process's own address; it never lists itself")
 	errFull     = errors.New("the table is full (see -m)")
 	errHostFull = errors.New("that host has as many entries as one host may have (see -hm)")
+	errEnough   = errors.New("this node has as many peers as it takes; try others")
 )
 
 // Table is the set of known nodes, in the order learned, kept in memory and in
@@ -93,18 +94,22 @@ func hostOf(n Node) (host netip.Prefix, ok bool) {
 	return host, true
 }
 
-// Full returns errFull or errHostFull if n, were it new, would be refused
-// for that reason, so that callers can refuse it before any work.
-func (t *Table) Full(n Node) error {
+// Full returns errFull, errEnough or errHostFull if n, were it new, would
+// be refused by AddUpTo(limit, n) for that reason, so that callers can
+// refuse it before any work.
+func (t *Table) Full(limit int, n Node) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.full(n)
+	return t.full(limit, n)
 }
 
 // full is Full with t.mu held.
-func (t *Table) full(n Node) error {
+func (t *Table) full(limit int, n Node) error {
 	if len(t.nodes) >= t.max {
 		return errFull
+	}
+	if limit > 0 && len(t.nodes) >= limit {
+		return errEnough
 	}
 	if host, ok := hostOf(n); ok && t.perHost[host] >= t.hostMax {
 		return errHostFull
@@ -257,7 +262,12 @@ func (t *Table) TakeHeard() map[Node]bool {
 // Add adds the nodes it does not know yet and returns those it added, once
 // the table it leaves is on disk. It returns errSelf, errFull or errHostFull
 // if it had to skip a node for that reason.
-func (t *Table) Add(nodes ...Node) ([]Node, error) {
+func (t *Table) Add(nodes ...Node) ([]Node, error) { return t.AddUpTo(0, nodes...) }
+
+// AddUpTo is Add that also stops at limit nodes in all (0: no limit but
+// -m), with errEnough: a node's cap on the peers it takes by announce, held
+// under the same lock as the add, so that concurrent announces cannot pass it.
+func (t *Table) AddUpTo(limit int, nodes ...Node) ([]Node, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var skipped error
@@ -267,8 +277,8 @@ func (t *Table) Add(nodes ...Node) ([]Node, error) {
 		case n == t.self:
 			skipped = errSelf
 		case t.known[n]:
-		case t.full(n) != nil:
-			skipped = t.full(n)
+		case t.full(limit, n) != nil:
+			skipped = t.full(limit, n)
 		default:
 			t.insert(n)
 			added = append(added, n)
