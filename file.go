@@ -1,10 +1,13 @@
 package main
 
-// The data file on disk: replaced atomically, in a directory that is locked
-// (lock_unix.go, lock_windows.go) and made again if someone removes it.
+// The data file on disk: read at start, replaced atomically, in a directory
+// that is locked (lock_unix.go, lock_windows.go) and made again if someone
+// removes it.
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 )
@@ -18,6 +21,41 @@ func (t *Table) Close() error {
 		return nil
 	}
 	return t.lock.Close() // closing the descriptor releases the lock
+}
+
+// load reads the file into an empty table and rewrites it if the table it
+// gives differs from its bytes (duplicates, this process itself, another layout).
+func (t *Table) load() error {
+	temps, _ := filepath.Glob(t.path + ".tmp-*")
+	for _, tmp := range temps {
+		os.Remove(tmp) // an unfinished write from a crash; the file itself is intact
+	}
+	data, err := os.ReadFile(t.path) // nil if missing
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if data != nil {
+		nodes, err := parseNodes(data, t.max+1) // +1: the file may list this process
+		if errors.Is(err, errTooMany) {
+			return fmt.Errorf("%s holds more than -m %d nodes: raise -m", t.path, t.max)
+		} else if err != nil {
+			return fmt.Errorf("%s: %w; fix or remove the file", t.path, err)
+		}
+		for _, n := range nodes {
+			if n != t.self && !t.known[n] {
+				t.insert(n)
+			}
+		}
+		if len(t.nodes) > t.max {
+			return fmt.Errorf("%s holds %d nodes, more than -m %d: raise -m", t.path, len(t.nodes), t.max)
+		}
+	}
+	body := encodeNodes(t.nodes)
+	t.publish(t.nodes, body)
+	if !bytes.Equal(body, data) {
+		return writeFile(t.path, body)
+	}
+	return nil
 }
 
 // recreate makes the data directory again after someone removed it, and

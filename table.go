@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
@@ -124,41 +123,6 @@ func (t *Table) insert(n Node) {
 	if host, ok := hostOf(n); ok {
 		t.perHost[host]++
 	}
-}
-
-// load reads the file into an empty table and rewrites it if the table it
-// gives differs from its bytes (duplicates, this process itself, another layout).
-func (t *Table) load() error {
-	temps, _ := filepath.Glob(t.path + ".tmp-*")
-	for _, tmp := range temps {
-		os.Remove(tmp) // an unfinished write from a crash; the file itself is intact
-	}
-	data, err := os.ReadFile(t.path) // nil if missing
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	if data != nil {
-		nodes, err := parseNodes(data, t.max+1) // +1: the file may list this process
-		if errors.Is(err, errTooMany) {
-			return fmt.Errorf("%s holds more than -m %d nodes: raise -m", t.path, t.max)
-		} else if err != nil {
-			return fmt.Errorf("%s: %w; fix or remove the file", t.path, err)
-		}
-		for _, n := range nodes {
-			if n != t.self && !t.known[n] {
-				t.insert(n)
-			}
-		}
-		if len(t.nodes) > t.max {
-			return fmt.Errorf("%s holds %d nodes, more than -m %d: raise -m", t.path, len(t.nodes), t.max)
-		}
-	}
-	body := encodeNodes(t.nodes)
-	t.publish(t.nodes, body)
-	if !bytes.Equal(body, data) {
-		return writeFile(t.path, body)
-	}
-	return nil
 }
 
 // publish makes body, the file's bytes for nodes, what GET /nodes/ serves,
