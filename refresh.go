@@ -76,9 +76,6 @@ func newPeerClient(timeout time.Duration, self Node) *peerClient {
 				// bookkeeping for 10,000 peers would grow the seed by half.
 				DisableKeepAlives:      true,
 				MaxResponseHeaderBytes: maxHeaderBytes,
-				MaxIdleConns:           maxInFlight,
-				MaxIdleConnsPerHost:    2,
-				IdleConnTimeout:        90 * time.Second,
 			},
 		},
 	}
