@@ -26,8 +26,8 @@ const (
 // inbound, if not 0, is how many peers the table may hold before announces
 // of new ones are refused.
 func addRoutes(mux *http.ServeMux, t *Table, v *verifier, local func(netip.Addr) bool, inbound int, log *slog.Logger) {
-	mux.Handle("GET /{$}", handleCheck())
-	mux.Handle("POST /{$}", handleAnnounce(t, v, local, inbound, log))
+	mux.Handle("GET /{$}", observed(handleCheck()))
+	mux.Handle("POST /{$}", observed(handleAnnounce(t, v, local, inbound, log)))
 	mux.Handle("/{$}", methodNotAllowed("GET, HEAD, POST"))
 	mux.Handle("GET /nodes/{$}", handleList(t, local))
 	mux.Handle("POST /nodes/{$}", handleAdd(t, local, log))
@@ -35,6 +35,35 @@ func addRoutes(mux *http.ServeMux, t *Table, v *verifier, local func(netip.Addr)
 	mux.Handle("/nodes/{$}", methodNotAllowed("GET, HEAD, POST, DELETE"))
 	mux.Handle("/nodes", http.RedirectHandler("/nodes/", http.StatusTemporaryRedirect))
 	mux.Handle("/", notFound())
+}
+
+// newAPI is the API of a process, as its flags say: serve and the
+// simulation both build theirs with it.
+func newAPI(cfg config, t *Table, v *verifier, local func(netip.Addr) bool, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	addRoutes(mux, t, v, local, inboundCap(cfg), log)
+	return mux
+}
+
+// inboundCap is how many peers a node takes by their announce before it
+// refuses new ones: 2 x -k, so that early joiners do not become hubs. The
+// peers it finds itself do not count. The seed (0) takes every node, up to -m.
+func inboundCap(cfg config) int {
+	if cfg.role == "node" {
+		return 2 * max(cfg.limit, 1)
+	}
+	return 0
+}
+
+// observed tells the caller, in observedHeader, the address its call came
+// from: how a node behind NAT learns the address others see it at.
+func observed(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ip := remoteIP(r); ip.IsValid() {
+			w.Header().Set(observedHeader, ip.String())
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // handleCheck answers the connection check.
@@ -58,6 +87,12 @@ func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, inbound 
 		if !ok {
 			return
 		}
+		if err := t.Full(inbound, n); err != nil && !t.Has(n) {
+			// Before the caller's address is looked at: a node behind NAT,
+			// which every peer refuses, still learns which ones have room.
+			writeError(w, http.StatusConflict, err.Error())
+			return
+		}
 		src := remoteIP(r)
 		if !local(src) {
 			switch {
@@ -74,10 +109,6 @@ func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, inbound 
 				t.Heard(n) // it is alive: no need to check it this round
 			}
 		} else {
-			if err := t.Full(inbound, n); err != nil {
-				writeError(w, http.StatusConflict, err.Error())
-				return
-			}
 			err := v.verify(r.Context(), src, local(src), n)
 			switch {
 			case r.Context().Err() != nil:
@@ -245,15 +276,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // connect-back check of announces. leave, if not nil, runs once the listener
 // is closed, beside the requests still finishing.
 func serve(ctx context.Context, cfg config, ln net.Listener, t *Table, check func(context.Context, Node) error, rounds func(context.Context), leave func(), log *slog.Logger) error {
-	mux := http.NewServeMux()
-	inbound := 0 // the seed takes every node that announces itself, up to -m
-	if cfg.role == "node" {
-		inbound = 2 * max(cfg.limit, 1)
-	}
-	addRoutes(mux, t, newVerifier(check, time.Duration(cfg.timeout)), hostAddrs(), inbound, log)
 	timeout := time.Duration(cfg.timeout)
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           newAPI(cfg, t, newVerifier(check, timeout), hostAddrs(), log),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      timeout + 10*time.Second, // POST / waits for a connect-back check

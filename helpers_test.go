@@ -211,7 +211,8 @@ func nodeOf(t testing.TB, url string) Node {
 	return Node{IP: ap.IP.String(), Port: ap.Port}
 }
 
-// countingServer answers 200 to everything and counts announces (POST /) apart from other requests.
+// countingServer answers everything as a node does, 200 with a JSON
+// object, and counts announces (POST /) apart from other requests.
 func countingServer(t testing.TB) (n Node, announces, other *atomic.Int32) {
 	announces, other = new(atomic.Int32), new(atomic.Int32)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -220,6 +221,7 @@ func countingServer(t testing.TB) (n Node, announces, other *atomic.Int32) {
 		} else {
 			other.Add(1)
 		}
+		io.WriteString(w, "{}")
 	}))
 	t.Cleanup(srv.Close)
 	return nodeOf(t, srv.URL), announces, other
@@ -374,6 +376,16 @@ func (p *proc) wait(t testing.TB, limit time.Duration) int {
 	case <-time.After(limit):
 		t.Fatalf("still running after %v", limit)
 		return -1
+	}
+}
+
+// within waits for ch to be closed or to send, failing after limit.
+func within[T any](t testing.TB, limit time.Duration, ch <-chan T, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(limit):
+		t.Fatalf("%s: not within %v", what, limit)
 	}
 }
 

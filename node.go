@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -60,83 +61,124 @@ func listenRandom(ip string, pick func() int) (net.Listener, error) {
 	return nil, fmt.Errorf("no free port found: %w", err)
 }
 
-// nodeRound is the node's round: the blog's three steps, with the seed asked
-// before the peers. Steps 2 and 3 look for peers only while the node knows
-// fewer than r.limit, and ask for a random sample of a few times what it
-// lacks, not whole lists: so a join costs O(k), and refills come from fresh
-// random picks rather than from neighbours' neighbours, which would close
-// triangles and cluster the overlay.
+// nodeRound is the node's round. Its steps, in the order they run:
+//
+//  1. check every known peer (sweep) by announcing to it, which also keeps
+//     us known there; a peer that refused our announce lately is checked
+//     with GET / instead, so refusals are not repeated every round;
+//  2. announce to every seed, so that each lists us;
+//  3. while short of -k, find new peers: candidates from every seed's random
+//     sample, taken in turn, and from the peers' samples if no seed gave a
+//     live one. At -k, one round in four still tries one fresh candidate,
+//     while the node has found at most -k peers itself (those that
+//     announced themselves do not count): so a node whose first sample was
+//     bad heals.
+//
+// A peer stays as long as it answers as a node: whether it takes us is
+// another question, asked by its own rules (see DESIGN.md).
 func (r *refresher) nodeRound(ctx context.Context) roundStats {
 	var s roundStats
-	// 1. Check the known peers by announcing to them, so they learn us too.
-	s.removed = r.sweep(ctx, r.announce("peer"))
-
-	// 3. Announce to the seeds, in order, until one answers, and take a
-	// sample of its list while still short. Unlike the blog this runs every
-	// round, so a seed that dropped the node after a passing failure learns
-	// it again.
-	asked := false
-	for _, seed := range r.seeds {
-		if seed == r.client.self {
-			continue
+	r.mu.Lock()
+	r.round++
+	r.mu.Unlock()
+	s.removed = r.sweep(ctx, r.contact("peer"))
+	seeds := slices.DeleteFunc(slices.Clone(r.seeds), func(n Node) bool { return n == r.client.self })
+	forEach(ctx, seeds, func(ctx context.Context, seed Node) error {
+		if r.quiet(seed) {
+			return nil
 		}
-		announced := r.announce("seed")(ctx, seed) == nil
-		if need := r.limit - r.table.Len(); need > 0 {
-			learned, err := r.client.list(ctx, seed, 2*need+2)
-			if err != nil {
-				r.log.Warn("seed did not answer", "seed", seed, "err", err)
-				continue
-			}
-			s.learned = append(s.learned, r.learn(ctx, learned)...)
-			asked = true
-			break
-		}
-		if announced {
-			break
-		}
+		return r.contact("seed")(ctx, seed)
+	})
+	switch known := r.table.Len(); {
+	case known < r.limit:
+		s.learned = r.find(ctx, seeds, r.limit-known)
+	case r.table.Found() <= r.limit && r.rng.IntN(4) == 0:
+		s.learned = r.find(ctx, seeds, 1)
 	}
-
-	// 2. Short, and no seed answered: samples of the peers' lists. Not when
-	// a seed did: neighbours' neighbours close triangles, and a network that
-	// refills from them clusters.
-	if need := r.limit - r.table.Len(); need > 0 && !asked {
-		var mu sync.Mutex
-		var learned []Node
-		forEach(ctx, r.table.List(), func(ctx context.Context, n Node) error {
-			list, err := r.client.list(ctx, n, need)
-			mu.Lock()
-			defer mu.Unlock()
-			learned = append(learned, list...)
-			return err
-		})
-		s.learned = append(s.learned, r.learn(ctx, learned)...)
-	}
+	r.tellIfUnreachable()
 	s.alone = r.table.Len() == 0
 	return s
 }
 
-// announce returns a check that announces this node to a peer, and warns
-// when who (the seed, a peer) refuses it for a reason about this node: in
-// that case the node is likely to stay alone until its flags change.
-func (r *refresher) announce(who string) func(context.Context, Node) error {
+// contact returns the check of a peer or seed, for sweep and forEach: reach, less the refusal.
+func (r *refresher) contact(who string) func(context.Context, Node) error {
 	return func(ctx context.Context, n Node) error {
-		err := r.client.announce(ctx, n)
-		var refused *peerError
-		if !errors.As(err, &refused) {
-			return err
-		}
-		switch self := r.client.self; refused.status {
-		case http.StatusUnprocessableEntity:
-			r.log.Warn(fmt.Sprintf("the %s %s could not reach us at %s; see -a", who, n, self))
-		case http.StatusForbidden:
-			r.log.Warn(fmt.Sprintf("the %s %s refused us: it sees our calls come from another address than %s; see -a", who, n, self))
-		case http.StatusConflict: // normal for a peer, which takes a few: worth a word from the seed only
-			if who == "seed" {
-				r.log.Warn(fmt.Sprintf("the seed %s is full, or has as many nodes from our host as it takes", n))
-			}
-		}
+		_, err := r.reach(ctx, who, n)
 		return err
 	}
+}
+
+// reach checks n: an announce, or GET / while n backs off after a refusal.
+// err is nil if n answered as a node; refused is then the status it refused
+// us with, if it did. It warns when who (the seed, a peer) refuses us for a
+// reason about us: then we may stay unlisted until our flags change.
+func (r *refresher) reach(ctx context.Context, who string, n Node) (refused int, err error) {
+	if r.quiet(n) {
+		return 0, r.client.ping(ctx, n)
+	}
+	refused, err = r.client.announce(ctx, n)
+	if err != nil {
+		return 0, err
+	}
+	r.backOff(n, refused == http.StatusForbidden || refused == http.StatusConflict)
+	switch self := r.client.self; refused {
+	case http.StatusUnprocessableEntity:
+		r.log.Warn(fmt.Sprintf("the %s %s could not reach us at %s; see -a", who, n, self))
+	case http.StatusForbidden:
+		if seen, ok := r.client.seen.by(n); ok && seen.String() != self.IP {
+			r.log.Warn(fmt.Sprintf("the %s %s refused us: it sees our calls come from %s, not %s; see -a", who, n, seen, self.IP))
+		} else {
+			r.log.Warn(fmt.Sprintf("the %s %s refused us: it sees our calls come from another address than %s; see -a", who, n, self))
+		}
+	case http.StatusConflict: // normal for a peer, which takes a few: worth a word from the seed only
+		if who == "seed" {
+			r.log.Warn(fmt.Sprintf("the seed %s is full, or has as many nodes from our host as it takes", n))
+		}
+	}
+	return refused, nil
+}
+
+// maxBackoff is the most rounds between announces to a peer that refuses them.
+const maxBackoff = 16
+
+// backoff is when to announce again to a peer that refused us.
+type backoff struct{ until, wait int } // in rounds
+
+// backOff notes n's answer to an announce. After a refusal that the next
+// announce would get too (403: we call from another address; 409: it is
+// full), the next announce waits 2 rounds, then 4, up to maxBackoff. Any
+// other answer resets it: a 422 may come from one lost packet.
+func (r *refresher) backOff(n Node, refused bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !refused {
+		delete(r.backoffs, n)
+		return
+	}
+	b := r.backoffs[n]
+	b.wait = min(max(2*b.wait, 2), maxBackoff)
+	b.until = r.round + b.wait
+	r.backoffs[n] = b
+}
+
+// quiet reports whether n refused us lately: it is checked with GET /, not announced to.
+func (r *refresher) quiet(n Node) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.round < r.backoffs[n].until
+}
+
+// tellIfUnreachable says once, when two hosts agree that our calls come from
+// another address than -a (as behind NAT), what that means and what to do.
+func (r *refresher) tellIfUnreachable() {
+	seen, ok := r.client.seen.elsewhere(r.client.self)
+	if !ok || r.told[seen] {
+		return
+	}
+	r.told[seen] = true
+	self := r.client.self
+	r.log.Warn(fmt.Sprintf("others see our calls come from %s, so nobody can reach us at %s: we keep the peers we reach, but none will list us. "+
+		"To be listed, forward port %d of %s to this host and pass -a %s", seen, self, self.Port, seen, seen))
 }
 
 // leave tells every peer, and the seeds, that this node is going: a DELETE
@@ -149,36 +191,154 @@ func (r *refresher) leave() {
 	forEach(ctx, to, r.client.remove)
 }
 
-// learn adds candidates that answer an announce, until the node knows
-// r.limit peers, and returns those it added. Announcing checks a candidate
-// and introduces this node to it with one call, so both sides learn each
-// other at once; a dead node in someone's stale list is never taken back.
-// It announces to as many as it lacks; those that refuse (a peer with
-// 2 × -k peers takes no more) are replaced next round, from a new sample,
-// not now: the only peers with room at once are those that joined just
-// before, and linking to them clusters the overlay (see DESIGN.md).
-func (r *refresher) learn(ctx context.Context, candidates []Node) []Node {
-	need := r.limit - r.table.Len()
-	var fresh []Node
-	seen := map[Node]bool{r.client.self: true}
-	for _, n := range candidates {
-		if !seen[n] && !r.table.Has(n) {
-			seen[n] = true
-			fresh = append(fresh, n)
-		}
-	}
-	rand.Shuffle(len(fresh), func(i, j int) { fresh[i], fresh[j] = fresh[j], fresh[i] })
-	fresh = fresh[:min(max(need, 0), len(fresh))]
-	ok := forEach(ctx, fresh, r.announce("peer"))
-	var alive []Node
-	for i, n := range fresh {
-		if ok[i] {
-			alive = append(alive, n)
-		}
-	}
-	added, err := r.table.Add(alive...)
-	if err != nil {
-		r.log.Warn("not all learned peers were added", "err", err)
+// find looks for need new peers and returns those it added. Each seed
+// gives a random sample of its list; candidates are taken from the samples
+// in turn, so that no one seed supplies them all, and a seed whose
+// candidates all fail counts as a seed that did not answer. If no seed gave
+// a live candidate, samples of the peers' lists are tried.
+func (r *refresher) find(ctx context.Context, seeds []Node, need int) []Node {
+	added, live := r.learn(ctx, r.samples(ctx, seeds, 2*need+2), need)
+	if live == 0 && len(added) < need {
+		more, _ := r.learn(ctx, r.samples(ctx, r.table.List(), need-len(added)), need-len(added))
+		added = append(added, more...)
 	}
 	return added
+}
+
+// samples asks each of from for a random sample of size entries, and
+// returns the answers in the order of from.
+func (r *refresher) samples(ctx context.Context, from []Node, size int) [][]Node {
+	lists := make([][]Node, len(from))
+	index := map[Node]int{}
+	for i, n := range from {
+		index[n] = i
+	}
+	forEach(ctx, from, func(ctx context.Context, n Node) error {
+		list, err := r.client.list(ctx, n, size)
+		if err != nil && slices.Contains(r.seeds, n) {
+			r.log.Warn("seed did not answer", "seed", n, "err", err)
+		}
+		lists[index[n]] = list
+		return err
+	})
+	return lists
+}
+
+// learn takes candidates from the lists in turn (the first of each, then
+// the second of each, and so on), announces to as many as it needs, and
+// adds those that answer as nodes. It returns the peers added, and how many
+// candidates answered. Announcing checks a candidate and introduces this
+// node to it with one call. A candidate that refuses us is alive, and is
+// kept all the same (behind NAT every one does), but for one that is full
+// (409): it already has as many peers as it takes, so lest early joiners
+// become hubs, a node takes one only as a foothold, when it knows no peer. Candidates that fail
+// are replaced once, from the lists that gave live ones.
+func (r *refresher) learn(ctx context.Context, lists [][]Node, need int) (added []Node, live int) {
+	type candidate struct {
+		node Node
+		list int
+	}
+	for _, l := range lists {
+		r.rng.Shuffle(len(l), func(i, j int) { l[i], l[j] = l[j], l[i] })
+	}
+	seen := map[Node]bool{r.client.self: true}
+	var fresh []candidate
+	for i := 0; slices.ContainsFunc(lists, func(l []Node) bool { return i < len(l) }); i++ {
+		for list, l := range lists {
+			if i < len(l) && !seen[l[i]] && !r.table.Has(l[i]) {
+				seen[l[i]] = true
+				fresh = append(fresh, candidate{l[i], list})
+			}
+		}
+	}
+	gave := map[int]bool{} // lists that gave a live candidate
+	for pass := 0; pass < 2 && len(added) < need; pass++ {
+		var try []Node
+		var tried []candidate
+		rest := fresh[:0]
+		for _, c := range fresh {
+			if len(try) < need-len(added) && (pass == 0 || gave[c.list]) {
+				try, tried = append(try, c.node), append(tried, c)
+			} else {
+				rest = append(rest, c)
+			}
+		}
+		fresh = rest
+		var mu sync.Mutex
+		full := map[Node]bool{}
+		ok := forEach(ctx, try, func(ctx context.Context, n Node) error {
+			refused, err := r.reach(ctx, "peer", n)
+			mu.Lock()
+			defer mu.Unlock()
+			full[n] = refused == http.StatusConflict
+			return err
+		})
+		var alive, spare []Node
+		for i, c := range tried {
+			switch {
+			case ok[i] && full[c.node]:
+				spare = append(spare, c.node)
+			case ok[i]:
+				alive = append(alive, c.node)
+			}
+			gave[c.list] = gave[c.list] || ok[i]
+		}
+		if len(alive) == 0 && len(spare) > 0 && r.table.Len() == 0 {
+			alive = spare[:1] // alone, and every one is full: a foothold
+		}
+		live += len(alive) + len(spare)
+		got, err := r.table.Add(alive...)
+		if err != nil {
+			r.log.Warn("not all learned peers were added", "err", err)
+		}
+		added = append(added, got...)
+	}
+	return added, live
+}
+
+// maxSightings bounds the peers whose report of our address is kept.
+const maxSightings = 256
+
+// sightings is what peers report, in observedHeader, about the address our
+// calls come from: for each peer's host, the address it saw last.
+type sightings struct {
+	mu   sync.Mutex
+	seen map[netip.Addr]netip.Addr // peer's host -> the address it saw
+}
+
+// note records that from saw our call come from addr.
+func (s *sightings) note(from Node, addr netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	host := netip.MustParseAddr(from.IP)
+	if _, ok := s.seen[host]; ok || len(s.seen) < maxSightings {
+		s.seen[host] = addr
+	}
+}
+
+// by is the address that n's host saw our calls come from, if it said.
+func (s *sightings) by(n Node) (netip.Addr, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	addr, ok := s.seen[netip.MustParseAddr(n.IP)]
+	return addr, ok
+}
+
+// elsewhere returns the address of self's family, other than self's, that
+// the most hosts saw our calls come from, if at least two agree: one host
+// alone may lie.
+func (s *sightings) elsewhere(self Node) (netip.Addr, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ours := netip.MustParseAddr(self.IP)
+	votes := map[netip.Addr]int{}
+	var best netip.Addr
+	for _, addr := range s.seen {
+		if addr != ours && addr.Is4() == ours.Is4() {
+			if votes[addr]++; votes[addr] > votes[best] || votes[addr] == votes[best] && addr.Less(best) {
+				best = addr
+			}
+		}
+	}
+	return best, votes[best] >= 2
 }

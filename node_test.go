@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,18 +18,59 @@ import (
 func TestNodeSendsOneCheckPerPeerPerRoundOnceLimitMet(t *testing.T) {
 	is := is.New(t)
 	peer, checks, other := countingServer(t)
+	peer2, checks2, _ := countingServer(t)
 	seed, seedAnnounces, seedOther := countingServer(t)
 	p := startPeer(t, "127.0.0.1", config{limit: 1, max: 10})
 	p.seeds = []Node{seed}
-	_, err := p.table.Add(peer)
+	_, err := p.table.Add(peer, peer2)
 	is.NoErr(err)
 	for range 5 {
 		p.nodeRound(context.Background())
 	}
 	is.Equal(checks.Load(), int32(5))        // one check per round
-	is.Equal(other.Load(), int32(0))         // no list fetched: the limit was met
+	is.Equal(checks2.Load(), int32(5))       // for each peer
+	is.Equal(other.Load(), int32(0))         // no list fetched: past the limit, no fresh candidate is tried
 	is.Equal(seedAnnounces.Load(), int32(5)) // one announce per round keeps the seed's list whole
 	is.Equal(seedOther.Load(), int32(0))     // no list asked of the seed
+}
+
+// TestNodeAtLimitTriesAFreshCandidate: a node that found exactly -k peers
+// still asks the seed for a candidate about one round in four, and takes
+// one that answers, so that a bad first sample heals.
+func TestNodeAtLimitTriesAFreshCandidate(t *testing.T) {
+	is := is.New(t)
+	seed := startPeer(t, "127.0.0.1", config{max: 10})
+	fresh := startPeer(t, "127.0.0.1", config{limit: 1, max: 10})
+	_, err := seed.table.Add(fresh.self())
+	is.NoErr(err)
+	peer, _, _ := countingServer(t)
+	p := startPeer(t, "127.0.0.1", config{limit: 1, max: 10})
+	p.rng = rand.New(rand.NewPCG(1, 2)) // the same rounds every run
+	p.seeds = []Node{seed.self()}
+	_, err = p.table.Add(peer)
+	is.NoErr(err)
+	rounds := 0
+	for ; rounds < 40 && !p.table.Has(fresh.self()); rounds++ {
+		p.nodeRound(context.Background())
+	}
+	is.True(p.table.Has(fresh.self())) // the fresh candidate was tried and taken
+	for range 20 {
+		p.nodeRound(context.Background())
+	}
+	is.Equal(p.table.Len(), 2) // and then no more: it has found more than -k
+
+	// How often: a seed whose lists are not lists is asked again and again.
+	counting, _, asked := countingServer(t)
+	q := startPeer(t, "127.0.0.1", config{limit: 1, max: 10})
+	q.rng = rand.New(rand.NewPCG(1, 2))
+	q.seeds = []Node{counting}
+	_, err = q.table.Add(peer)
+	is.NoErr(err)
+	for range 40 {
+		q.nodeRound(context.Background())
+	}
+	t.Logf("asked the seed for a candidate in %d of 40 rounds", asked.Load())
+	is.True(asked.Load() >= 5 && asked.Load() <= 20) // about one round in four
 }
 
 func TestSeedRelearnsANodeItDropped(t *testing.T) {

@@ -41,11 +41,7 @@ func TestProcessSignals(t *testing.T) {
 				resp.Body.Close()
 				answer <- resp.StatusCode
 			}()
-			select {
-			case <-hung.accepted: // the seed is now checking the announcer
-			case <-time.After(10 * time.Second):
-				t.Fatal("the seed never checked the announcer")
-			}
+			within(t, 10*time.Second, hung.accepted, "the seed checks the announcer")
 
 			start := time.Now()
 			p.cmd.Process.Signal(sig)
@@ -101,7 +97,7 @@ func TestProcessLeave(t *testing.T) {
 	writeNodesFile(t, filepath.Join(dir, "node"), []Node{hung.node})
 	node := startProc(t, dir, "-role=node", "-p", "0", "-d", "node/data", "-t", "1", "-f", "3", "-di", seed.addr.IP, "-dp", strconv.Itoa(seed.addr.Port))
 	eventually(t, 10*time.Second, func() bool { return lists(seed.addr, node.addr) })
-	<-hung.accepted // the node's round reached the peer that never answers
+	within(t, 10*time.Second, hung.accepted, "the node's round reached the peer that never answers")
 
 	start := time.Now()
 	node.cmd.Process.Signal(os.Interrupt)

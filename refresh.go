@@ -38,7 +38,8 @@ const (
 // peer can hold a call longer than that.
 type peerClient struct {
 	http *http.Client
-	self Node // what announce sends
+	self Node       // what announce sends
+	seen *sightings // where peers say our calls come from
 }
 
 // newPeerClient returns a client whose calls give up after timeout. It
@@ -62,6 +63,7 @@ func newPeerClient(timeout time.Duration, self Node) *peerClient {
 	}
 	return &peerClient{
 		self: self,
+		seen: &sightings{seen: map[netip.Addr]netip.Addr{}},
 		http: &http.Client{
 			Timeout: timeout,
 			// A redirect is not an answer: following one would let a peer
@@ -108,49 +110,87 @@ func failure(err error) *peerError {
 	return &peerError{reason: "not an HTTP answer"}
 }
 
-// call sends one request to n and returns the body of a 2xx answer, read up
-// to limit bytes and one more, so that the caller can tell a longer one.
-func (c *peerClient) call(ctx context.Context, method string, n Node, path string, body []byte, limit int64) ([]byte, error) {
+// observedHeader carries, on every answer to GET / and POST /, the address
+// the caller's connection came from. A node behind NAT learns from it the
+// address others see it at; the blog's nodes ignore it.
+const observedHeader = "X-Peerdisc-Observed"
+
+// call sends one request to n and returns the status and body of its
+// answer, the body read up to limit bytes and one more, so that the caller
+// can tell a longer one. err is set only when n gave no HTTP answer.
+func (c *peerClient) call(ctx context.Context, method string, n Node, path string, body []byte, limit int64) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+n.String()+path, bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, failure(err)
+		return 0, nil, failure(err)
 	}
 	defer resp.Body.Close()
+	if seen, err := netip.ParseAddr(resp.Header.Get(observedHeader)); err == nil && c.seen != nil {
+		c.seen.note(n, seen.Unmap())
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return nil, failure(err)
+		return 0, nil, failure(err)
 	}
-	if resp.StatusCode/100 != 2 {
-		return nil, &peerError{reason: fmt.Sprintf("answered %d", resp.StatusCode), status: resp.StatusCode}
-	}
-	return data, nil
+	return resp.StatusCode, data, nil
 }
 
-// ping is the connection check: GET / must answer 2xx.
+// isObject reports whether data is one JSON object: how a node answers
+// GET / and POST /, the blog's included ({}), and what a web server that
+// answers 200 to everything does not send.
+func isObject(data []byte) bool {
+	data = bytes.TrimSpace(data)
+	return len(data) > 0 && data[0] == '{' && json.Valid(data)
+}
+
+// ping is the liveness check: a node answers GET / with 2xx and a JSON object.
 func (c *peerClient) ping(ctx context.Context, n Node) error {
-	_, err := c.call(ctx, http.MethodGet, n, "/", nil, 1<<10)
-	return err
+	status, data, err := c.call(ctx, http.MethodGet, n, "/", nil, 1<<10)
+	switch {
+	case err != nil:
+		return err
+	case status/100 != 2:
+		return &peerError{reason: fmt.Sprintf("answered %d", status), status: status}
+	case !isObject(data):
+		return &peerError{reason: "not a node: its answer is not a JSON object", status: status}
+	}
+	return nil
 }
 
-// announce sends this node to n with POST /. A 2xx answer means n is alive and
-// now knows this node too, so it serves both as a check and as an introduction.
-func (c *peerClient) announce(ctx context.Context, n Node) error {
+// announce sends this node to n with POST /. Its error is nil when n
+// answered as a node does, with a JSON object: then n is alive, whether it
+// took us (2xx: it now lists us) or refused us (4xx: refused holds the
+// status, a fact about us, not about n). So one call checks a peer and
+// introduces us to it.
+func (c *peerClient) announce(ctx context.Context, n Node) (refused int, err error) {
 	self, _ := json.Marshal(c.self)
-	_, err := c.call(ctx, http.MethodPost, n, "/", self, 1<<10)
-	return err
+	status, data, err := c.call(ctx, http.MethodPost, n, "/", self, 1<<10)
+	switch {
+	case err != nil:
+		return 0, err
+	case status/100 != 2 && status/100 != 4:
+		return 0, &peerError{reason: fmt.Sprintf("answered %d", status), status: status}
+	case !isObject(data):
+		return 0, &peerError{reason: "not a node: its answer is not a JSON object", status: status}
+	case status/100 == 4:
+		return status, nil
+	}
+	return 0, nil
 }
 
 // remove asks n to drop this node: DELETE /nodes/ of itself, when it leaves.
 func (c *peerClient) remove(ctx context.Context, n Node) error {
 	self, _ := json.Marshal(c.self)
-	_, err := c.call(ctx, http.MethodDelete, n, "/nodes/", self, maxListBody)
+	status, _, err := c.call(ctx, http.MethodDelete, n, "/nodes/", self, maxListBody)
+	if err == nil && status/100 != 2 {
+		err = &peerError{reason: fmt.Sprintf("answered %d", status), status: status}
+	}
 	return err
 }
 
@@ -165,9 +205,12 @@ func (c *peerClient) list(ctx context.Context, n Node, sample int) ([]Node, erro
 	if sample > 0 {
 		path += "?sample=" + strconv.Itoa(sample)
 	}
-	data, err := c.call(ctx, http.MethodGet, n, path, nil, maxListBody)
+	status, data, err := c.call(ctx, http.MethodGet, n, path, nil, maxListBody)
 	if err != nil {
 		return nil, err
+	}
+	if status/100 != 2 {
+		return nil, &peerError{reason: fmt.Sprintf("answered %d", status), status: status}
 	}
 	if len(data) > maxListBody {
 		return nil, &peerError{reason: fmt.Sprintf("answer over %d bytes", maxListBody)}
@@ -211,12 +254,20 @@ func forEach(ctx context.Context, nodes []Node, fn func(context.Context, Node) e
 type refresher struct {
 	table  *Table
 	client *peerClient
-	seeds  []Node        // the bootstrap list, tried in order (node role)
-	limit  int           // -k: enough known nodes to skip the next step
+	seeds  []Node        // the bootstrap list (node role)
+	limit  int           // -k: the peers a node looks for
 	fails  int           // -f: failed checks in a row that remove a peer
 	retry  time.Duration // the first wait before another round while alone
 	failed map[Node]int
+	rng    *rand.Rand // the round's random choices; seeded in the simulation
+	told   map[netip.Addr]bool
 	log    *slog.Logger
+
+	aloneWait time.Duration // the last wait while alone (loop only)
+
+	mu       sync.Mutex
+	round    int              // rounds run
+	backoffs map[Node]backoff // peers that refused our announce lately
 }
 
 // roundStats is what one round did, for its log line.
@@ -232,14 +283,24 @@ func newRefresher(cfg config, ln net.Listener, defaultDir string, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
+	return newProcess(cfg, t, newPeerClient(time.Duration(cfg.timeout), self), log), nil
+}
+
+// newProcess is the rounds of a process with table t that calls out
+// through c, as the flags say: the roles and the simulation both make
+// their processes with it.
+func newProcess(cfg config, t *Table, c *peerClient, log *slog.Logger) *refresher {
 	return &refresher{
-		table:  t,
-		client: newPeerClient(time.Duration(cfg.timeout), self),
-		limit:  cfg.limit,
-		fails:  cfg.fails,
-		retry:  time.Second,
-		log:    log,
-	}, nil
+		table:    t,
+		client:   c,
+		limit:    cfg.limit,
+		fails:    cfg.fails,
+		retry:    time.Second,
+		rng:      rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		told:     map[netip.Addr]bool{},
+		log:      log,
+		backoffs: map[Node]backoff{},
+	}
 }
 
 // sweep checks every known node with check and removes, and returns, those
@@ -267,6 +328,13 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 		}
 	}
 	r.failed = failed
+	r.mu.Lock()
+	for n := range r.backoffs { // forget peers that are gone
+		if !slices.Contains(r.seeds, n) && !r.table.Has(n) {
+			delete(r.backoffs, n)
+		}
+	}
+	r.mu.Unlock()
 	removed, err := r.table.Remove(gone...)
 	if err != nil {
 		r.log.Error("remove dead peers", "err", err)
@@ -274,20 +342,14 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 	return removed
 }
 
-// loop runs round at once and then about every interval (±10%, so that
-// processes started together do not stay in step) until ctx is done, logging
-// each. Rounds never overlap, and a round that overruns the interval delays
-// the next one rather than letting them pile up. Each log line names the
-// peers the round learned and removed, and counts those that others added
-// or removed through the API since the last round (announces, operator
-// calls), so that known = before + learned + announced - removed.
-//
-// While a round ends alone, the next comes sooner than interval: after
-// r.retry, then twice that, and so on up to interval, so that a node started
-// before its seed joins soon after the seed starts.
+// loop runs round at once and then about every interval until ctx is
+// done, logging each. Rounds never overlap, and a round that overruns the
+// interval delays the next one rather than letting them pile up. Each log
+// line names the peers the round learned and removed, and counts those that
+// others added or removed through the API since the last round (announces,
+// operator calls), so that known = before + learned + announced - removed.
 func (r *refresher) loop(ctx context.Context, interval time.Duration, round func(context.Context) roundStats) {
 	before := r.table.Len()
-	backoff := r.retry
 	for {
 		start := time.Now()
 		s := round(ctx)
@@ -298,24 +360,27 @@ func (r *refresher) loop(ctx context.Context, interval time.Duration, round func
 		r.log.Info("round", "known", known, "learned", names(s.learned), "removed", names(s.removed),
 			"announced", known-before-len(s.learned)+len(s.removed), "took", time.Since(start).Round(time.Millisecond))
 		before = known
-		wait := jitter(interval)
-		if s.alone {
-			wait, backoff = min(backoff, interval), backoff*2
-		} else {
-			backoff = r.retry
-		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(max(0, wait-time.Since(start))):
+		case <-time.After(max(0, r.wait(s, interval)-time.Since(start))):
 		}
 	}
 }
 
-// jitter is d give or take 10%, at random, so that processes started
-// together, or brought back together by a seed's outage, drift apart.
-func jitter(d time.Duration) time.Duration {
-	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
+// wait is the time from the start of a round to the start of the next:
+// interval give or take 10%, at random, so that processes started together,
+// or brought back together by a seed's outage, drift apart. While rounds
+// end alone it is shorter: r.retry, then twice that, and so on up to
+// interval, so that a node started before its seed joins soon after the
+// seed starts.
+func (r *refresher) wait(s roundStats, interval time.Duration) time.Duration {
+	if !s.alone {
+		r.aloneWait = 0
+		return time.Duration(float64(interval) * (0.9 + 0.2*r.rng.Float64()))
+	}
+	r.aloneWait = min(max(2*r.aloneWait, r.retry), interval)
+	return r.aloneWait
 }
 
 // names lists nodes for a log line: at most 8 addresses, then how many more.

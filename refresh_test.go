@@ -70,9 +70,10 @@ func TestRedirectIsNotAnAnswer(t *testing.T) {
 	redirector := httptest.NewServer(http.RedirectHandler("http://"+live.String()+"/", http.StatusTemporaryRedirect))
 	defer redirector.Close()
 	c := newPeerClient(2*time.Second, self)
-	is.True(c.ping(context.Background(), nodeOf(t, redirector.URL)) != nil)     // a 307 is not a 2xx
-	is.True(c.announce(context.Background(), nodeOf(t, redirector.URL)) != nil) // nor for POST
-	is.Equal(announces.Load()+other.Load(), int32(0))                           // the redirects were not followed
+	is.True(c.ping(context.Background(), nodeOf(t, redirector.URL)) != nil) // a 307 is not a 2xx
+	_, err := c.announce(context.Background(), nodeOf(t, redirector.URL))
+	is.True(err != nil)                               // nor for POST
+	is.Equal(announces.Load()+other.Load(), int32(0)) // the redirects were not followed
 }
 
 func TestFailThreshold(t *testing.T) {
@@ -81,7 +82,9 @@ func TestFailThreshold(t *testing.T) {
 	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if down.Load() {
 			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
 		}
+		io.WriteString(w, "{}")
 	}))
 	defer flaky.Close()
 	node := nodeOf(t, flaky.URL)
@@ -130,7 +133,8 @@ func TestForEachRunsConcurrentlyWithABound(t *testing.T) {
 		var running, most atomic.Int32
 		release := make(chan struct{})
 		go func() {
-			for running.Load() < maxInFlight {
+			deadline := time.Now().Add(10 * time.Second) // then release them anyway: the bound check below fails
+			for running.Load() < maxInFlight && time.Now().Before(deadline) {
 				time.Sleep(time.Millisecond) // polling for the calls to fill the slots
 			}
 			close(release)
@@ -153,14 +157,20 @@ func TestForEachRunsConcurrentlyWithABound(t *testing.T) {
 
 func TestLoopSleepsBetweenRounds(t *testing.T) {
 	is := is.New(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // a loop that waits far longer than -u fails here
 	defer cancel()
-	var rounds int
+	var starts []time.Time
 	p := startPeer(t, "127.0.0.1", config{})
-	p.loop(ctx, 100*time.Millisecond, func(context.Context) roundStats { rounds++; return roundStats{} })
-	// A round at once and then one per 100ms: about 3. A loop that did not
-	// sleep would run millions; the bound is loose for slow machines.
-	is.True(rounds >= 1 && rounds <= 10) // rounds in 300ms
+	p.loop(ctx, 100*time.Millisecond, func(context.Context) roundStats {
+		if starts = append(starts, time.Now()); len(starts) == 4 {
+			cancel()
+		}
+		return roundStats{}
+	})
+	is.Equal(len(starts), 4) // rounds every -u, not once
+	for i := 1; i < len(starts); i++ {
+		is.True(starts[i].Sub(starts[i-1]) >= 90*time.Millisecond) // at least -u less 10% between rounds: no busy loop
+	}
 }
 
 func TestRoundLogNamesPeersAndAddsUp(t *testing.T) {
@@ -214,13 +224,22 @@ func TestSweepSkipsPeersHeardFrom(t *testing.T) {
 	is.Equal(checks.Load(), int32(1)) // the next round, not heard from, checks it again
 }
 
-func TestJitter(t *testing.T) {
+func TestWaitIsJitteredAndBacksOffWhileAlone(t *testing.T) {
 	is := is.New(t)
+	p := startPeer(t, "127.0.0.1", config{})
 	seen := map[time.Duration]bool{}
 	for range 100 {
-		d := jitter(time.Minute)
+		d := p.wait(roundStats{}, time.Minute)
 		is.True(d >= 54*time.Second && d <= 66*time.Second) // within 10%
 		seen[d] = true
 	}
 	is.True(len(seen) > 50) // and not the same each time
+	var alone []time.Duration
+	for range 8 {
+		alone = append(alone, p.wait(roundStats{alone: true}, 20*time.Second))
+	}
+	is.Equal(alone, []time.Duration{1e9, 2e9, 4e9, 8e9, 16e9, 20e9, 20e9, 20e9}) // doubles from -retry, stops at the interval
+	d := p.wait(roundStats{}, 20*time.Second)
+	is.True(d >= 18*time.Second && d <= 22*time.Second)                           // not alone: the interval again
+	is.Equal(p.wait(roundStats{alone: true}, 20*time.Second), time.Duration(1e9)) // and the backoff starts over
 }

@@ -38,6 +38,7 @@ type Table struct {
 	nodes   []Node
 	known   map[Node]bool
 	perHost map[netip.Prefix]int
+	inbound map[Node]bool // nodes taken by their own announce, under a node's cap (AddUpTo)
 	heard   map[Node]bool // nodes that called us themselves since the last TakeHeard
 	changes uint64        // changes made in memory, counted from start
 	saved   uint64        // changes on disk
@@ -45,6 +46,7 @@ type Table struct {
 
 	body   atomic.Pointer[[]byte] // the bytes on disk, served by GET /nodes/
 	public atomic.Pointer[[]byte] // the same less loopback and link-local entries, for other hosts
+	rng    *rand.Rand             // for samples, under mu; seeded in the simulation
 }
 
 // openTable locks dir, removes temp files a crash may have left, and loads
@@ -73,7 +75,8 @@ func openTable(dir, file string, self Node, max, hostMax int) (*Table, error) {
 // memTable returns an empty table kept in memory only, with no file and no
 // lock, so that a simulation can hold 10,000 of them without a disk.
 func memTable(self Node, max, hostMax int) *Table {
-	t := &Table{self: self, max: max, hostMax: hostMax, known: map[Node]bool{}, perHost: map[netip.Prefix]int{}, heard: map[Node]bool{}}
+	t := &Table{self: self, max: max, hostMax: hostMax, known: map[Node]bool{}, perHost: map[netip.Prefix]int{}, heard: map[Node]bool{}, inbound: map[Node]bool{},
+		rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
 	t.written = sync.NewCond(&t.mu)
 	return t
 }
@@ -107,7 +110,7 @@ func (t *Table) full(limit int, n Node) error {
 	if len(t.nodes) >= t.max {
 		return errFull
 	}
-	if limit > 0 && len(t.nodes) >= limit {
+	if limit > 0 && len(t.inbound) >= limit {
 		return errEnough
 	}
 	if host, ok := hostOf(n); ok && t.perHost[host] >= t.hostMax {
@@ -150,6 +153,14 @@ func (t *Table) Len() int {
 	return len(t.nodes)
 }
 
+// Found is the number of nodes not taken by their own announce (AddUpTo):
+// the peers a node found itself, and those loaded from disk.
+func (t *Table) Found() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.nodes) - len(t.inbound)
+}
+
 // Has reports whether n is in the table.
 func (t *Table) Has(n Node) bool {
 	t.mu.Lock()
@@ -185,7 +196,7 @@ func (t *Table) Sample(n int, public bool) []byte {
 	eligible := func(m Node) bool { return !public || !m.scoped() }
 	picked := []Node{}
 	if 2*n >= len(t.nodes) { // a small table: shuffle it all
-		for _, i := range rand.Perm(len(t.nodes)) {
+		for _, i := range t.rng.Perm(len(t.nodes)) {
 			if m := t.nodes[i]; len(picked) < n && eligible(m) {
 				picked = append(picked, m)
 			}
@@ -193,7 +204,7 @@ func (t *Table) Sample(n int, public bool) []byte {
 	} else { // a large one: draw, in O(n)
 		chosen := map[int]bool{}
 		for tries := 0; len(picked) < n && tries < 4*n; tries++ {
-			i := rand.IntN(len(t.nodes))
+			i := t.rng.IntN(len(t.nodes))
 			if m := t.nodes[i]; !chosen[i] && eligible(m) {
 				picked = append(picked, m)
 			}
@@ -228,9 +239,10 @@ func (t *Table) TakeHeard() map[Node]bool {
 // if it had to skip a node for that reason.
 func (t *Table) Add(nodes ...Node) ([]Node, error) { return t.AddUpTo(0, nodes...) }
 
-// AddUpTo is Add that also stops at limit nodes in all (0: no limit but
-// -m), with errEnough: a node's cap on the peers it takes by announce, held
-// under the same lock as the add, so that concurrent announces cannot pass it.
+// AddUpTo is Add for the peers a node takes by their announce: it counts
+// them, and stops at limit of them (0: no limit but -m) with errEnough. The
+// cap is held under the same lock as the add, so that concurrent announces
+// cannot pass it. The peers a node finds itself do not count against it.
 func (t *Table) AddUpTo(limit int, nodes ...Node) ([]Node, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -246,6 +258,9 @@ func (t *Table) AddUpTo(limit int, nodes ...Node) ([]Node, error) {
 		default:
 			t.insert(n)
 			added = append(added, n)
+			if limit > 0 {
+				t.inbound[n] = true
+			}
 		}
 	}
 	if len(added) > 0 {
@@ -267,6 +282,7 @@ func (t *Table) Remove(nodes ...Node) ([]Node, error) {
 			gone[n] = true
 			removed = append(removed, n)
 			delete(t.known, n)
+			delete(t.inbound, n)
 			if host, ok := hostOf(n); ok {
 				t.perHost[host]--
 			}
