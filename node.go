@@ -193,14 +193,14 @@ func (r *refresher) leave() {
 
 // find looks for need new peers and returns those it added. Each seed
 // gives a random sample of its list; candidates are taken from the samples
-// in turn, so that no one seed supplies them all, and a seed whose
-// candidates all fail counts as a seed that did not answer. If no seed gave
-// a live candidate, samples of the peers' lists are tried.
+// in turn, so that no one seed supplies them all. A seed whose candidates
+// give no peer we can take (all dead, or all full) counts as a seed that
+// did not answer: if none gave one, samples of the peers' lists are tried.
+// So a node reaches the nodes a full seed does not list.
 func (r *refresher) find(ctx context.Context, seeds []Node, need int) []Node {
-	added, live := r.learn(ctx, r.samples(ctx, seeds, 2*need+2), need)
-	if live == 0 && len(added) < need {
-		more, _ := r.learn(ctx, r.samples(ctx, r.table.List(), need-len(added)), need-len(added))
-		added = append(added, more...)
+	added := r.learn(ctx, r.samples(ctx, seeds, 2*need+2), need)
+	if len(added) == 0 {
+		added = r.learn(ctx, r.samples(ctx, r.table.List(), need), need)
 	}
 	return added
 }
@@ -224,46 +224,44 @@ func (r *refresher) samples(ctx context.Context, from []Node, size int) [][]Node
 	return lists
 }
 
-// learn takes candidates from the lists in turn (the first of each, then
-// the second of each, and so on), announces to as many as it needs, and
-// adds those that answer as nodes. It returns the peers added, and how many
-// candidates answered. Announcing checks a candidate and introduces this
-// node to it with one call. A candidate that refuses us is alive, and is
-// kept all the same (behind NAT every one does), but for one that is full
-// (409): it already has as many peers as it takes, so lest early joiners
-// become hubs, a node takes one only as a foothold, when it knows no peer. Candidates that fail
-// are replaced once, from the lists that gave live ones.
-func (r *refresher) learn(ctx context.Context, lists [][]Node, need int) (added []Node, live int) {
-	type candidate struct {
-		node Node
-		list int
-	}
-	for _, l := range lists {
-		r.rng.Shuffle(len(l), func(i, j int) { l[i], l[j] = l[j], l[i] })
-	}
+// learn takes candidates from the lists in turn, from one picked at random,
+// announces to as many as it needs, and adds those that answer as nodes;
+// it returns the peers added. Announcing checks a candidate and introduces
+// this node to it with one call. A candidate that refuses us is alive, and
+// is kept all the same (behind NAT every one does), but for one that is
+// full (409): it already has as many peers as it takes, so lest early
+// joiners become hubs, a node takes one only as a foothold, when it knows
+// no peer. Each candidate not taken is replaced once, from its own list, so
+// that every list keeps its share: a list of dead or full nodes does not
+// cede its place to another.
+func (r *refresher) learn(ctx context.Context, lists [][]Node, need int) (added []Node) {
 	seen := map[Node]bool{r.client.self: true}
-	var fresh []candidate
-	for i := 0; slices.ContainsFunc(lists, func(l []Node) bool { return i < len(l) }); i++ {
-		for list, l := range lists {
-			if i < len(l) && !seen[l[i]] && !r.table.Has(l[i]) {
-				seen[l[i]] = true
-				fresh = append(fresh, candidate{l[i], list})
+	queues := make([][]Node, len(lists))
+	for i, l := range lists {
+		r.rng.Shuffle(len(l), func(i, j int) { l[i], l[j] = l[j], l[i] })
+		for _, n := range l {
+			if !seen[n] && !r.table.Has(n) {
+				seen[n] = true
+				queues[i] = append(queues[i], n)
 			}
 		}
 	}
-	gave := map[int]bool{} // lists that gave a live candidate
-	for pass := 0; pass < 2 && len(added) < need; pass++ {
-		var try []Node
-		var tried []candidate
-		rest := fresh[:0]
-		for _, c := range fresh {
-			if len(try) < need-len(added) && (pass == 0 || gave[c.list]) {
-				try, tried = append(try, c.node), append(tried, c)
-			} else {
-				rest = append(rest, c)
-			}
+	next := func(list int) (Node, bool) {
+		if len(queues[list]) == 0 {
+			return Node{}, false
 		}
-		fresh = rest
+		n := queues[list][0]
+		queues[list] = queues[list][1:]
+		return n, true
+	}
+	var try []Node
+	var from []int // the list each of try came from
+	for i := r.rng.IntN(max(len(lists), 1)); len(try) < need && slices.ContainsFunc(queues, func(q []Node) bool { return len(q) > 0 }); i++ {
+		if n, ok := next(i % len(lists)); ok {
+			try, from = append(try, n), append(from, i%len(lists))
+		}
+	}
+	for pass := 0; pass < 2 && len(try) > 0; pass++ {
 		var mu sync.Mutex
 		full := map[Node]bool{}
 		ok := forEach(ctx, try, func(ctx context.Context, n Node) error {
@@ -273,27 +271,31 @@ func (r *refresher) learn(ctx context.Context, lists [][]Node, need int) (added 
 			full[n] = refused == http.StatusConflict
 			return err
 		})
-		var alive, spare []Node
-		for i, c := range tried {
+		var alive, spare, again []Node
+		var againFrom []int
+		for i, n := range try {
 			switch {
-			case ok[i] && full[c.node]:
-				spare = append(spare, c.node)
+			case ok[i] && !full[n]:
+				alive = append(alive, n)
+				continue
 			case ok[i]:
-				alive = append(alive, c.node)
+				spare = append(spare, n)
 			}
-			gave[c.list] = gave[c.list] || ok[i]
+			if m, more := next(from[i]); more {
+				again, againFrom = append(again, m), append(againFrom, from[i])
+			}
 		}
 		if len(alive) == 0 && len(spare) > 0 && r.table.Len() == 0 {
 			alive = spare[:1] // alone, and every one is full: a foothold
 		}
-		live += len(alive) + len(spare)
 		got, err := r.table.Add(alive...)
 		if err != nil {
 			r.log.Warn("not all learned peers were added", "err", err)
 		}
 		added = append(added, got...)
+		try, from = again, againFrom
 	}
-	return added, live
+	return added
 }
 
 // maxSightings bounds the peers whose report of our address is kept.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -201,4 +202,58 @@ func TestAloneNodeRetriesSooner(t *testing.T) {
 		t.Fatal("an alone node waited the whole interval")
 	}
 	is.Equal(rounds, 5)
+}
+
+// TestNoSingleSeedDecides puts a lying seed (it lists only its accomplices,
+// live nodes that know nobody else) or a silent one (it lists nothing)
+// before an honest seed: within 5 rounds every new node knows at least half
+// of -k honest peers, and the honest seed lists it.
+func TestNoSingleSeedDecides(t *testing.T) {
+	for _, bad := range []string{"lying", "silent"} {
+		t.Run(bad, func(t *testing.T) {
+			is := is.New(t)
+			const k = 4
+			honestSeed := startPeer(t, "127.0.0.1", config{max: 100})
+			honest := startPeers(t, 3*k, config{limit: k, max: 100}) // enough that they are not all full
+			for _, p := range honest {
+				p.seeds = []Node{honestSeed.self()}
+			}
+			badSeed := startPeer(t, "127.0.0.1", config{max: 100})
+			accomplices := map[Node]bool{}
+			if bad == "lying" {
+				for _, p := range startPeers(t, 2*k, config{limit: k, max: 100}) {
+					_, err := badSeed.table.Add(p.self())
+					is.NoErr(err)
+					accomplices[p.self()] = true
+				}
+			}
+			for range 2 {
+				runRounds(honestSeed, honest)
+			}
+			newcomers := startPeers(t, 4, config{limit: k, max: 100})
+			for _, p := range newcomers {
+				p.seeds = []Node{badSeed.self(), honestSeed.self()} // the bad one first
+			}
+			honestPeers := func(p *testPeer) int {
+				n := 0
+				for _, m := range p.table.List() {
+					if !accomplices[m] {
+						n++
+					}
+				}
+				return n
+			}
+			for range 5 {
+				runRounds(honestSeed, append(slices.Clone(honest), newcomers...))
+			}
+			for _, p := range newcomers {
+				if honestPeers(p) < k/2 {
+					t.Logf("%v: %d honest of %v", p.self(), honestPeers(p), p.table.List())
+				}
+				is.True(honestPeers(p) >= k/2)                  // at least half of -k honest peers
+				is.True(honestSeed.table.Has(p.self()))         // and the honest seed lists it
+				is.True(len(p.table.List()) <= 2*k+len(honest)) // sanity
+			}
+		})
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -176,4 +177,88 @@ func TestBlogNodeJoins(t *testing.T) {
 	is.Equal(got.Announce, 200)     // the seed checked it back and took it
 	is.Equal(len(got.Nodes), 300+1) // the whole list, itself included
 	is.True(lists(seed.addr, Node{IP: "127.0.0.1", Port: port}))
+}
+
+// TestProcessPastTheSeedsTable runs 300 nodes against a seed that holds
+// only 100 (-m 100), every other flag at its default but -u 1: the nodes
+// the seed refuses join through its samples all the same. Within 20 rounds
+// every node knows -k peers, and the overlay is one component.
+func TestProcessPastTheSeedsTable(t *testing.T) {
+	needAliases(t)
+	is := is.New(t)
+	dir := t.TempDir()
+	seed := startProc(t, dir, "-role=seed", "-p", "0", "-u", "1", "-m", "100", "-d", "seed")
+	var nodes []*proc
+	for i := range 300 {
+		ip := fmt.Sprintf("127.0.%d.%d", 1+(i+2)/250, (i+2)%250+1)
+		nodes = append(nodes, launch(t, dir, "-role=node", "-i", ip, "-p", "0", "-u", "1", "-d", fmt.Sprintf("n%d", i),
+			"-di", seed.addr.IP, "-dp", strconv.Itoa(seed.addr.Port)))
+	}
+	for _, p := range nodes { // all start at once, as after a reboot
+		p.waitStarted(t)
+	}
+	start := time.Now()
+	roundsBefore := make([]int, len(nodes)) // rounds run while the others were still starting
+	for i, p := range nodes {
+		roundsBefore[i] = strings.Count(p.stderr.String(), "msg=round")
+	}
+	known := regexp.MustCompile(`msg=round known=(\d+)`)
+	atK := func(p *proc) bool {
+		lines := known.FindAllStringSubmatch(p.stderr.String(), -1)
+		n := 0
+		if len(lines) > 0 {
+			n, _ = strconv.Atoi(lines[len(lines)-1][1])
+		}
+		return n >= 10
+	}
+	// A generous deadline: 300 processes on a small machine make rounds
+	// slow, and what is asserted is a count of rounds, not seconds.
+	eventually(t, 3*time.Minute, func() bool {
+		return !slices.ContainsFunc(nodes, func(p *proc) bool { return !atK(p) })
+	})
+	rounds, slowest := 0, 0 // the most rounds a node ran, after the last start, before it knew -k
+	for i, p := range nodes {
+		for j, line := range known.FindAllStringSubmatch(p.stderr.String(), -1) {
+			if n, _ := strconv.Atoi(line[1]); n >= 10 {
+				if j+1-roundsBefore[i] > rounds {
+					rounds, slowest = j+1-roundsBefore[i], i
+				}
+				break
+			}
+		}
+	}
+	if rounds > 20 {
+		t.Logf("the slowest node:\n%s", nodes[slowest].stderr)
+	}
+	t.Logf("300 nodes, seed at -m 100: every node at -k %v after the last start; the slowest took %d rounds", time.Since(start).Round(time.Millisecond), rounds)
+	is.True(rounds <= 20) // within 20 rounds
+	is.Equal(len(listOf(seed.addr)), 100)
+
+	index := map[Node]int{}
+	for i, p := range nodes {
+		index[p.addr] = i
+	}
+	parent := make([]int, len(nodes))
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		if parent[i] != i {
+			parent[i] = find(parent[i])
+		}
+		return parent[i]
+	}
+	for i, p := range nodes {
+		for _, n := range listOf(p.addr) {
+			if j, ok := index[n]; ok {
+				parent[find(i)] = find(j)
+			}
+		}
+	}
+	components := map[int]bool{}
+	for i := range nodes {
+		components[find(i)] = true
+	}
+	is.Equal(len(components), 1) // one overlay, links taken either way
 }

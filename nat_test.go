@@ -1,0 +1,97 @@
+//go:build linux
+
+package main
+
+// A node behind NAT (see lab_test.go): a router host masquerades, with
+// nftables, for a private network holding one more host. The node there
+// gets no listing, but keeps the peers it reaches; with a port forward and
+// -a set to the router's address, it is listed.
+
+import (
+	"fmt"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+)
+
+func TestNAT(t *testing.T) {
+	is := is.New(t)
+	l := newLab(t, 6) // h0 the seed, h1-h4 nodes, h5 the router
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("the NAT test needs nft (nftables):", err)
+	}
+	router := l.hosts[5]
+	home := l.name + "-home"
+	l.netns(home)
+	l.ip("-n", home, "link", "set", "lo", "up")
+	l.ip("-n", router.ns, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns", home)
+	l.ip("-n", router.ns, "addr", "add", "192.168.77.1/24", "dev", "lan0")
+	l.ip("-n", router.ns, "link", "set", "lan0", "up")
+	l.ip("-n", home, "addr", "add", "192.168.77.2/24", "dev", "eth0")
+	l.ip("-n", home, "link", "set", "eth0", "up")
+	l.ip("-n", home, "route", "add", "default", "via", "192.168.77.1")
+	inRouter := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", append([]string{"netns", "exec", router.ns}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	inRouter("sysctl", "-qw", "net.ipv4.ip_forward=1")
+	const forwarded = 45000
+	inRouter("nft", fmt.Sprintf(`table ip nat {
+		chain pre { type nat hook prerouting priority -100; iifname "eth0" tcp dport %d dnat to 192.168.77.2:%d; }
+		chain post { type nat hook postrouting priority 100; oifname "eth0" ip saddr 192.168.77.0/24 masquerade; }
+	}`, forwarded, forwarded))
+
+	seed := l.hosts[0].start("-role=seed", "-i", l.hosts[0].v4, "-p", "0", "-u", "1", "-t", "500ms", "-d", "seed")
+	flags := []string{"-di", seed.addr.IP, "-dp", strconv.Itoa(seed.addr.Port), "-u", "1", "-t", "500ms", "-k", "3", "-d", "node"}
+	var nodes []*proc
+	for _, h := range l.hosts[1:5] {
+		nodes = append(nodes, h.start(append([]string{"-role=node", "-i", h.v4, "-p", "0"}, flags...)...))
+	}
+	op := l.hosts[0]
+	eventually(t, 15*time.Second, func() bool { return len(op.list(seed.addr)) == 4 })
+
+	// Behind the router, advertising its private address.
+	hidden := launchCmd(t, t.TempDir(), exec.Command("ip", append([]string{"netns", "exec", home, binary(t), "-role=node", "-i", "192.168.77.2", "-p", "0"}, flags...)...))
+	hidden.waitStarted(t)
+	known := regexp.MustCompile(`msg=round known=(\d+)`)
+	var rounds int
+	eventually(t, 15*time.Second, func() bool {
+		lines := known.FindAllStringSubmatch(hidden.stderr.String(), -1)
+		rounds = len(lines)
+		n := 0
+		if rounds > 0 {
+			n, _ = strconv.Atoi(lines[rounds-1][1])
+		}
+		return n >= 3
+	})
+	t.Logf("the node behind NAT knew -k 3 live peers after %d rounds", rounds)
+	is.True(rounds <= 3) // within 3 rounds at -u 1
+	eventually(t, 10*time.Second, func() bool {
+		return strings.Contains(hidden.stderr.String(), "others see our calls come from "+router.v4+", so nobody can reach us at 192.168.77.2:")
+	}) // it says the address others see, and what to do
+	for range 2 { // two more rounds of everyone: still nobody lists it
+		eventually(t, 10*time.Second, func() bool { return strings.Count(seed.stderr.String(), "msg=round") >= rounds+2 })
+		rounds += 2
+	}
+	for _, p := range append(nodes, seed) {
+		is.True(!slices.ContainsFunc(op.list(p.addr), func(n Node) bool { return n.IP == "192.168.77.2" || n.IP == router.v4 })) // neither its address nor its router's
+	}
+
+	// A port forward, and -a set to the router's address: listed within 2 rounds.
+	hidden.cmd.Process.Kill()
+	within(t, 10*time.Second, hidden.exited, "the node behind NAT stops")
+	forwardedNode := Node{IP: router.v4, Port: forwarded}
+	fwd := launchCmd(t, t.TempDir(), exec.Command("ip", append([]string{"netns", "exec", home, binary(t), "-role=node", "-i", "192.168.77.2", "-a", router.v4, "-p", strconv.Itoa(forwarded)}, flags...)...))
+	fwd.waitStarted(t)
+	eventually(t, 10*time.Second, func() bool { return slices.Contains(op.list(seed.addr), forwardedNode) })
+	is.True(strings.Count(fwd.stderr.String(), "msg=round") <= 2) // listed within its first 2 rounds
+	is.True(!strings.Contains(fwd.stderr.String(), "others see our calls come from"))
+}
