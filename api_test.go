@@ -261,16 +261,25 @@ func TestSample(t *testing.T) {
 }
 
 func TestInboundCap(t *testing.T) {
-	is := is.New(t)
-	tbl := newTable(t, 100)
-	mux := http.NewServeMux()
-	addRoutes(mux, tbl, newVerifier(alive, 10*time.Second), netip.Addr.IsLoopback, 2, quiet)
-	for i, want := range []int{200, 200, 409} {
-		ip := fmt.Sprintf("203.0.113.%d", i+1)
-		is.Equal(ask(mux, "POST", "/", ip+":4000", nodeJSON(ip, 5000)).Code, want) // a node takes 2 by announce, then refuses
+	for _, role := range []string{"node", "seed"} {
+		t.Run(role, func(t *testing.T) {
+			is := is.New(t)
+			cfg, err := parseFlags([]string{"-role=" + role, "-k", "1"}, io.Discard)
+			is.NoErr(err)
+			tbl := newTable(t, 100, distinctNodes(3)...) // peers it found itself: they do not count
+			h := newAPI(cfg, tbl, newVerifier(alive, 10*time.Second), netip.Addr.IsLoopback, quiet)
+			want := []int{200, 200, 409} // a node at -k 1 takes 2 x -k by announce, then refuses
+			if role == "seed" {
+				want = []int{200, 200, 200} // the seed takes all, up to -m
+			}
+			for i, w := range want {
+				ip := fmt.Sprintf("203.0.113.%d", i+1)
+				is.Equal(ask(h, "POST", "/", ip+":4000", nodeJSON(ip, 5000)).Code, w)
+			}
+			is.Equal(ask(h, "POST", "/", "203.0.113.1:4000", nodeJSON("203.0.113.1", 5000)).Code, 200) // known peers still announce
+			is.Equal(tbl.Len(), 3+2+strings.Count(role, "seed"))
+		})
 	}
-	is.Equal(ask(mux, "POST", "/", "203.0.113.1:4000", nodeJSON("203.0.113.1", 5000)).Code, 200) // known peers still announce
-	is.Equal(tbl.Len(), 2)
 }
 
 func TestInboundCapHoldsUnderConcurrentAnnounces(t *testing.T) {

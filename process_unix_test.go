@@ -71,11 +71,13 @@ func TestProcessFailThreshold(t *testing.T) {
 
 			rounds := strings.Count(seed.stderr.String(), "msg=round")
 			eventually(t, 5*time.Second, func() bool { return strings.Count(seed.stderr.String(), "msg=round") > rounds })
+			before := seed.stderr.String()
 			node.cmd.Process.Signal(syscall.SIGSTOP)
 			stopped := time.Now()
 			if tc.wantKept {
-				time.Sleep(1900 * time.Millisecond)  // the outage under test, not a wait for a result
-				is.True(lists(seed.addr, node.addr)) // two failed checks do not remove it
+				time.Sleep(1900 * time.Millisecond)                                        // the outage under test, not a wait for a result
+				is.True(strings.Contains(seed.stderr.String()[len(before):], "failing=1")) // a check failed during the outage
+				is.True(lists(seed.addr, node.addr))                                       // and failed checks short of -f do not remove it
 			} else {
 				took := eventually(t, 5*time.Second, func() bool { return !lists(seed.addr, node.addr) })
 				t.Logf("stopped node dropped after %v", took)

@@ -347,7 +347,8 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 // interval delays the next one rather than letting them pile up. Each log
 // line names the peers the round learned and removed, and counts those that
 // others added or removed through the API since the last round (announces,
-// operator calls), so that known = before + learned + announced - removed.
+// operator calls), so that known = before + learned + announced - removed;
+// failing counts the peers kept although their last check failed (-f).
 func (r *refresher) loop(ctx context.Context, interval time.Duration, round func(context.Context) roundStats) {
 	before := r.table.Len()
 	for {
@@ -358,7 +359,7 @@ func (r *refresher) loop(ctx context.Context, interval time.Duration, round func
 		}
 		known := r.table.Len()
 		r.log.Info("round", "known", known, "learned", names(s.learned), "removed", names(s.removed),
-			"announced", known-before-len(s.learned)+len(s.removed), "took", time.Since(start).Round(time.Millisecond))
+			"announced", known-before-len(s.learned)+len(s.removed), "failing", len(r.failed), "took", time.Since(start).Round(time.Millisecond))
 		before = known
 		select {
 		case <-ctx.Done():

@@ -250,16 +250,27 @@ func TestListsFromOtherHostsAreBounded(t *testing.T) {
 }
 
 func TestListParsingIsBounded(t *testing.T) {
-	is := is.New(t)
-	junk := []byte("[" + strings.Repeat("0,", 2<<20) + "0]") // 4 MiB of entries that are not nodes
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	nodes, err := parseNodes(junk, maxListEntries)
-	runtime.ReadMemStats(&after)
-	is.Equal(len(nodes), 0)
-	is.True(errors.Is(err, errTooMany))                                // stops after the bound
-	is.True(after.TotalAlloc-before.TotalAlloc < 4*maxListEntries*100) // a small cost per entry read, none for the rest
+	allocated := func(data []byte) uint64 {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		parseNodes(data, maxListEntries)
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	for _, entry := range []string{"0", `{"ip_address": "127.0.0.5", "port": 5000}`} {
+		t.Run(entry, func(t *testing.T) {
+			is := is.New(t)
+			list := func(n int) []byte { return []byte("[" + strings.Repeat(entry+",", n) + entry + "]") }
+			nodes, err := parseNodes(list(4*maxListEntries), maxListEntries)
+			is.True(errors.Is(err, errTooMany))   // stops after the bound
+			is.True(len(nodes) <= maxListEntries) // and keeps no more
+			atBound, past := allocated(list(maxListEntries)), allocated(list(4*maxListEntries))
+			t.Logf("%d entries: %d bytes; %d entries: %d bytes", maxListEntries, atBound, 4*maxListEntries, past)
+			is.True(atBound < maxListEntries*1024) // under 1 kB per entry read
+			is.True(past < atBound+atBound/10)     // and nothing for the entries past the bound
+		})
+	}
 }
 
 func TestRemoveByAnotherHost(t *testing.T) {
