@@ -331,14 +331,16 @@ func (s *sim) short() int {
 	return n
 }
 
-// seedKnowsAll reports whether the seed lists every live node others can reach.
+// seedKnowsAll reports whether the seed lists every live node others can
+// reach, or as many of them as -m lets it.
 func (s *sim) seedKnowsAll() bool {
+	listed := 0
 	for _, p := range s.reachable() {
-		if !s.seed().table.Has(p.client.self) {
-			return false
+		if s.seed().table.Has(p.client.self) {
+			listed++
 		}
 	}
-	return true
+	return listed == min(len(s.reachable()), s.seed().table.max)
 }
 
 // listsDead reports whether any live process, the seed included, lists a dead node.
@@ -380,7 +382,7 @@ func (s *sim) until(limit int, done func() bool) int {
 		s.round()
 	}
 	if !done() {
-		s.t.Errorf("not done after %d rounds", limit)
+		s.t.Errorf("not done after %d rounds: %d nodes short of -k, the seed lists %d", limit, s.short(), s.seed().table.Len())
 	}
 	return rounds
 }
@@ -669,7 +671,9 @@ func (s *sim) reachableInDegrees(g overlay) []int {
 }
 
 // simRows are the rows the suite runs: 1,000 nodes at the default -k and at
-// -k 8; -sim adds sizes, each at the default -k.
+// -k 8; -sim adds sizes, each with every flag at its default. At 10,000
+// nodes the seed's default -m 1000 holds a tenth of them: that row misses
+// targets today (see DESIGN.md), so it runs only on demand.
 func simRows() []struct {
 	n     int
 	flags []string
