@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -293,42 +292,4 @@ func (t *Table) Remove(nodes ...Node) ([]Node, error) {
 		t.changes++
 	}
 	return removed, t.save(t.changes)
-}
-
-// save returns once change number upTo is on disk. The first caller to find no
-// write under way writes everything changed so far; callers arriving during
-// that write wait, and the next of them writes all their changes at once
-// (group commit). t.mu is held on entry and exit, and released while writing.
-func (t *Table) save(upTo uint64) error {
-	for t.saved < upTo {
-		if t.path == "" { // in memory only: nothing to write; encode when asked
-			t.saved = t.changes
-			t.body.Store(nil)
-			t.public.Store(nil)
-			return nil
-		}
-		if t.writing {
-			t.written.Wait()
-			continue
-		}
-		t.writing = true
-		batch, nodes := t.changes, slices.Clone(t.nodes)
-		t.mu.Unlock()
-		body := encodeNodes(nodes)
-		err := writeFile(t.path, body)
-		if errors.Is(err, fs.ErrNotExist) {
-			if err = t.recreate(); err == nil {
-				err = writeFile(t.path, body)
-			}
-		}
-		t.mu.Lock()
-		t.writing = false
-		t.written.Broadcast()
-		if err != nil {
-			return fmt.Errorf("save %s: %w", t.path, err)
-		}
-		t.saved = batch
-		t.publish(nodes, body)
-	}
-	return nil
 }
