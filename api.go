@@ -87,7 +87,8 @@ func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, inbound 
 		if !ok {
 			return
 		}
-		if err := t.Full(inbound, n); err != nil && !t.Has(n) {
+		var crowded *crowdedError
+		if err := t.Full(inbound, n); err != nil && !t.Has(n) && !errors.As(err, &crowded) {
 			// Before the caller's address is looked at: a node behind NAT,
 			// which every peer refuses, still learns which ones have room.
 			writeError(w, http.StatusConflict, err.Error())
@@ -110,6 +111,19 @@ func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, inbound 
 			}
 		} else {
 			err := v.verify(r.Context(), src, local(src), n)
+			if err == nil && crowded != nil {
+				// Test before evict: the incumbent keeps its place while it answers.
+				switch err = v.verify(r.Context(), src, local(src), crowded.incumbent); {
+				case err == nil:
+					writeError(w, http.StatusConflict, crowded.Error())
+					return
+				case !errors.Is(err, errBusy) && r.Context().Err() == nil:
+					if _, err := t.Remove(crowded.incumbent); err != nil {
+						log.Error("remove", "node", crowded.incumbent, "err", err)
+					}
+					err = nil
+				}
+			}
 			switch {
 			case r.Context().Err() != nil:
 				writeError(w, http.StatusServiceUnavailable, "shutting down; announce again later")
@@ -211,7 +225,7 @@ func writeAdd(w http.ResponseWriter, t *Table, limit int, n Node, log *slog.Logg
 	switch {
 	case err == nil:
 		return true
-	case errors.Is(err, errFull), errors.Is(err, errEnough), errors.Is(err, errHostFull):
+	case errors.Is(err, errFull), errors.Is(err, errEnough), errors.Is(err, errHostFull), errors.As(err, new(*crowdedError)):
 		writeError(w, http.StatusConflict, err.Error())
 	default:
 		log.Error("add", "node", n, "err", err)

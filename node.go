@@ -238,8 +238,7 @@ func (r *refresher) learn(ctx context.Context, lists [][]Node, need int) (added 
 	seen := map[Node]bool{r.client.self: true}
 	queues := make([][]Node, len(lists))
 	for i, l := range lists {
-		r.rng.Shuffle(len(l), func(i, j int) { l[i], l[j] = l[j], l[i] })
-		for _, n := range l {
+		for _, n := range balanced(l, len(l), r.rng) { // groups take turns, as in a sample
 			if !seen[n] && !r.table.Has(n) {
 				seen[n] = true
 				queues[i] = append(queues[i], n)

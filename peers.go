@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -221,4 +222,50 @@ func encodeNodes(nodes []Node) []byte {
 		panic(err) // a []Node always encodes
 	}
 	return append(body, '\n')
+}
+
+// groupOf is the group of n's address, for the rules that keep one address
+// allocation from taking more than its share: its IPv4 /16 or its IPv6 /32.
+// ok is false for loopback and link-local addresses, which mean something
+// on one host or link only: each is a group of its own, and is never
+// evicted to make room.
+func groupOf(n Node) (g netip.Prefix, ok bool) {
+	ip := netip.MustParseAddr(n.IP)
+	if ip.IsLoopback() || ip.IsLinkLocalUnicast() {
+		return netip.PrefixFrom(ip, ip.BitLen()), false
+	}
+	bits := 16
+	if ip.Is6() {
+		bits = 32
+	}
+	g, _ = ip.Prefix(bits)
+	return g, true
+}
+
+// balanced picks at most limit of nodes so that groups take turns: a group
+// at random among those with nodes left, then one of its nodes at random,
+// without repeats. A thousand addresses in one group then weigh as one.
+func balanced(nodes []Node, limit int, rng *rand.Rand) []Node {
+	byGroup := map[netip.Prefix][]Node{}
+	var groups []netip.Prefix
+	for _, n := range nodes {
+		g, _ := groupOf(n)
+		if byGroup[g] == nil {
+			groups = append(groups, g)
+		}
+		byGroup[g] = append(byGroup[g], n)
+	}
+	picked := make([]Node, 0, min(limit, len(nodes)))
+	for len(groups) > 0 && len(picked) < limit {
+		i := rng.IntN(len(groups))
+		members := byGroup[groups[i]]
+		j := rng.IntN(len(members))
+		picked = append(picked, members[j])
+		members[j] = members[len(members)-1]
+		if byGroup[groups[i]] = members[:len(members)-1]; len(members) == 1 {
+			groups[i] = groups[len(groups)-1]
+			groups = groups[:len(groups)-1]
+		}
+	}
+	return picked
 }

@@ -17,9 +17,21 @@ import (
 var (
 	errSelf     = errors.New("that is this process's own address; it never lists itself")
 	errFull     = errors.New("the table is full (see -m)")
-	errHostFull = errors.New("that host has as many entries as one host may have (see -hm)")
+	errHostFull = errors.New("that address has as many entries as one address may have (see -hm)")
 	errEnough   = errors.New("this node has as many peers as it takes; try others")
 )
+
+// crowdedError refuses a newcomer to a full table whose group already has
+// as many entries as any other: it may take the place of incumbent, one of
+// its own group's, only if incumbent fails a check.
+type crowdedError struct {
+	group     netip.Prefix
+	incumbent Node
+}
+
+func (e *crowdedError) Error() string {
+	return fmt.Sprintf("no room: the table is full, and your group %s has as many entries as any other", e.group)
+}
 
 // Table is the set of known nodes, in the order learned, kept in memory and in
 // one file. Every change is on disk before the call that made it returns, and
@@ -29,14 +41,14 @@ type Table struct {
 	path    string
 	self    Node
 	max     int
-	hostMax int // most entries from one host (IPv4 address, IPv6 /64); loopback is exempt
+	hostMax int // most entries with one address (-hm); loopback is exempt
 
 	mu      sync.Mutex
 	written *sync.Cond // broadcast when a write ends
 	lock    *os.File   // holds the lock on the data directory for the whole run
 	nodes   []Node
 	known   map[Node]bool
-	perHost map[netip.Prefix]int
+	perHost map[netip.Addr]int
 	inbound map[Node]bool // nodes taken by their own announce, under a node's cap (AddUpTo)
 	heard   map[Node]bool // nodes that called us themselves since the last TakeHeard
 	changes uint64        // changes made in memory, counted from start
@@ -74,48 +86,99 @@ func openTable(dir, file string, self Node, max, hostMax int) (*Table, error) {
 // memTable returns an empty table kept in memory only, with no file and no
 // lock, so that a simulation can hold 10,000 of them without a disk.
 func memTable(self Node, max, hostMax int) *Table {
-	t := &Table{self: self, max: max, hostMax: hostMax, known: map[Node]bool{}, perHost: map[netip.Prefix]int{}, heard: map[Node]bool{}, inbound: map[Node]bool{},
+	t := &Table{self: self, max: max, hostMax: hostMax, known: map[Node]bool{}, perHost: map[netip.Addr]int{}, heard: map[Node]bool{}, inbound: map[Node]bool{},
 		rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
 	t.written = sync.NewCond(&t.mu)
 	return t
 }
 
-// hostOf is the host a node counts against for -hm: its IPv4 address or its
-// IPv6 /64. Loopback nodes count against no host (ok is false), so networks
-// on one machine are not capped.
-func hostOf(n Node) (host netip.Prefix, ok bool) {
+// hostOf is the address a node counts against for -hm, in both families.
+// Loopback nodes count against none (ok is false), so networks on one
+// machine are not capped.
+func hostOf(n Node) (host netip.Addr, ok bool) {
 	ip := netip.MustParseAddr(n.IP)
-	if ip.IsLoopback() {
-		return netip.Prefix{}, false
-	}
-	if ip.Is4() {
-		return netip.PrefixFrom(ip, 32), true
-	}
-	host, _ = ip.Prefix(64)
-	return host, true
+	return ip, !ip.IsLoopback()
 }
 
-// Full returns errFull, errEnough or errHostFull if n, were it new, would
-// be refused by AddUpTo(limit, n) for that reason, so that callers can
-// refuse it before any work.
+// Full returns why AddUpTo(limit, n) would refuse n, were it new, so that
+// callers can refuse it before any work: errFull, errEnough or errHostFull,
+// or a *crowdedError, whose incumbent must fail a check to make room. nil
+// means there is room, or room can be made (see room).
 func (t *Table) Full(limit int, n Node) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.full(limit, n)
+	_, err := t.room(limit, n)
+	return err
 }
 
-// full is Full with t.mu held.
-func (t *Table) full(limit int, n Node) error {
-	if len(t.nodes) >= t.max {
-		return errFull
-	}
-	if limit > 0 && len(t.inbound) >= limit {
-		return errEnough
-	}
+// room decides whether n, new, may come in. A table that is full (-m, or a
+// node's limit of peers taken by announce) does not simply refuse, or it
+// would belong to whoever filled it first: a newcomer from a group smaller
+// than the largest takes the place of a random entry of a largest group
+// (victim), so no group holds more than its share. A newcomer from a
+// largest group gets a *crowdedError. At a node, only peers taken by
+// announce are weighed, and only a group with more than a quarter of them
+// gives way. t.mu is held.
+func (t *Table) room(limit int, n Node) (victim Node, err error) {
 	if host, ok := hostOf(n); ok && t.perHost[host] >= t.hostMax {
-		return errHostFull
+		return Node{}, errHostFull
 	}
-	return nil
+	set, refusal := t.nodes, errFull
+	switch {
+	case len(t.nodes) >= t.max && limit > 0:
+		return Node{}, errFull
+	case limit > 0 && len(t.inbound) >= limit:
+		set, refusal = slices.DeleteFunc(slices.Clone(t.nodes), func(m Node) bool { return !t.inbound[m] }), errEnough
+	case len(t.nodes) < t.max:
+		return Node{}, nil
+	}
+	group, ok := groupOf(n)
+	if !ok {
+		return Node{}, refusal
+	}
+	count := map[netip.Prefix]int{}
+	largest := 0
+	for _, m := range set {
+		if g, ok := groupOf(m); ok {
+			count[g]++
+			largest = max(largest, count[g])
+		}
+	}
+	pick := func(in func(netip.Prefix) bool) Node {
+		var from []Node
+		for _, m := range set {
+			if g, ok := groupOf(m); ok && in(g) {
+				from = append(from, m)
+			}
+		}
+		return from[t.rng.IntN(len(from))]
+	}
+	if limit > 0 && largest <= limit/4 {
+		// A node makes room only from a group that holds more than a
+		// quarter of its peers by announce, as when a few hosts fill every
+		// node's slots: an evicted peer still lists the node, so evicting
+		// from diverse sets would only grow the node's in-degree.
+		return Node{}, refusal
+	}
+	if count[group] < largest {
+		// Every group the same chance, then every entry in it: a random entry of a random largest group.
+		var groups []netip.Prefix
+		for g, c := range count {
+			if c == largest {
+				groups = append(groups, g)
+			}
+		}
+		slices.SortFunc(groups, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) }) // map order is random; the choice must come from t.rng
+		g := groups[t.rng.IntN(len(groups))]
+		return pick(func(h netip.Prefix) bool { return h == g }), nil
+	}
+	if largest == 0 {
+		return Node{}, refusal // full of loopback and link-local entries, which are never evicted
+	}
+	if limit > 0 {
+		return Node{}, refusal
+	}
+	return Node{}, &crowdedError{group: group, incumbent: pick(func(h netip.Prefix) bool { return h == group })}
 }
 
 // insert adds n, which is not known, to memory. t.mu is held.
@@ -189,28 +252,17 @@ func (t *Table) bodies(which *atomic.Pointer[[]byte]) *[]byte {
 // Sample is at most n entries picked at random, as compact JSON; public
 // leaves out loopback and link-local ones, as for another host. A joining
 // node asks for a few, so that a join costs a few entries, not the table.
+// Groups take turns (see balanced), so an allocation with a thousand
+// entries is drawn no more often than one with a single entry.
 func (t *Table) Sample(n int, public bool) []byte {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	eligible := func(m Node) bool { return !public || !m.scoped() }
-	picked := []Node{}
-	if 2*n >= len(t.nodes) { // a small table: shuffle it all
-		for _, i := range t.rng.Perm(len(t.nodes)) {
-			if m := t.nodes[i]; len(picked) < n && eligible(m) {
-				picked = append(picked, m)
-			}
-		}
-	} else { // a large one: draw, in O(n)
-		chosen := map[int]bool{}
-		for tries := 0; len(picked) < n && tries < 4*n; tries++ {
-			i := t.rng.IntN(len(t.nodes))
-			if m := t.nodes[i]; !chosen[i] && eligible(m) {
-				picked = append(picked, m)
-			}
-			chosen[i] = true
-		}
+	eligible := t.nodes
+	if public {
+		eligible = slices.DeleteFunc(slices.Clone(t.nodes), Node.scoped)
 	}
-	body, _ := json.Marshal(picked)
+	picked := balanced(eligible, n, t.rng)
+	t.mu.Unlock()
+	body, _ := json.Marshal(picked) // outside the lock: encoding costs more than picking
 	return append(body, '\n')
 }
 
@@ -252,9 +304,15 @@ func (t *Table) AddUpTo(limit int, nodes ...Node) ([]Node, error) {
 		case n == t.self:
 			skipped = errSelf
 		case t.known[n]:
-		case t.full(limit, n) != nil:
-			skipped = t.full(limit, n)
 		default:
+			victim, err := t.room(limit, n)
+			if err != nil {
+				skipped = err
+				continue
+			}
+			if victim != (Node{}) {
+				t.drop(victim)
+			}
 			t.insert(n)
 			added = append(added, n)
 			if limit > 0 {
@@ -274,22 +332,23 @@ func (t *Table) AddUpTo(limit int, nodes ...Node) ([]Node, error) {
 func (t *Table) Remove(nodes ...Node) ([]Node, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	gone := map[Node]bool{}
 	var removed []Node
 	for _, n := range nodes {
 		if t.known[n] {
-			gone[n] = true
+			t.drop(n)
 			removed = append(removed, n)
-			delete(t.known, n)
-			delete(t.inbound, n)
-			if host, ok := hostOf(n); ok {
-				t.perHost[host]--
-			}
 		}
 	}
-	if len(gone) > 0 {
-		t.nodes = slices.DeleteFunc(t.nodes, func(n Node) bool { return gone[n] })
-		t.changes++
-	}
 	return removed, t.save(t.changes)
+}
+
+// drop removes n, which is known, from memory. t.mu is held.
+func (t *Table) drop(n Node) {
+	delete(t.known, n)
+	delete(t.inbound, n)
+	if host, ok := hostOf(n); ok {
+		t.perHost[host]--
+	}
+	t.nodes = slices.DeleteFunc(t.nodes, func(m Node) bool { return m == n })
+	t.changes++
 }

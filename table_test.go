@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/matryer/is"
@@ -144,4 +148,91 @@ func TestRemovedDataDirectoryIsRecreated(t *testing.T) {
 	is.Equal(readNodesFile(t, filepath.Join(dir, "nodes.json")), []Node{n})
 	_, err = openTable(dir, "nodes.json", self, 10, 8)
 	is.True(err != nil) // and the new directory is locked too
+}
+
+// TestRoomByDiversity fills a seed's table (-m 100) from one /16, then
+// lets other groups in: first come is not first kept.
+func TestRoomByDiversity(t *testing.T) {
+	is := is.New(t)
+	tbl := newTable(t, 100)
+	tbl.hostMax = 8
+	var dead atomic.Value // the one incumbent that stops answering
+	dead.Store(Node{})
+	h := remoteHandler(tbl, func(_ context.Context, n Node) error {
+		if n == dead.Load().(Node) {
+			return &peerError{reason: "refused"}
+		}
+		return nil
+	})
+	from := func(ip string, port int) int { return ask(h, "POST", "/", ip+":4000", nodeJSON(ip, port)).Code }
+	for i := range 100 {
+		is.Equal(from(fmt.Sprintf("198.51.%d.%d", i/8, 1+i%8), 5000), 200) // one /16 fills the table
+	}
+	groups := func() map[string]int {
+		count := map[string]int{}
+		for _, n := range tbl.List() {
+			g, _ := groupOf(n)
+			count[g.String()]++
+		}
+		return count
+	}
+	for i := range 40 {
+		ip := fmt.Sprintf("203.%d.0.1", i)
+		is.Equal(from(ip, 5000), 200) // a newcomer from another group always gets in
+		is.Equal(tbl.Len(), 100)      // in the place of an entry of the largest group
+	}
+	is.Equal(groups()["198.51.0.0/16"], 60)
+
+	// Groups level out: a group that has as many as the largest waits for an incumbent to fail.
+	for i := range 8 {
+		is.Equal(from(fmt.Sprintf("203.0.0.%d", 2+i), 5000), 200) // 203.0/16 grows while 198.51/16 is larger
+	}
+	code := from("198.51.200.1", 5000)
+	is.Equal(code, 409) // the largest group's newcomer, while its incumbents answer
+	w := ask(h, "POST", "/", "198.51.200.1:4000", nodeJSON("198.51.200.1", 5000))
+	is.True(strings.Contains(w.Body.String(), "198.51.0.0/16 has as many entries as any other")) // says why
+	for _, n := range tbl.List() {
+		if g, _ := groupOf(n); g.String() == "198.51.0.0/16" {
+			dead.Store(n) // one incumbent of the group stops answering: the last in the table
+		}
+	}
+	var got int
+	for range 200 { // a random incumbent is tested each time; the dead one is found in time
+		if got = from("198.51.200.1", 5000); got == 200 {
+			break
+		}
+	}
+	is.Equal(got, 200)                      // in, in the place of the one that failed its check
+	is.True(!tbl.Has(dead.Load().(Node)))   // which is gone
+	is.Equal(from("127.0.0.5", 5000), 409)  // loopback entries never make room
+	is.Equal(groups()["198.51.0.0/16"], 52) // 100, less 40 and 8 for other groups; one out, one in
+}
+
+func TestSampleIsBalancedByGroup(t *testing.T) {
+	is := is.New(t)
+	var nodes []Node
+	for i := range 1000 {
+		nodes = append(nodes, Node{IP: fmt.Sprintf("198.51.%d.%d", i/250, 1+i%250), Port: 5000}) // one /16
+	}
+	for i := range 20 {
+		nodes = append(nodes, Node{IP: fmt.Sprintf("203.%d.0.1", i), Port: 5000}) // 20 more groups
+	}
+	tbl := newTable(t, len(nodes), nodes...)
+	tbl.rng = rand.New(rand.NewPCG(1, 2))
+	big := 0
+	for range 100 {
+		sample, err := parseNodes(tbl.Sample(10, true), maxListEntries)
+		is.NoErr(err)
+		is.Equal(len(sample), 10)
+		seen := map[Node]bool{}
+		for _, n := range sample {
+			is.True(!seen[n]) // no repeats
+			seen[n] = true
+			if strings.HasPrefix(n.IP, "198.51.") {
+				big++
+			}
+		}
+	}
+	t.Logf("the /16 holding 98%% of the entries gave %d of 1,000 sampled", big)
+	is.True(big <= 100) // about its share of the groups (1 in 21), not of the entries
 }
