@@ -193,14 +193,13 @@ func (r *refresher) leave() {
 
 // find looks for need new peers and returns those it added. Each seed
 // gives a random sample of its list; candidates are taken from the samples
-// in turn, so that no one seed supplies them all. A seed whose candidates
-// give no peer we can take (all dead, or all full) counts as a seed that
-// did not answer: if none gave one, samples of the peers' lists are tried.
-// So a node reaches the nodes a full seed does not list.
+// in turn, so that no one seed supplies them all. Whatever the seeds'
+// candidates leave short (they were dead, or full), samples of the peers'
+// lists make up: so a node reaches the nodes a full seed does not list.
 func (r *refresher) find(ctx context.Context, seeds []Node, need int) []Node {
 	added := r.learn(ctx, r.samples(ctx, seeds, 2*need+2), need)
-	if len(added) == 0 {
-		added = r.learn(ctx, r.samples(ctx, r.table.List(), need), need)
+	if short := need - len(added); short > 0 {
+		added = append(added, r.learn(ctx, r.samples(ctx, r.table.List(), 2*short+2), short)...)
 	}
 	return added
 }
@@ -231,9 +230,10 @@ func (r *refresher) samples(ctx context.Context, from []Node, size int) [][]Node
 // is kept all the same (behind NAT every one does), but for one that is
 // full (409): it already has as many peers as it takes, so lest early
 // joiners become hubs, a node takes one only as a foothold, when it knows
-// no peer. Each candidate not taken is replaced once, from its own list, so
-// that every list keeps its share: a list of dead or full nodes does not
-// cede its place to another.
+// no peer. Each candidate not taken is replaced once, from its own list
+// while it has candidates left, so that every list keeps its share: a
+// seed that lists dead or full nodes does not cede its place to another
+// until its sample runs out.
 func (r *refresher) learn(ctx context.Context, lists [][]Node, need int) (added []Node) {
 	seen := map[Node]bool{r.client.self: true}
 	queues := make([][]Node, len(lists))
@@ -245,19 +245,22 @@ func (r *refresher) learn(ctx context.Context, lists [][]Node, need int) (added 
 			}
 		}
 	}
-	next := func(list int) (Node, bool) {
-		if len(queues[list]) == 0 {
-			return Node{}, false
+	next := func(list int) (Node, int, bool) { // from list, or else from the next list with candidates left
+		for i := range queues {
+			if l := (list + i) % len(queues); len(queues[l]) > 0 {
+				n := queues[l][0]
+				queues[l] = queues[l][1:]
+				return n, l, true
+			}
 		}
-		n := queues[list][0]
-		queues[list] = queues[list][1:]
-		return n, true
+		return Node{}, 0, false
 	}
 	var try []Node
 	var from []int // the list each of try came from
 	for i := r.rng.IntN(max(len(lists), 1)); len(try) < need && slices.ContainsFunc(queues, func(q []Node) bool { return len(q) > 0 }); i++ {
-		if n, ok := next(i % len(lists)); ok {
-			try, from = append(try, n), append(from, i%len(lists))
+		if l := i % len(lists); len(queues[l]) > 0 {
+			n, _, _ := next(l)
+			try, from = append(try, n), append(from, l)
 		}
 	}
 	for pass := 0; pass < 2 && len(try) > 0; pass++ {
@@ -280,8 +283,8 @@ func (r *refresher) learn(ctx context.Context, lists [][]Node, need int) (added 
 			case ok[i]:
 				spare = append(spare, n)
 			}
-			if m, more := next(from[i]); more {
-				again, againFrom = append(again, m), append(againFrom, from[i])
+			if m, l, more := next(from[i]); more {
+				again, againFrom = append(again, m), append(againFrom, l)
 			}
 		}
 		if len(alive) == 0 && len(spare) > 0 && r.table.Len() == 0 {
