@@ -242,7 +242,7 @@ func TestProcessPastTheSeedsTable(t *testing.T) {
 		t.Logf("the slowest node:\n%s", nodes[slowest].stderr)
 	}
 	t.Logf("300 nodes, seed at -m 100: every node at -k %v after the last start; the slowest took %d rounds", time.Since(start).Round(time.Millisecond), rounds)
-	is.True(rounds <= 20) // within 20 rounds
+	is.True(rounds <= 20)                 // within 20 rounds
 	is.Equal(len(listOf(seed.addr)), 100) // the seed's table is full
 
 	for _, p := range nodes { // stop them all at once: 300 processes starve one another, and each cleanup would wait its turn
