@@ -695,6 +695,7 @@ func simRows() []struct {
 
 // TestSimulation runs the scenario for each row and prints the table that DESIGN.md shows.
 func TestSimulation(t *testing.T) {
+	t.Parallel()
 	var lines []string
 	for _, row := range simRows() {
 		name := fmt.Sprintf("N=%d", row.n)
@@ -734,6 +735,7 @@ func TestSimulationIsReproducible(t *testing.T) {
 // TestSimulationSequentialJoins joins 300 nodes 3 per round, one after
 // another: early joiners must not become hubs.
 func TestSimulationSequentialJoins(t *testing.T) {
+	t.Parallel()
 	is := is.New(t)
 	const n = 300
 	s := newSim(t, 7)

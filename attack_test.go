@@ -1,0 +1,181 @@
+package main
+
+// Attackers in the simulation (see sim_test.go): many addresses in a few
+// groups, every one answering checks as a node does and handing out only
+// attacker addresses. What share of the seed's table and of honest nodes'
+// peers do they get, and does any honest node end up with no honest peer?
+//
+//	go test -run TestAttack -v .
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/matryer/is"
+)
+
+// simAttacker is A addresses over G groups, all answering as nodes.
+type simAttacker struct {
+	s     *sim
+	addrs []Node
+	mine  map[Node]bool
+	proc  *simProc // its calls: RemoteAddr is set per call
+}
+
+// attack places an attacker with addrs addresses in groups /16s of its own
+// on s's network: each answers GET / and POST / as a node, and lists only
+// attacker addresses.
+func (s *sim) attack(addrs, groups int) *simAttacker {
+	a := &simAttacker{s: s, mine: map[Node]bool{}}
+	for i := range addrs {
+		g := i % groups
+		n := Node{IP: fmt.Sprintf("5.%d.%d.%d", g, i/groups/250, 1+i/groups%250), Port: 6000}
+		a.addrs = append(a.addrs, n)
+		a.mine[n] = true
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "GET" && r.URL.Path == "/nodes/" {
+			size, _ := strconv.Atoi(r.URL.Query().Get("sample"))
+			size = min(max(size, 1), maxSample)
+			var list []Node
+			for range size {
+				list = append(list, a.addrs[s.rng.IntN(len(a.addrs))])
+			}
+			json.NewEncoder(w).Encode(list)
+			return
+		}
+		io.WriteString(w, "{}\n")
+	})
+	s.net.mu.Lock()
+	for _, n := range a.addrs {
+		s.net.handlers[n.String()] = h
+	}
+	s.net.mu.Unlock()
+	return a
+}
+
+// announce sends at most 1,000 of the attacker addresses that to does not
+// list to it, each from its own address.
+func (a *simAttacker) announce(to *simProc) {
+	sent := 0
+	for _, i := range a.s.rng.Perm(len(a.addrs)) {
+		n := a.addrs[i]
+		if to.table.Has(n) {
+			continue
+		}
+		if sent++; sent > 1000 {
+			break
+		}
+		p := &simProc{addr: n.String(), from: n.IP}
+		c := &http.Client{Transport: simLink{a.s.net, p}}
+		body, _ := json.Marshal(n)
+		req, _ := http.NewRequestWithContext(context.Background(), "POST", "http://"+to.addr+"/", strings.NewReader(string(body)))
+		if resp, err := c.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
+}
+
+// share is the attacker's share of the entries of the given tables.
+func (a *simAttacker) share(procs ...*simProc) float64 {
+	bad, all := 0, 0
+	for _, p := range procs {
+		for _, n := range p.table.List() {
+			all++
+			if a.mine[n] {
+				bad++
+			}
+		}
+	}
+	return float64(bad) / float64(max(all, 1))
+}
+
+// eclipsed counts the live honest nodes that know no live honest peer.
+func (a *simAttacker) eclipsed() int {
+	count := 0
+	for _, p := range a.s.live() {
+		honest := 0
+		for _, n := range p.table.List() {
+			if !a.mine[n] && !a.s.net.dead[n.String()] {
+				honest++
+			}
+		}
+		if honest == 0 {
+			count++
+		}
+	}
+	return count
+}
+
+// attackReport is one row of the attack table in DESIGN.md.
+type attackReport struct {
+	seedShare, peerShare float64
+	eclipsed             int
+	newcomersListed      float64
+}
+
+// simulateAttack: the attacker announces all its addresses to the seed,
+// then n honest nodes join, while the attacker announces again, every
+// round, whatever the seed has dropped; then n/10 newcomers join.
+func simulateAttack(t *testing.T, n, addrs, groups int) attackReport {
+	s := newSim(t, uint64(addrs*100+groups))
+	a := s.attack(addrs, groups)
+	a.announce(s.seed())
+	s.join(n)
+	for range 8 {
+		s.round()
+		a.announce(s.seed())
+	}
+	newcomers := s.join(n / 10)
+	for range 3 {
+		s.round()
+		a.announce(s.seed())
+	}
+	var rep attackReport
+	rep.seedShare = a.share(s.seed())
+	rep.peerShare = a.share(s.live()...)
+	rep.eclipsed = a.eclipsed()
+	listed, reachable := 0, 0
+	for _, p := range newcomers {
+		if !p.nat {
+			reachable++
+			if s.seed().table.Has(p.client.self) {
+				listed++
+			}
+		}
+	}
+	rep.newcomersListed = float64(listed) / float64(reachable)
+	return rep
+}
+
+// TestAttack runs each attacker against 1,000 honest nodes, every flag at
+// its default: the seed's table (-m 1000) is then what they compete for.
+func TestAttack(t *testing.T) {
+	t.Parallel()
+	const n = 1000
+	for _, tc := range []struct {
+		addrs, groups              int
+		maxSeedShare, maxPeerShare float64
+	}{
+		{10_000, 4, 0.05, 0.10},
+		{1_000, 100, 0.40, 0.40},
+	} {
+		t.Run(fmt.Sprintf("%d addresses in %d groups", tc.addrs, tc.groups), func(t *testing.T) {
+			t.Parallel()
+			is := is.NewRelaxed(t)
+			r := simulateAttack(t, n, tc.addrs, tc.groups)
+			t.Logf("| %d honest | %d addresses in %d groups | %.1f%% | %.1f%% | %d | %.1f%% |", n, tc.addrs, tc.groups, 100*r.seedShare, 100*r.peerShare, r.eclipsed, 100*r.newcomersListed)
+			is.True(r.seedShare <= tc.maxSeedShare) // the attacker's share of the seed's table
+			is.True(r.peerShare <= tc.maxPeerShare) // of honest nodes' peers
+			is.Equal(r.eclipsed, 0)                 // no honest node without an honest peer
+			// Newcomers listed within 3 rounds is reported, not asserted: it
+			// misses the 99% (see DESIGN.md, Attackers).
+		})
+	}
+}
