@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -178,4 +179,65 @@ func TestAttack(t *testing.T) {
 			// misses the 99% (see DESIGN.md, Attackers).
 		})
 	}
+}
+
+// newcomerLinks runs n honest nodes for 8 rounds; with filler, 3 attacker
+// addresses (8 ports each, as -hm allows) then announce themselves to every
+// node every round, filling their slots for peers taken by announce. Then
+// n/10 newcomers join; it returns the links, either way, between newcomers
+// and the nodes that were there before, after 3 rounds.
+func newcomerLinks(t *testing.T, n int, filler bool) int {
+	s := newSim(t, 99)
+	s.join(n)
+	var a *simAttacker
+	if filler {
+		a = s.attack(24, 3) // 24 entries on 3 addresses, one per group: 5.0.0.1, 5.1.0.1, 5.2.0.1
+		for i := range a.addrs {
+			a.addrs[i].IP = fmt.Sprintf("5.%d.0.1", i%3)
+			a.addrs[i].Port = 6000 + i
+		}
+		s.net.mu.Lock()
+		h := s.net.handlers["5.0.0.1:6000"]
+		for _, m := range a.addrs {
+			s.net.handlers[m.String()] = h
+			a.mine[m] = true
+		}
+		s.net.mu.Unlock()
+	}
+	round := func() {
+		s.round()
+		if a != nil {
+			for _, p := range s.live() {
+				a.announce(p)
+			}
+		}
+	}
+	for range 8 {
+		round()
+	}
+	established := map[Node]bool{}
+	for _, p := range s.live() {
+		established[p.client.self] = true
+	}
+	newcomers := s.join(n / 10)
+	for range 3 {
+		round()
+	}
+	links := 0
+	for _, p := range s.live() {
+		for _, m := range p.table.List() {
+			if established[p.client.self] != established[m] && (slices.Contains(newcomers, p) || established[p.client.self]) && !(a != nil && a.mine[m]) {
+				links++
+			}
+		}
+	}
+	return links
+}
+
+func TestAttackFillingInboundSlots(t *testing.T) {
+	t.Parallel()
+	is := is.New(t)
+	without, with := newcomerLinks(t, 1000, false), newcomerLinks(t, 1000, true)
+	t.Logf("| 3 addresses filling every node's inbound slots | links between newcomers and established nodes: %d, against %d without the attacker |", with, without)
+	is.True(float64(with) >= 0.8*float64(without) && float64(with) <= 1.2*float64(without)) // newcomers meet the network as without the attacker
 }

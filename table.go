@@ -117,8 +117,8 @@ func (t *Table) Full(limit int, n Node) error {
 // than the largest takes the place of a random entry of a largest group
 // (victim), so no group holds more than its share. A newcomer from a
 // largest group gets a *crowdedError. At a node, only peers taken by
-// announce are weighed, and only a group with more than a quarter of them
-// gives way. t.mu is held.
+// announce are weighed, and only a group with 3 or more of them gives way.
+// t.mu is held.
 func (t *Table) room(limit int, n Node) (victim Node, err error) {
 	if host, ok := hostOf(n); ok && t.perHost[host] >= t.hostMax {
 		return Node{}, errHostFull
@@ -153,11 +153,12 @@ func (t *Table) room(limit int, n Node) (victim Node, err error) {
 		}
 		return from[t.rng.IntN(len(from))]
 	}
-	if limit > 0 && largest <= limit/4 {
-		// A node makes room only from a group that holds more than a
-		// quarter of its peers by announce, as when a few hosts fill every
-		// node's slots: an evicted peer still lists the node, so evicting
-		// from diverse sets would only grow the node's in-degree.
+	if limit > 0 && largest < 3 {
+		// A node makes room only from a group that holds 3 or more of its
+		// peers by announce, as when a few hosts fill every node's slots:
+		// among 2 x -k honest peers from many groups that is rare, and an
+		// evicted peer still lists the node, so evicting from diverse sets
+		// would only grow the node's in-degree.
 		return Node{}, refusal
 	}
 	if count[group] < largest {
