@@ -110,6 +110,23 @@ func removeStaleLabs() {
 	}
 }
 
+// addAddress gives h another address, prefix its length (10.90.0.1/16,
+// fd90::1/64), reachable on the lab's link whatever its subnet.
+func (h *labHost) addAddress(prefix string) {
+	args := []string{"-n", h.ns, "addr", "add", prefix, "dev", "eth0"}
+	if strings.Contains(prefix, ":") {
+		args = append(args, "nodad")
+	}
+	h.lab.ip(args...)
+}
+
+// onLink routes all of 10.0.0.0/8 and fd00::/8 over h's link, so that
+// hosts given addresses outside the lab's own subnets still reach each other.
+func (h *labHost) onLink() {
+	h.lab.ip("-n", h.ns, "route", "add", "10.0.0.0/8", "dev", "eth0")
+	h.lab.ip("-n", h.ns, "-6", "route", "add", "fd00::/8", "dev", "eth0")
+}
+
 // secondAddress gives h another address of the family of ip, beside its
 // first, and returns it. The kernel still sends from the first unless told.
 func (h *labHost) secondAddress(ip string) string {
@@ -179,7 +196,15 @@ func (h *labHost) gate() *http.Client {
 // do sends one request from h and returns the status and body; 0 if it
 // could not be sent.
 func (h *labHost) do(method string, to Node, path, body string) (int, string) {
+	return h.doFrom("", method, to, path, body)
+}
+
+// doFrom is do, sent from the address from of h's (the kernel's choice if "").
+func (h *labHost) doFrom(from, method string, to Node, path, body string) (int, string) {
 	req, _ := http.NewRequest(method, "http://"+to.String()+path, strings.NewReader(body))
+	if from != "" {
+		req.Header.Set("X-Lab-From", from)
+	}
 	resp, err := h.gate().Do(req)
 	if err != nil {
 		return 0, err.Error()
@@ -224,9 +249,22 @@ func labGate() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	type fromKey struct{}
 	proxy := &httputil.ReverseProxy{
-		Rewrite:   func(r *httputil.ProxyRequest) { r.Out.URL.Scheme, r.Out.URL.Host = "http", r.In.Host },
-		Transport: &http.Transport{DisableKeepAlives: true, ResponseHeaderTimeout: 15 * time.Second},
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.Out.URL.Scheme, r.Out.URL.Host = "http", r.In.Host
+			if from := r.In.Header.Get("X-Lab-From"); from != "" { // send from this address of the host's
+				r.Out = r.Out.WithContext(context.WithValue(r.Out.Context(), fromKey{}, from))
+			}
+		},
+		Transport: &http.Transport{DisableKeepAlives: true, ResponseHeaderTimeout: 15 * time.Second,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				var d net.Dialer
+				if from, ok := ctx.Value(fromKey{}).(string); ok {
+					d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
+				}
+				return d.DialContext(ctx, network, addr)
+			}},
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", proxy)

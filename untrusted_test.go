@@ -6,8 +6,10 @@ package main
 // (see lab_test.go).
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -107,4 +109,88 @@ func TestUntrustedHosts(t *testing.T) {
 		is.True(honestDone.Before(attackAnswered)) // all answered while the attacker's check still hung: none waited behind it
 		is.Equal(codes[200], 0)                    // the hung address was never added
 	})
+}
+
+// TestManyAddresses: an attacker host with 200 addresses in one group (an
+// IPv4 /16, or 200 /64s of one IPv6 /48) announces 8 ports on each to a
+// seed at its defaults, filling its table. Then 5 honest nodes, each from a
+// group of its own, join: within 3 rounds all are listed, and each knows an
+// honest peer.
+func TestManyAddresses(t *testing.T) {
+	for _, family := range []string{"IPv4", "IPv6"} {
+		t.Run(family, func(t *testing.T) {
+			t.Parallel()
+			is := is.New(t)
+			l := newLab(t, 7) // h0 the seed, h1 the attacker, h2-h6 honest nodes
+			for _, h := range l.hosts {
+				h.onLink()
+			}
+			seedHost, attacker := l.hosts[0], l.hosts[1]
+			seedIP := map[string]string{"IPv4": seedHost.v4, "IPv6": seedHost.v6}[family]
+			seed := seedHost.start("-role=seed", "-i", seedIP, "-p", "0", "-u", "1", "-t", "1", "-d", "seed")
+			var fake []Node
+			for i := range 200 {
+				ip, prefix := fmt.Sprintf("10.90.%d.%d", i/250, i%250+1), "/16"
+				if family == "IPv6" {
+					ip, prefix = fmt.Sprintf("fd90:0:0:%x::1", i+1), "/64"
+				}
+				attacker.addAddress(ip + prefix)
+				fake = append(fake, attacker.listen(8, "ok", ip)...)
+			}
+			codes := map[int]int{}
+			var mu sync.Mutex
+			forEachIndex(len(fake), 32, func(i int) {
+				status, _ := attacker.doFrom(fake[i].IP, "POST", seed.addr, "/", nodeJSON(fake[i].IP, fake[i].Port))
+				mu.Lock()
+				codes[status]++
+				mu.Unlock()
+			})
+			t.Logf("%s: 1,600 announces from 200 addresses of one group: %v", family, codes)
+			is.Equal(len(seedHost.list(seed.addr)), 1000) // they fill the seed's table (-m 1000)
+
+			var honest []*proc
+			for i, h := range l.hosts[2:7] {
+				ip, prefix := fmt.Sprintf("10.%d.0.1", 100+i), "/16"
+				if family == "IPv6" {
+					ip, prefix = fmt.Sprintf("fd%x::1", 0xa0+i), "/64" // fda0::/32, fda1::/32, ...
+				}
+				h.addAddress(ip + prefix)
+				honest = append(honest, h.start("-role=node", "-i", ip, "-p", "0", "-u", "1", "-t", "1", "-d", "node",
+					"-di", seed.addr.IP, "-dp", strconv.Itoa(seed.addr.Port)))
+			}
+			isHonest := func(n Node) bool { return slices.ContainsFunc(honest, func(p *proc) bool { return p.addr == n }) }
+			took := eventually(t, 20*time.Second, func() bool {
+				listed := seedHost.list(seed.addr)
+				for _, p := range honest {
+					if !slices.Contains(listed, p.addr) || !slices.ContainsFunc(seedHost.list(p.addr), isHonest) {
+						return false
+					}
+				}
+				return true
+			})
+			rounds := 0
+			for _, p := range honest {
+				rounds = max(rounds, strings.Count(p.stderr.String(), "msg=round"))
+			}
+			t.Logf("%s: 5 honest nodes from other groups all listed, each knowing an honest peer, %v after they started, in %d rounds", family, took.Round(time.Millisecond), rounds)
+			is.True(rounds <= 3) // within 3 rounds
+		})
+	}
+}
+
+// TestOneIPv6LAN: 20 nodes on one IPv6 /64, each its own address, are all listed by the seed.
+func TestOneIPv6LAN(t *testing.T) {
+	is := is.New(t)
+	l := newLab(t, 2)
+	seedHost, lan := l.hosts[0], l.hosts[1]
+	seed := seedHost.start("-role=seed", "-i", seedHost.v6, "-p", "0", "-u", "1", "-t", "1", "-d", "seed")
+	var nodes []Node
+	for i := range 20 {
+		ip := fmt.Sprintf("fd77::2:%x", i+1) // all in fd77::/64
+		lan.addAddress(ip + "/64")
+		nodes = append(nodes, lan.start("-role=node", "-i", ip, "-p", "0", "-u", "1", "-t", "1", "-d", fmt.Sprintf("node%d", i),
+			"-di", seed.addr.IP, "-dp", strconv.Itoa(seed.addr.Port)).addr)
+	}
+	eventually(t, 20*time.Second, func() bool { return lists(seed.addr, nodes...) || len(seedHost.list(seed.addr)) == 20 })
+	is.Equal(len(seedHost.list(seed.addr)), 20) // every one of them, not 8 for the /64
 }
