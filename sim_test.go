@@ -641,10 +641,17 @@ func simulate(t *testing.T, rngSeed uint64, n int, flags ...string) simReport {
 	// 5% of requests lost at random.
 	s.net.loss = 0.05
 	missing := map[Node]int{}
+	listed := map[Node]bool{} // those the seed lists when the loss begins: a seed at -m lists no more
+	for _, n := range s.seed().table.List() {
+		listed[n] = true
+	}
 	for range 10 {
 		s.round()
 		rep.flapComponents = max(rep.flapComponents, s.graph().components())
 		for _, p := range s.reachable() {
+			if !listed[p.client.self] {
+				continue
+			}
 			if s.seed().table.Has(p.client.self) {
 				missing[p.client.self] = 0
 			} else {
