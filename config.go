@@ -68,7 +68,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.limit, "k", 10, "node: known nodes that are enough to skip the next step of a round")
 	fs.IntVar(&c.max, "m", 1000, "most nodes the table holds; map: most processes it asks")
 	fs.IntVar(&c.fails, "f", 2, "failed checks in a row that remove a peer")
-	fs.IntVar(&c.hostMax, "hm", 8, "most entries from one host (IPv4 address or IPv6 /64); loopback is exempt")
+	fs.IntVar(&c.hostMax, "hm", 8, "most entries with one address (IPv4 or IPv6); loopback is exempt")
 	fs.StringVar(&c.dnsIP, "di", "", "node, map: the seed's address (default: from ./nodes.json, else 127.0.0.1)")
 	fs.IntVar(&c.dnsPort, "dp", 0, "node, map: the seed's port (default: from ./nodes.json, else 42020)")
 	fs.BoolVar(&c.draw, "draw", false, "map: draw the graph even past 50 processes")

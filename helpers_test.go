@@ -501,6 +501,15 @@ func rawServer(t testing.TB, reply string) Node {
 	return Node{IP: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}
 }
 
+// skipUnderRace skips a test of 1,000 simulated nodes or more under the
+// race detector, which makes it take minutes: .ci/run runs those without it.
+func skipUnderRace(t testing.TB) {
+	t.Helper()
+	if raceEnabled {
+		t.Skip("1,000 simulated nodes take minutes under -race; .ci/run runs this without it")
+	}
+}
+
 // forEachIndex calls fn(i) for every i below n, at most width at once.
 func forEachIndex(n, width int, fn func(int)) {
 	var wg sync.WaitGroup

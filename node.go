@@ -66,13 +66,12 @@ func listenRandom(ip string, pick func() int) (net.Listener, error) {
 //  1. check every known peer (sweep) by announcing to it, which also keeps
 //     us known there; a peer that refused our announce lately is checked
 //     with GET / instead, so refusals are not repeated every round;
-//  2. announce to every seed, so that each lists us;
+//  2. announce to every seed, so that each lists us, but to one that
+//     refused us lately (see backOff);
 //  3. while short of -k, find new peers: candidates from every seed's random
-//     sample, taken in turn, and from the peers' samples if no seed gave a
-//     live one. At -k, one round in four still tries one fresh candidate,
-//     while the node has found at most -k peers itself (those that
-//     announced themselves do not count): so a node whose first sample was
-//     bad heals.
+//     sample, taken in turn, and from the peers' samples for whatever those
+//     leave short. At -k, one round in four still tries one fresh candidate,
+//     (see fresh): so a node whose first sample was bad heals.
 //
 // A peer stays as long as it answers as a node: whether it takes us is
 // another question, asked by its own rules (see DESIGN.md).
@@ -92,12 +91,21 @@ func (r *refresher) nodeRound(ctx context.Context) roundStats {
 	switch known := r.table.Len(); {
 	case known < r.limit:
 		s.learned = r.find(ctx, seeds, r.limit-known)
-	case r.table.Found() <= r.limit && r.rng.IntN(4) == 0:
+	case r.fresh() && r.rng.IntN(4) == 0:
 		s.learned = r.find(ctx, seeds, 1)
 	}
 	r.tellIfUnreachable()
 	s.alone = r.table.Len() == 0
 	return s
+}
+
+// fresh reports whether a node at -k may try a fresh candidate: while it
+// has found at most -k peers itself (those that announced themselves do not
+// count), or, if none announced themselves to it (as behind NAT, where the
+// honest nodes that would heal it cannot reach it), fewer than 2 x -k.
+func (r *refresher) fresh() bool {
+	found := r.table.Found()
+	return found <= r.limit || found == r.table.Len() && found < 2*r.limit
 }
 
 // contact returns the check of a peer or seed, for sweep and forEach: reach, less the refusal.

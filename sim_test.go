@@ -702,6 +702,7 @@ func simRows() []struct {
 
 // TestSimulation runs the scenario for each row and prints the table that DESIGN.md shows.
 func TestSimulation(t *testing.T) {
+	skipUnderRace(t)
 	t.Parallel()
 	var lines []string
 	for _, row := range simRows() {
