@@ -391,3 +391,27 @@ func BenchmarkHeaderBomb(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSample serves GET /nodes/?sample=22 (a join at -k 10) from tables
+// of 1,000 and 10,000 entries in 250 groups, beside GET /nodes/ of the whole
+// table: a sample draws by group, so it visits every entry, but encodes 22.
+func BenchmarkSample(b *testing.B) {
+	for _, size := range []int{1000, 10000} {
+		nodes := make([]Node, size)
+		for i := range nodes {
+			nodes[i] = Node{IP: fmt.Sprintf("11.%d.%d.%d", i%250, i/250/250, 1+i/250%250), Port: 5000}
+		}
+		tbl := newTable(b, size, nodes...)
+		h := newHandler(tbl, alive)
+		for _, path := range []string{"/nodes/?sample=22", "/nodes/"} {
+			b.Run(fmt.Sprintf("entries=%d/%s", size, path), func(b *testing.B) {
+				for range b.N {
+					w := httptest.NewRecorder()
+					req := httptest.NewRequest("GET", path, nil)
+					req.RemoteAddr = "203.0.113.9:4000"
+					h.ServeHTTP(w, req)
+				}
+			})
+		}
+	}
+}

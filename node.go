@@ -71,7 +71,9 @@ func listenRandom(ip string, pick func() int) (net.Listener, error) {
 //  3. while short of -k, find new peers: candidates from every seed's random
 //     sample, taken in turn, and from the peers' samples for whatever those
 //     leave short. At -k, one round in four still tries one fresh candidate,
-//     (see fresh): so a node whose first sample was bad heals.
+//     while it has found at most -k peers itself (those that announced
+//     themselves do not count), and a node that no peer announced itself
+//     to swaps one every round: so a node whose first sample was bad heals.
 //
 // A peer stays as long as it answers as a node: whether it takes us is
 // another question, asked by its own rules (see DESIGN.md).
@@ -91,21 +93,22 @@ func (r *refresher) nodeRound(ctx context.Context) roundStats {
 	switch known := r.table.Len(); {
 	case known < r.limit:
 		s.learned = r.find(ctx, seeds, r.limit-known)
-	case r.fresh() && r.rng.IntN(4) == 0:
+	case r.table.Found() == known:
+		// No peer announced itself to it (behind NAT nobody can; eclipsed,
+		// no honest node does), so nobody but itself can heal a bad first
+		// sample: every round, a fresh candidate in the place of a random
+		// peer. No node depends on these links.
+		if s.learned = r.find(ctx, seeds, 1); len(s.learned) > 0 {
+			peers := slices.DeleteFunc(r.table.List(), func(n Node) bool { return n == s.learned[0] })
+			gone, _ := r.table.Remove(peers[r.rng.IntN(len(peers))])
+			s.removed = append(s.removed, gone...)
+		}
+	case r.table.Found() <= r.limit && r.rng.IntN(4) == 0:
 		s.learned = r.find(ctx, seeds, 1)
 	}
 	r.tellIfUnreachable()
 	s.alone = r.table.Len() == 0
 	return s
-}
-
-// fresh reports whether a node at -k may try a fresh candidate: while it
-// has found at most -k peers itself (those that announced themselves do not
-// count), or, if none announced themselves to it (as behind NAT, where the
-// honest nodes that would heal it cannot reach it), fewer than 2 x -k.
-func (r *refresher) fresh() bool {
-	found := r.table.Found()
-	return found <= r.limit || found == r.table.Len() && found < 2*r.limit
 }
 
 // contact returns the check of a peer or seed, for sweep and forEach: reach, less the refusal.

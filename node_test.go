@@ -21,15 +21,19 @@ func TestNodeSendsOneCheckPerPeerPerRoundOnceLimitMet(t *testing.T) {
 	peer, checks, other := countingServer(t)
 	peer2, checks2, _ := countingServer(t)
 	seed, seedAnnounces, seedOther := countingServer(t)
+	inbound, checks3, _ := countingServer(t)
 	p := startPeer(t, "127.0.0.1", config{limit: 1, max: 10})
 	p.seeds = []Node{seed}
 	_, err := p.table.Add(peer, peer2)
+	is.NoErr(err)
+	_, err = p.table.AddUpTo(2, inbound) // as by its announce
 	is.NoErr(err)
 	for range 5 {
 		p.nodeRound(context.Background())
 	}
 	is.Equal(checks.Load(), int32(5))        // one check per round
 	is.Equal(checks2.Load(), int32(5))       // for each peer
+	is.Equal(checks3.Load(), int32(5))       // the one that announced itself too
 	is.Equal(other.Load(), int32(0))         // no list fetched: past the limit, no fresh candidate is tried
 	is.Equal(seedAnnounces.Load(), int32(5)) // one announce per round keeps the seed's list whole
 	is.Equal(seedOther.Load(), int32(0))     // no list asked of the seed
@@ -45,10 +49,13 @@ func TestNodeAtLimitTriesAFreshCandidate(t *testing.T) {
 	_, err := seed.table.Add(fresh.self())
 	is.NoErr(err)
 	peer, _, _ := countingServer(t)
+	inbound, _, _ := countingServer(t)
 	p := startPeer(t, "127.0.0.1", config{limit: 1, max: 10})
 	p.rng = rand.New(rand.NewPCG(1, 2)) // the same rounds every run
 	p.seeds = []Node{seed.self()}
 	_, err = p.table.Add(peer)
+	is.NoErr(err)
+	_, err = p.table.AddUpTo(2, inbound) // a peer announced itself: others reach this node
 	is.NoErr(err)
 	rounds := 0
 	for ; rounds < 40 && !p.table.Has(fresh.self()); rounds++ {
@@ -58,7 +65,7 @@ func TestNodeAtLimitTriesAFreshCandidate(t *testing.T) {
 	for range 20 {
 		p.nodeRound(context.Background())
 	}
-	is.Equal(p.table.Len(), 2) // and then no more: it has found more than -k
+	is.Equal(p.table.Len(), 3) // and then no more: it has found more than -k
 
 	// How often: a seed whose lists are not lists is asked again and again.
 	counting, _, asked := countingServer(t)
@@ -66,6 +73,8 @@ func TestNodeAtLimitTriesAFreshCandidate(t *testing.T) {
 	q.rng = rand.New(rand.NewPCG(1, 2))
 	q.seeds = []Node{counting}
 	_, err = q.table.Add(peer)
+	is.NoErr(err)
+	_, err = q.table.AddUpTo(2, inbound)
 	is.NoErr(err)
 	for range 40 {
 		q.nodeRound(context.Background())
@@ -202,6 +211,40 @@ func TestAloneNodeRetriesSooner(t *testing.T) {
 		t.Fatal("an alone node waited the whole interval")
 	}
 	is.Equal(rounds, 5)
+}
+
+// TestNodeNobodyAnnouncesToSwapsAPeer: a node at -k that no peer announced
+// itself to (behind NAT, or eclipsed) swaps one peer for a fresh candidate
+// every round, so that a bad first sample does not stay.
+func TestNodeNobodyAnnouncesToSwapsAPeer(t *testing.T) {
+	is := is.New(t)
+	seed := startPeer(t, "127.0.0.1", config{max: 100})
+	var fresh []Node
+	for _, f := range startPeers(t, 3, config{limit: 3, max: 10}) {
+		fresh = append(fresh, f.self())
+	}
+	_, err := seed.table.Add(fresh...)
+	is.NoErr(err)
+	var bad []Node
+	for range 3 {
+		n, _, _ := countingServer(t) // live, but what a liar would hand out
+		bad = append(bad, n)
+	}
+	p := startPeer(t, "127.0.0.1", config{limit: 3, max: 10})
+	p.seeds = []Node{seed.self()}
+	_, err = p.table.Add(bad...)
+	is.NoErr(err)
+	for round := 1; round <= 3; round++ {
+		p.nodeRound(context.Background())
+		is.Equal(p.table.Len(), 3) // still -k: one in, one out
+		good := 0
+		for _, n := range p.table.List() {
+			if slices.Contains(fresh, n) {
+				good++
+			}
+		}
+		is.True(good >= 1) // a fresh one came in at once
+	}
 }
 
 // TestNoSingleSeedDecides puts a lying seed (it lists only its accomplices,

@@ -50,6 +50,8 @@ type Table struct {
 	known   map[Node]bool
 	perHost map[netip.Addr]int
 	inbound map[Node]bool // nodes taken by their own announce, under a node's cap (AddUpTo)
+	byGroup map[netip.Prefix][]Node
+	groups  []netip.Prefix // the keys of byGroup, for drawing one at random
 	heard   map[Node]bool // nodes that called us themselves since the last TakeHeard
 	changes uint64        // changes made in memory, counted from start
 	saved   uint64        // changes on disk
@@ -86,7 +88,7 @@ func openTable(dir, file string, self Node, max, hostMax int) (*Table, error) {
 // memTable returns an empty table kept in memory only, with no file and no
 // lock, so that a simulation can hold 10,000 of them without a disk.
 func memTable(self Node, max, hostMax int) *Table {
-	t := &Table{self: self, max: max, hostMax: hostMax, known: map[Node]bool{}, perHost: map[netip.Addr]int{}, heard: map[Node]bool{}, inbound: map[Node]bool{},
+	t := &Table{self: self, max: max, hostMax: hostMax, known: map[Node]bool{}, perHost: map[netip.Addr]int{}, heard: map[Node]bool{}, inbound: map[Node]bool{}, byGroup: map[netip.Prefix][]Node{},
 		rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
 	t.written = sync.NewCond(&t.mu)
 	return t
@@ -186,6 +188,11 @@ func (t *Table) room(limit int, n Node) (victim Node, err error) {
 func (t *Table) insert(n Node) {
 	t.known[n] = true
 	t.nodes = append(t.nodes, n)
+	g, _ := groupOf(n)
+	if t.byGroup[g] == nil {
+		t.groups = append(t.groups, g)
+	}
+	t.byGroup[g] = append(t.byGroup[g], n)
 	if host, ok := hostOf(n); ok {
 		t.perHost[host]++
 	}
@@ -257,11 +264,23 @@ func (t *Table) bodies(which *atomic.Pointer[[]byte]) *[]byte {
 // entries is drawn no more often than one with a single entry.
 func (t *Table) Sample(n int, public bool) []byte {
 	t.mu.Lock()
-	eligible := t.nodes
-	if public {
-		eligible = slices.DeleteFunc(slices.Clone(t.nodes), Node.scoped)
+	var picked []Node
+	if 4*n >= len(t.nodes) { // a small table: take turns over all of it
+		eligible := t.nodes
+		if public {
+			eligible = slices.DeleteFunc(slices.Clone(t.nodes), Node.scoped)
+		}
+		picked = balanced(eligible, n, t.rng)
+	} else { // a large one: draw a group, then an entry, and redraw a repeat; O(n) expected
+		chosen := map[Node]bool{}
+		for tries := 0; len(picked) < n && tries < 16*n; tries++ {
+			members := t.byGroup[t.groups[t.rng.IntN(len(t.groups))]]
+			if m := members[t.rng.IntN(len(members))]; !chosen[m] && !(public && m.scoped()) {
+				chosen[m] = true
+				picked = append(picked, m)
+			}
+		}
 	}
-	picked := balanced(eligible, n, t.rng)
 	t.mu.Unlock()
 	body, _ := json.Marshal(picked) // outside the lock: encoding costs more than picking
 	return append(body, '\n')
@@ -351,5 +370,10 @@ func (t *Table) drop(n Node) {
 		t.perHost[host]--
 	}
 	t.nodes = slices.DeleteFunc(t.nodes, func(m Node) bool { return m == n })
+	g, _ := groupOf(n)
+	if t.byGroup[g] = slices.DeleteFunc(t.byGroup[g], func(m Node) bool { return m == n }); len(t.byGroup[g]) == 0 {
+		delete(t.byGroup, g)
+		t.groups = slices.DeleteFunc(t.groups, func(h netip.Prefix) bool { return h == g })
+	}
 	t.changes++
 }
