@@ -52,10 +52,10 @@ type Table struct {
 	inbound map[Node]bool // nodes taken by their own announce, under a node's cap (AddUpTo)
 	byGroup map[netip.Prefix][]Node
 	groups  []netip.Prefix // the keys of byGroup, for drawing one at random
-	heard   map[Node]bool // nodes that called us themselves since the last TakeHeard
-	changes uint64        // changes made in memory, counted from start
-	saved   uint64        // changes on disk
-	writing bool          // a caller is writing the file; the others wait for it
+	heard   map[Node]bool  // nodes that called us themselves since the last TakeHeard
+	changes uint64         // changes made in memory, counted from start
+	saved   uint64         // changes on disk
+	writing bool           // a caller is writing the file; the others wait for it
 
 	body   atomic.Pointer[[]byte] // the bytes on disk, served by GET /nodes/
 	public atomic.Pointer[[]byte] // the same less loopback and link-local entries, for other hosts
