@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -309,51 +308,4 @@ func (r *refresher) learn(ctx context.Context, lists [][]Node, need int) (added 
 		try, from = again, againFrom
 	}
 	return added
-}
-
-// maxSightings bounds the peers whose report of our address is kept.
-const maxSightings = 256
-
-// sightings is what peers report, in observedHeader, about the address our
-// calls come from: for each peer's host, the address it saw last.
-type sightings struct {
-	mu   sync.Mutex
-	seen map[netip.Addr]netip.Addr // peer's host -> the address it saw
-}
-
-// note records that from saw our call come from addr.
-func (s *sightings) note(from Node, addr netip.Addr) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	host := netip.MustParseAddr(from.IP)
-	if _, ok := s.seen[host]; ok || len(s.seen) < maxSightings {
-		s.seen[host] = addr
-	}
-}
-
-// by is the address that n's host saw our calls come from, if it said.
-func (s *sightings) by(n Node) (netip.Addr, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	addr, ok := s.seen[netip.MustParseAddr(n.IP)]
-	return addr, ok
-}
-
-// elsewhere returns the address of self's family, other than self's, that
-// the most hosts saw our calls come from, if at least two agree: one host
-// alone may lie.
-func (s *sightings) elsewhere(self Node) (netip.Addr, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ours := netip.MustParseAddr(self.IP)
-	votes := map[netip.Addr]int{}
-	var best netip.Addr
-	for _, addr := range s.seen {
-		if addr != ours && addr.Is4() == ours.Is4() {
-			if votes[addr]++; votes[addr] > votes[best] || votes[addr] == votes[best] && addr.Less(best) {
-				best = addr
-			}
-		}
-	}
-	return best, votes[best] >= 2
 }

@@ -1,17 +1,24 @@
 package main
 
+// Peers: what a peer is (Node, as the blog puts it on the wire), how this
+// process talks to one (peerClient: every outbound call, bounded in time
+// and bytes), and what peers tell us about our own address (sightings).
+
 import (
 	"bytes"
-	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
+	"sync"
+	"syscall"
+	"time"
 )
 
 // Node is one peer's address, exactly as the blog puts it on the wire.
@@ -59,213 +66,248 @@ func (n Node) canonical() Node {
 	return n
 }
 
-var (
-	errNotNode = errors.New(`a node must be a JSON object like {"ip_address": "127.0.0.1", "port": 55000}`)
-	errNotList = errors.New("not a JSON array of nodes")
-	errTooMany = errors.New("too many entries")
-	errBroken  = errors.New("not JSON")
+const (
+	// maxListBody bounds a peer's answer to GET /nodes/: maxListEntries
+	// nodes take about 610 kB. A longer answer is refused.
+	maxListBody = 1 << 20
+	// maxHeaderBytes bounds the headers of a peer's answer (Go's default is 10 MB).
+	maxHeaderBytes = 32 << 10
 )
 
-// maxListEntries bounds the entries read from one list that a peer sends:
-// 10,000 nodes take about 610 kB.
-const maxListEntries = 10_000
-
-// parseNode reads one Node from a single JSON object holding exactly the keys
-// ip_address and port, each once, and returns it in canonical form.
-func parseNode(raw []byte) (Node, error) {
-	n, err := nextNode(json.NewDecoder(bytes.NewReader(raw)))
-	if errors.Is(err, errBroken) {
-		return Node{}, errNotNode
-	}
-	return n, err
+// peerClient makes every outbound call. Its http.Client has a Timeout, so no
+// peer can hold a call longer than that.
+type peerClient struct {
+	http *http.Client
+	self Node       // what announce sends
+	seen *sightings // where peers say our calls come from
 }
 
-// nextNode reads the next JSON value from dec as a Node. It reads the value
-// token by token, so a hostile entry costs a few small allocations, never a
-// map. If the value is not a valid Node it has still read all of it, so that
-// a list can go on with the next; only an error wrapping errBroken (the
-// input is not JSON) leaves dec unusable.
-func nextNode(dec *json.Decoder) (Node, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return Node{}, fmt.Errorf("%w: %w", errBroken, err)
+// newPeerClient returns a client whose calls give up after timeout. It
+// ignores proxy settings and redirects: peers are reached directly. It never
+// asks for compression, so a small answer cannot inflate into a large one.
+// When self is one of this host's own addresses, calls to addresses of its
+// family and scope (loopback or not) go out from it, so that peers see the
+// address that announces carry.
+func newPeerClient(timeout time.Duration, self Node) *peerClient {
+	var from netip.Addr
+	if ip, err := netip.ParseAddr(self.IP); err == nil && hostAddrs()(ip) {
+		from = ip
 	}
-	if tok != json.Delim('{') {
-		return Node{}, skip(dec, tok, errNotNode)
-	}
-	var ip *string
-	var port *int
-	var bad error
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return Node{}, fmt.Errorf("%w: %w", errBroken, err)
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		to, err := netip.ParseAddrPort(addr)
+		if to := to.Addr().Unmap(); err == nil && from.IsValid() && to.Is4() == from.Is4() && to.IsLoopback() == from.IsLoopback() {
+			d.LocalAddr = &net.TCPAddr{IP: from.AsSlice()}
 		}
-		var value any = new(json.RawMessage) // skipped
-		key, _ := tok.(string)
-		switch {
-		case bad != nil:
-		case key == "ip_address" && ip == nil:
-			value = &ip
-		case key == "port" && port == nil:
-			value = &port
-		case key == "ip_address" || key == "port":
-			bad = fmt.Errorf("%s appears twice", key)
-		default:
-			bad = fmt.Errorf("unknown field %q: a node has only ip_address and port", key)
-		}
-		if err := dec.Decode(value); err != nil {
-			var typeErr *json.UnmarshalTypeError
-			if !errors.As(err, &typeErr) {
-				return Node{}, fmt.Errorf("%w: %w", errBroken, err)
-			}
-			bad = cmp.Or(bad, fmt.Errorf("%s has the wrong type", key))
-		}
+		return d.DialContext(ctx, network, addr)
 	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return Node{}, fmt.Errorf("%w: %w", errBroken, err)
+	return &peerClient{
+		self: self,
+		seen: &sightings{seen: map[netip.Addr]netip.Addr{}},
+		http: &http.Client{
+			Timeout: timeout,
+			// A redirect is not an answer: following one would let a peer
+			// send this node's requests anywhere.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			Transport: &http.Transport{
+				Proxy:              nil,
+				DialContext:        dial,
+				DisableCompression: true,
+				// One call per peer per round, minutes apart: a connection
+				// kept for it costs more than it saves, and the transport's
+				// bookkeeping for 10,000 peers would grow the seed by half.
+				DisableKeepAlives:      true,
+				MaxResponseHeaderBytes: maxHeaderBytes,
+			},
+		},
 	}
+}
+
+// peerError says why a call to a peer failed in this program's own words,
+// such as "refused" or "answered 503": nothing a peer sends is ever quoted,
+// so no caller can read another service's bytes through our errors.
+type peerError struct {
+	reason string
+	status int // the peer's HTTP status, if it answered
+}
+
+func (e *peerError) Error() string { return e.reason }
+
+// failure turns an error from the HTTP client into a peerError.
+func failure(err error) *peerError {
+	var netErr net.Error
+	var opErr *net.OpError
 	switch {
-	case bad != nil:
-		return Node{}, bad
-	case ip == nil:
-		return Node{}, errors.New("ip_address is missing or not a string")
-	case port == nil:
-		return Node{}, errors.New("port is missing or not an integer")
+	case errors.Is(err, context.Canceled):
+		return &peerError{reason: "cancelled"}
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return &peerError{reason: "timed out"}
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return &peerError{reason: "refused"}
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		return &peerError{reason: "unreachable"}
 	}
-	n := Node{IP: *ip, Port: *port}
-	if err := n.Valid(); err != nil {
-		return Node{}, err
-	}
-	return n.canonical(), nil
+	return &peerError{reason: "not an HTTP answer"}
 }
 
-// skip reads the rest of a value whose first token was tok, and returns err.
-func skip(dec *json.Decoder, tok json.Token, err error) error {
-	for depth := 0; ; {
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			depth++
-		case json.Delim('}'), json.Delim(']'):
-			depth--
-		}
-		if depth == 0 {
-			return err
-		}
-		var tokErr error
-		if tok, tokErr = dec.Token(); tokErr != nil {
-			return fmt.Errorf("%w: %w", errBroken, tokErr)
-		}
-	}
-}
+// observedHeader carries, on every answer to GET / and POST /, the address
+// the caller's connection came from. A node behind NAT learns from it the
+// address others see it at; the blog's nodes ignore it.
+const observedHeader = "X-Peerdisc-Observed"
 
-// decodeNode reads a request body that must hold one node and nothing after it.
-// Errors from r, such as *http.MaxBytesError, are wrapped, not replaced.
-func decodeNode(r io.Reader) (Node, error) {
-	dec := json.NewDecoder(r)
-	var raw json.RawMessage
-	if err := dec.Decode(&raw); err == io.EOF {
-		return Node{}, errors.New(`body is empty: send a node such as {"ip_address": "127.0.0.1", "port": 55000}`)
-	} else if err != nil {
-		return Node{}, fmt.Errorf("body is not JSON: %w", err)
-	}
-	if err := dec.Decode(&json.RawMessage{}); err != io.EOF {
-		if tooBig := new(http.MaxBytesError); errors.As(err, &tooBig) {
-			return Node{}, err
-		}
-		return Node{}, errors.New("body must hold one JSON object and nothing after it")
-	}
-	return parseNode(raw)
-}
-
-// parseNodes reads a JSON array of nodes, at most limit entries of it. It
-// returns the valid ones in order and, if some entries were not valid nodes
-// or there were more than limit, an error saying so. One decoder reads the
-// whole array, so what it allocates grows with the bytes it reads.
-func parseNodes(data []byte, limit int) ([]Node, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
-		return nil, errNotList
-	}
-	nodes := []Node{}
-	var bad error
-	for i := 0; dec.More(); i++ {
-		if i == limit {
-			return nodes, fmt.Errorf("%w: more than %d", errTooMany, limit)
-		}
-		n, err := nextNode(dec)
-		switch {
-		case errors.Is(err, errBroken):
-			return nil, errNotList
-		case err != nil && bad == nil:
-			bad = fmt.Errorf("entry %d: %w", i, err)
-		case err == nil:
-			nodes = append(nodes, n)
-		}
-	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim(']') {
-		return nil, errNotList
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errNotList // something after the array
-	}
-	return nodes, bad
-}
-
-// encodeNodes gives the bytes of the nodes file, which are also the body of GET /nodes/.
-func encodeNodes(nodes []Node) []byte {
-	if len(nodes) == 0 {
-		return []byte("[]\n")
-	}
-	body, err := json.MarshalIndent(nodes, "", "  ")
+// call sends one request to n and returns the status and body of its
+// answer, the body read up to limit bytes and one more, so that the caller
+// can tell a longer one. err is set only when n gave no HTTP answer.
+func (c *peerClient) call(ctx context.Context, method string, n Node, path string, body []byte, limit int64) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+n.String()+path, bytes.NewReader(body))
 	if err != nil {
-		panic(err) // a []Node always encodes
+		return 0, nil, err
 	}
-	return append(body, '\n')
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil, failure(err)
+	}
+	defer resp.Body.Close()
+	if seen, err := netip.ParseAddr(resp.Header.Get(observedHeader)); err == nil && c.seen != nil {
+		c.seen.note(n, seen.Unmap())
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return 0, nil, failure(err)
+	}
+	return resp.StatusCode, data, nil
 }
 
-// groupOf is the group of n's address, for the rules that keep one address
-// allocation from taking more than its share: its IPv4 /16 or its IPv6 /32.
-// ok is false for loopback and link-local addresses, which mean something
-// on one host or link only: each is a group of its own, and is never
-// evicted to make room.
-func groupOf(n Node) (g netip.Prefix, ok bool) {
-	ip := netip.MustParseAddr(n.IP)
-	if ip.IsLoopback() || ip.IsLinkLocalUnicast() {
-		return netip.PrefixFrom(ip, ip.BitLen()), false
-	}
-	bits := 16
-	if ip.Is6() {
-		bits = 32
-	}
-	g, _ = ip.Prefix(bits)
-	return g, true
+// isObject reports whether data is one JSON object: how a node answers
+// GET / and POST /, the blog's included ({}), and what a web server that
+// answers 200 to everything does not send.
+func isObject(data []byte) bool {
+	data = bytes.TrimSpace(data)
+	return len(data) > 0 && data[0] == '{' && json.Valid(data)
 }
 
-// balanced picks at most limit of nodes so that groups take turns: a group
-// at random among those with nodes left, then one of its nodes at random,
-// without repeats. A thousand addresses in one group then weigh as one.
-func balanced(nodes []Node, limit int, rng *rand.Rand) []Node {
-	byGroup := map[netip.Prefix][]Node{}
-	var groups []netip.Prefix
-	for _, n := range nodes {
-		g, _ := groupOf(n)
-		if byGroup[g] == nil {
-			groups = append(groups, g)
-		}
-		byGroup[g] = append(byGroup[g], n)
+// ping is the liveness check: a node answers GET / with 2xx and a JSON object.
+func (c *peerClient) ping(ctx context.Context, n Node) error {
+	status, data, err := c.call(ctx, http.MethodGet, n, "/", nil, 1<<10)
+	switch {
+	case err != nil:
+		return err
+	case status/100 != 2:
+		return &peerError{reason: fmt.Sprintf("answered %d", status), status: status}
+	case !isObject(data):
+		return &peerError{reason: "not a node: its answer is not a JSON object", status: status}
 	}
-	picked := make([]Node, 0, min(limit, len(nodes)))
-	for len(groups) > 0 && len(picked) < limit {
-		i := rng.IntN(len(groups))
-		members := byGroup[groups[i]]
-		j := rng.IntN(len(members))
-		picked = append(picked, members[j])
-		members[j] = members[len(members)-1]
-		if byGroup[groups[i]] = members[:len(members)-1]; len(members) == 1 {
-			groups[i] = groups[len(groups)-1]
-			groups = groups[:len(groups)-1]
+	return nil
+}
+
+// announce sends this node to n with POST /. Its error is nil when n
+// answered as a node does, with a JSON object: then n is alive, whether it
+// took us (2xx: it now lists us) or refused us (4xx: refused holds the
+// status, a fact about us, not about n). So one call checks a peer and
+// introduces us to it.
+func (c *peerClient) announce(ctx context.Context, n Node) (refused int, err error) {
+	self, _ := json.Marshal(c.self)
+	status, data, err := c.call(ctx, http.MethodPost, n, "/", self, 1<<10)
+	switch {
+	case err != nil:
+		return 0, err
+	case status/100 != 2 && status/100 != 4:
+		return 0, &peerError{reason: fmt.Sprintf("answered %d", status), status: status}
+	case !isObject(data):
+		return 0, &peerError{reason: "not a node: its answer is not a JSON object", status: status}
+	case status/100 == 4:
+		return status, nil
+	}
+	return 0, nil
+}
+
+// remove asks n to drop this node: DELETE /nodes/ of itself, when it leaves.
+func (c *peerClient) remove(ctx context.Context, n Node) error {
+	self, _ := json.Marshal(c.self)
+	status, _, err := c.call(ctx, http.MethodDelete, n, "/nodes/", self, maxListBody)
+	if err == nil && status/100 != 2 {
+		err = &peerError{reason: fmt.Sprintf("answered %d", status), status: status}
+	}
+	return err
+}
+
+// list fetches n's known nodes: a random sample of at most sample of them
+// (GET /nodes/?sample=N), or all if sample is 0, and at most maxListEntries
+// from an answer of at most maxListBody bytes. Entries that are not valid
+// nodes are dropped, and so are loopback and link-local ones unless n is on
+// loopback itself: another host cannot make this process call its own
+// services.
+func (c *peerClient) list(ctx context.Context, n Node, sample int) ([]Node, error) {
+	path := "/nodes/"
+	if sample > 0 {
+		path += "?sample=" + strconv.Itoa(sample)
+	}
+	status, data, err := c.call(ctx, http.MethodGet, n, path, nil, maxListBody)
+	if err != nil {
+		return nil, err
+	}
+	if status/100 != 2 {
+		return nil, &peerError{reason: fmt.Sprintf("answered %d", status), status: status}
+	}
+	if len(data) > maxListBody {
+		return nil, &peerError{reason: fmt.Sprintf("answer over %d bytes", maxListBody)}
+	}
+	nodes, _ := parseNodes(data, maxListEntries)
+	if nodes == nil {
+		return nil, &peerError{reason: "not a JSON array of nodes"}
+	}
+	if !n.loopback() {
+		nodes = slices.DeleteFunc(nodes, Node.scoped)
+	}
+	return nodes, nil
+}
+
+// maxSightings bounds the peers whose report of our address is kept.
+const maxSightings = 256
+
+// sightings is what peers report, in observedHeader, about the address our
+// calls come from: for each peer's host, the address it saw last.
+type sightings struct {
+	mu   sync.Mutex
+	seen map[netip.Addr]netip.Addr // peer's host -> the address it saw
+}
+
+// note records that from saw our call come from addr.
+func (s *sightings) note(from Node, addr netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	host := netip.MustParseAddr(from.IP)
+	if _, ok := s.seen[host]; ok || len(s.seen) < maxSightings {
+		s.seen[host] = addr
+	}
+}
+
+// by is the address that n's host saw our calls come from, if it said.
+func (s *sightings) by(n Node) (netip.Addr, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	addr, ok := s.seen[netip.MustParseAddr(n.IP)]
+	return addr, ok
+}
+
+// elsewhere returns the address of self's family, other than self's, that
+// the most hosts saw our calls come from, if at least two agree: one host
+// alone may lie.
+func (s *sightings) elsewhere(self Node) (netip.Addr, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ours := netip.MustParseAddr(self.IP)
+	votes := map[netip.Addr]int{}
+	var best netip.Addr
+	for _, addr := range s.seen {
+		if addr != ours && addr.Is4() == ours.Is4() {
+			if votes[addr]++; votes[addr] > votes[best] || votes[addr] == votes[best] && addr.Less(best) {
+				best = addr
+			}
 		}
 	}
-	return picked
+	return best, votes[best] >= 2
 }

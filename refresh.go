@@ -1,23 +1,19 @@
 package main
 
+// The rounds both roles run: the sweep that checks every peer, the loop
+// that runs a round about every -u, and the bounded fan-out they share.
+
 import (
-	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -27,203 +23,7 @@ const (
 	// maxInFlight bounds the checks a round runs at once, so that 10,000 peers
 	// never mean 10,000 open sockets.
 	maxInFlight = 64
-	// maxListBody bounds a peer's answer to GET /nodes/: maxListEntries
-	// nodes take about 610 kB. A longer answer is refused.
-	maxListBody = 1 << 20
-	// maxHeaderBytes bounds the headers of a peer's answer (Go's default is 10 MB).
-	maxHeaderBytes = 32 << 10
 )
-
-// peerClient makes every outbound call. Its http.Client has a Timeout, so no
-// peer can hold a call longer than that.
-type peerClient struct {
-	http *http.Client
-	self Node       // what announce sends
-	seen *sightings // where peers say our calls come from
-}
-
-// newPeerClient returns a client whose calls give up after timeout. It
-// ignores proxy settings and redirects: peers are reached directly. It never
-// asks for compression, so a small answer cannot inflate into a large one.
-// When self is one of this host's own addresses, calls to addresses of its
-// family and scope (loopback or not) go out from it, so that peers see the
-// address that announces carry.
-func newPeerClient(timeout time.Duration, self Node) *peerClient {
-	var from netip.Addr
-	if ip, err := netip.ParseAddr(self.IP); err == nil && hostAddrs()(ip) {
-		from = ip
-	}
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		var d net.Dialer
-		to, err := netip.ParseAddrPort(addr)
-		if to := to.Addr().Unmap(); err == nil && from.IsValid() && to.Is4() == from.Is4() && to.IsLoopback() == from.IsLoopback() {
-			d.LocalAddr = &net.TCPAddr{IP: from.AsSlice()}
-		}
-		return d.DialContext(ctx, network, addr)
-	}
-	return &peerClient{
-		self: self,
-		seen: &sightings{seen: map[netip.Addr]netip.Addr{}},
-		http: &http.Client{
-			Timeout: timeout,
-			// A redirect is not an answer: following one would let a peer
-			// send this node's requests anywhere.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-			Transport: &http.Transport{
-				Proxy:              nil,
-				DialContext:        dial,
-				DisableCompression: true,
-				// One call per peer per round, minutes apart: a connection
-				// kept for it costs more than it saves, and the transport's
-				// bookkeeping for 10,000 peers would grow the seed by half.
-				DisableKeepAlives:      true,
-				MaxResponseHeaderBytes: maxHeaderBytes,
-			},
-		},
-	}
-}
-
-// peerError says why a call to a peer failed in this program's own words,
-// such as "refused" or "answered 503": nothing a peer sends is ever quoted,
-// so no caller can read another service's bytes through our errors.
-type peerError struct {
-	reason string
-	status int // the peer's HTTP status, if it answered
-}
-
-func (e *peerError) Error() string { return e.reason }
-
-// failure turns an error from the HTTP client into a peerError.
-func failure(err error) *peerError {
-	var netErr net.Error
-	var opErr *net.OpError
-	switch {
-	case errors.Is(err, context.Canceled):
-		return &peerError{reason: "cancelled"}
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		return &peerError{reason: "timed out"}
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return &peerError{reason: "refused"}
-	case errors.As(err, &opErr) && opErr.Op == "dial":
-		return &peerError{reason: "unreachable"}
-	}
-	return &peerError{reason: "not an HTTP answer"}
-}
-
-// observedHeader carries, on every answer to GET / and POST /, the address
-// the caller's connection came from. A node behind NAT learns from it the
-// address others see it at; the blog's nodes ignore it.
-const observedHeader = "X-Peerdisc-Observed"
-
-// call sends one request to n and returns the status and body of its
-// answer, the body read up to limit bytes and one more, so that the caller
-// can tell a longer one. err is set only when n gave no HTTP answer.
-func (c *peerClient) call(ctx context.Context, method string, n Node, path string, body []byte, limit int64) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+n.String()+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return 0, nil, failure(err)
-	}
-	defer resp.Body.Close()
-	if seen, err := netip.ParseAddr(resp.Header.Get(observedHeader)); err == nil && c.seen != nil {
-		c.seen.note(n, seen.Unmap())
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return 0, nil, failure(err)
-	}
-	return resp.StatusCode, data, nil
-}
-
-// isObject reports whether data is one JSON object: how a node answers
-// GET / and POST /, the blog's included ({}), and what a web server that
-// answers 200 to everything does not send.
-func isObject(data []byte) bool {
-	data = bytes.TrimSpace(data)
-	return len(data) > 0 && data[0] == '{' && json.Valid(data)
-}
-
-// ping is the liveness check: a node answers GET / with 2xx and a JSON object.
-func (c *peerClient) ping(ctx context.Context, n Node) error {
-	status, data, err := c.call(ctx, http.MethodGet, n, "/", nil, 1<<10)
-	switch {
-	case err != nil:
-		return err
-	case status/100 != 2:
-		return &peerError{reason: fmt.Sprintf("answered %d", status), status: status}
-	case !isObject(data):
-		return &peerError{reason: "not a node: its answer is not a JSON object", status: status}
-	}
-	return nil
-}
-
-// announce sends this node to n with POST /. Its error is nil when n
-// answered as a node does, with a JSON object: then n is alive, whether it
-// took us (2xx: it now lists us) or refused us (4xx: refused holds the
-// status, a fact about us, not about n). So one call checks a peer and
-// introduces us to it.
-func (c *peerClient) announce(ctx context.Context, n Node) (refused int, err error) {
-	self, _ := json.Marshal(c.self)
-	status, data, err := c.call(ctx, http.MethodPost, n, "/", self, 1<<10)
-	switch {
-	case err != nil:
-		return 0, err
-	case status/100 != 2 && status/100 != 4:
-		return 0, &peerError{reason: fmt.Sprintf("answered %d", status), status: status}
-	case !isObject(data):
-		return 0, &peerError{reason: "not a node: its answer is not a JSON object", status: status}
-	case status/100 == 4:
-		return status, nil
-	}
-	return 0, nil
-}
-
-// remove asks n to drop this node: DELETE /nodes/ of itself, when it leaves.
-func (c *peerClient) remove(ctx context.Context, n Node) error {
-	self, _ := json.Marshal(c.self)
-	status, _, err := c.call(ctx, http.MethodDelete, n, "/nodes/", self, maxListBody)
-	if err == nil && status/100 != 2 {
-		err = &peerError{reason: fmt.Sprintf("answered %d", status), status: status}
-	}
-	return err
-}
-
-// list fetches n's known nodes: a random sample of at most sample of them
-// (GET /nodes/?sample=N), or all if sample is 0, and at most maxListEntries
-// from an answer of at most maxListBody bytes. Entries that are not valid
-// nodes are dropped, and so are loopback and link-local ones unless n is on
-// loopback itself: another host cannot make this process call its own
-// services.
-func (c *peerClient) list(ctx context.Context, n Node, sample int) ([]Node, error) {
-	path := "/nodes/"
-	if sample > 0 {
-		path += "?sample=" + strconv.Itoa(sample)
-	}
-	status, data, err := c.call(ctx, http.MethodGet, n, path, nil, maxListBody)
-	if err != nil {
-		return nil, err
-	}
-	if status/100 != 2 {
-		return nil, &peerError{reason: fmt.Sprintf("answered %d", status), status: status}
-	}
-	if len(data) > maxListBody {
-		return nil, &peerError{reason: fmt.Sprintf("answer over %d bytes", maxListBody)}
-	}
-	nodes, _ := parseNodes(data, maxListEntries)
-	if nodes == nil {
-		return nil, &peerError{reason: "not a JSON array of nodes"}
-	}
-	if !n.loopback() {
-		nodes = slices.DeleteFunc(nodes, Node.scoped)
-	}
-	return nodes, nil
-}
 
 // forEach calls fn for every node, at most maxInFlight at once, and reports
 // which calls succeeded, in the order of nodes. It keeps no error: a sweep

@@ -1,9 +1,16 @@
 package main
 
+// Who may come in: the connect-back check of an announce (verifier), shared
+// and fair across sources, and when a table is full, room by address group
+// (Table.room, with groupOf and balanced, which samples use too).
+
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -130,4 +137,152 @@ func (v *verifier) remember(n Node, err error) {
 	if len(v.failed) < maxFailed {
 		v.failed[n] = failedCheck{at: v.now(), err: err}
 	}
+}
+
+// groupOf is the group of n's address, for the rules that keep one address
+// allocation from taking more than its share: its IPv4 /16 or its IPv6 /32.
+// ok is false for loopback and link-local addresses, which mean something
+// on one host or link only: each is a group of its own, and is never
+// evicted to make room.
+func groupOf(n Node) (g netip.Prefix, ok bool) {
+	ip := netip.MustParseAddr(n.IP)
+	if ip.IsLoopback() || ip.IsLinkLocalUnicast() {
+		return netip.PrefixFrom(ip, ip.BitLen()), false
+	}
+	bits := 16
+	if ip.Is6() {
+		bits = 32
+	}
+	g, _ = ip.Prefix(bits)
+	return g, true
+}
+
+// balanced picks at most limit of nodes so that groups take turns: a group
+// at random among those with nodes left, then one of its nodes at random,
+// without repeats. A thousand addresses in one group then weigh as one.
+func balanced(nodes []Node, limit int, rng *rand.Rand) []Node {
+	byGroup := map[netip.Prefix][]Node{}
+	var groups []netip.Prefix
+	for _, n := range nodes {
+		g, _ := groupOf(n)
+		if byGroup[g] == nil {
+			groups = append(groups, g)
+		}
+		byGroup[g] = append(byGroup[g], n)
+	}
+	picked := make([]Node, 0, min(limit, len(nodes)))
+	for len(groups) > 0 && len(picked) < limit {
+		i := rng.IntN(len(groups))
+		members := byGroup[groups[i]]
+		j := rng.IntN(len(members))
+		picked = append(picked, members[j])
+		members[j] = members[len(members)-1]
+		if byGroup[groups[i]] = members[:len(members)-1]; len(members) == 1 {
+			groups[i] = groups[len(groups)-1]
+			groups = groups[:len(groups)-1]
+		}
+	}
+	return picked
+}
+
+// crowdedError refuses a newcomer to a full table whose group already has
+// as many entries as any other: it may take the place of incumbent, one of
+// its own group's, only if incumbent fails a check.
+type crowdedError struct {
+	group     netip.Prefix
+	incumbent Node
+}
+
+func (e *crowdedError) Error() string {
+	return fmt.Sprintf("no room: the table is full, and your group %s has as many entries as any other", e.group)
+}
+
+// hostOf is the address a node counts against for -hm, in both families.
+// Loopback nodes count against none (ok is false), so networks on one
+// machine are not capped.
+func hostOf(n Node) (host netip.Addr, ok bool) {
+	ip := netip.MustParseAddr(n.IP)
+	return ip, !ip.IsLoopback()
+}
+
+// Full returns why AddUpTo(limit, n) would refuse n, were it new, so that
+// callers can refuse it before any work: errFull, errEnough or errHostFull,
+// or a *crowdedError, whose incumbent must fail a check to make room. nil
+// means there is room, or room can be made (see room).
+func (t *Table) Full(limit int, n Node) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, err := t.room(limit, n)
+	return err
+}
+
+// room decides whether n, new, may come in. A table that is full (-m, or a
+// node's limit of peers taken by announce) does not simply refuse, or it
+// would belong to whoever filled it first: a newcomer from a group smaller
+// than the largest takes the place of a random entry of a largest group
+// (victim), so no group holds more than its share. A newcomer from a
+// largest group gets a *crowdedError. At a node, only peers taken by
+// announce are weighed, and only a group with 3 or more of them gives way.
+// t.mu is held.
+func (t *Table) room(limit int, n Node) (victim Node, err error) {
+	if host, ok := hostOf(n); ok && t.perHost[host] >= t.hostMax {
+		return Node{}, errHostFull
+	}
+	set, refusal := t.nodes, errFull
+	switch {
+	case len(t.nodes) >= t.max && limit > 0:
+		return Node{}, errFull
+	case limit > 0 && len(t.inbound) >= limit:
+		set, refusal = slices.DeleteFunc(slices.Clone(t.nodes), func(m Node) bool { return !t.inbound[m] }), errEnough
+	case len(t.nodes) < t.max:
+		return Node{}, nil
+	}
+	group, ok := groupOf(n)
+	if !ok {
+		return Node{}, refusal
+	}
+	count := map[netip.Prefix]int{}
+	largest := 0
+	for _, m := range set {
+		if g, ok := groupOf(m); ok {
+			count[g]++
+			largest = max(largest, count[g])
+		}
+	}
+	pick := func(in func(netip.Prefix) bool) Node {
+		var from []Node
+		for _, m := range set {
+			if g, ok := groupOf(m); ok && in(g) {
+				from = append(from, m)
+			}
+		}
+		return from[t.rng.IntN(len(from))]
+	}
+	if limit > 0 && largest < 3 {
+		// A node makes room only from a group that holds 3 or more of its
+		// peers by announce, as when a few hosts fill every node's slots:
+		// among 2 x -k honest peers from many groups that is rare, and an
+		// evicted peer still lists the node, so evicting from diverse sets
+		// would only grow the node's in-degree.
+		return Node{}, refusal
+	}
+	if count[group] < largest {
+		// Every group the same chance, then every entry in it: a random entry of a random largest group.
+		var groups []netip.Prefix
+		for g, c := range count {
+			if c == largest {
+				groups = append(groups, g)
+			}
+		}
+		slices.SortFunc(groups, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) }) // map order is random; the choice must come from t.rng
+		g := groups[t.rng.IntN(len(groups))]
+		return pick(func(h netip.Prefix) bool { return h == g }), nil
+	}
+	if largest == 0 {
+		return Node{}, refusal // full of loopback and link-local entries, which are never evicted
+	}
+	if limit > 0 {
+		return Node{}, refusal
+	}
+	return Node{}, &crowdedError{group: group, incumbent: pick(func(h netip.Prefix) bool { return h == group })}
 }
