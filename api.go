@@ -23,8 +23,8 @@ const (
 // addRoutes registers the whole API. Wrong methods and unknown paths get
 // JSON errors too, so every rejection reads the same way. local tells the
 // callers on this host (the operator) from other hosts.
-// inbound, if not 0, is how many peers the table may hold before announces
-// of new ones are refused.
+// inbound, if not 0, is how many peers a node takes by their announce
+// (see inboundCap).
 func addRoutes(mux *http.ServeMux, t *Table, v *verifier, local func(netip.Addr) bool, inbound int, log *slog.Logger) {
 	mux.Handle("GET /{$}", observed(handleCheck()))
 	mux.Handle("POST /{$}", observed(handleAnnounce(t, v, local, inbound, log)))

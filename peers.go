@@ -171,7 +171,7 @@ func (c *peerClient) call(ctx context.Context, method string, n Node, path strin
 		return 0, nil, failure(err)
 	}
 	defer resp.Body.Close()
-	if seen, err := netip.ParseAddr(resp.Header.Get(observedHeader)); err == nil && c.seen != nil {
+	if seen, err := netip.ParseAddr(resp.Header.Get(observedHeader)); err == nil {
 		c.seen.note(n, seen.Unmap())
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))

@@ -229,7 +229,7 @@ func (t *Table) AddUpTo(limit int, nodes ...Node) ([]Node, error) {
 				continue
 			}
 			if victim != (Node{}) {
-				t.drop(victim)
+				t.drop(map[Node]bool{victim: true})
 			}
 			t.insert(n)
 			added = append(added, n)
@@ -250,28 +250,40 @@ func (t *Table) AddUpTo(limit int, nodes ...Node) ([]Node, error) {
 func (t *Table) Remove(nodes ...Node) ([]Node, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	gone := map[Node]bool{}
 	var removed []Node
 	for _, n := range nodes {
-		if t.known[n] {
-			t.drop(n)
+		if t.known[n] && !gone[n] {
+			gone[n] = true
 			removed = append(removed, n)
 		}
+	}
+	if len(gone) > 0 {
+		t.drop(gone)
 	}
 	return removed, t.save(t.changes)
 }
 
-// drop removes n, which is known, from memory. t.mu is held.
-func (t *Table) drop(n Node) {
-	delete(t.known, n)
-	delete(t.inbound, n)
-	if host, ok := hostOf(n); ok {
-		t.perHost[host]--
+// drop removes the nodes in gone, all known, from memory, in one pass over
+// the table and one over each group they were in: a sweep may remove
+// thousands at once. t.mu is held.
+func (t *Table) drop(gone map[Node]bool) {
+	touched := map[netip.Prefix]bool{}
+	for n := range gone {
+		delete(t.known, n)
+		delete(t.inbound, n)
+		if host, ok := hostOf(n); ok {
+			t.perHost[host]--
+		}
+		g, _ := groupOf(n)
+		touched[g] = true
 	}
-	t.nodes = slices.DeleteFunc(t.nodes, func(m Node) bool { return m == n })
-	g, _ := groupOf(n)
-	if t.byGroup[g] = slices.DeleteFunc(t.byGroup[g], func(m Node) bool { return m == n }); len(t.byGroup[g]) == 0 {
-		delete(t.byGroup, g)
-		t.groups = slices.DeleteFunc(t.groups, func(h netip.Prefix) bool { return h == g })
+	for g := range touched {
+		if t.byGroup[g] = slices.DeleteFunc(t.byGroup[g], func(m Node) bool { return gone[m] }); len(t.byGroup[g]) == 0 {
+			delete(t.byGroup, g)
+		}
 	}
+	t.groups = slices.DeleteFunc(t.groups, func(g netip.Prefix) bool { return touched[g] && t.byGroup[g] == nil })
+	t.nodes = slices.DeleteFunc(t.nodes, func(m Node) bool { return gone[m] })
 	t.changes++
 }
