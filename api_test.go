@@ -264,7 +264,7 @@ func TestInboundCap(t *testing.T) {
 	for _, role := range []string{"node", "seed"} {
 		t.Run(role, func(t *testing.T) {
 			is := is.New(t)
-			cfg, err := parseFlags([]string{"-role=" + role, "-k", "1"}, io.Discard)
+			cfg, err := parseFlags("peerdisc", []string{"-role=" + role, "-k", "1"}, io.Discard)
 			is.NoErr(err)
 			tbl := newTable(t, 100, distinctNodes(3)...) // peers it found itself: they do not count
 			h := newAPI(cfg, tbl, newVerifier(alive, 10*time.Second), netip.Addr.IsLoopback, quiet)

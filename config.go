@@ -6,15 +6,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
-// errUsage means the command line was wrong; the usage has been printed.
+// errUsage means the command line was wrong; what is wrong has been printed.
 var errUsage = errors.New("usage")
 
 // config is the command line, after defaults.
@@ -32,103 +35,154 @@ type config struct {
 	draw              bool
 }
 
+// progName is the program as it was started, for messages: "go run ." when
+// go run built it in a temporary directory.
+func progName(arg0 string) string {
+	if strings.Contains(filepath.ToSlash(arg0), "/go-build") {
+		return "go run ."
+	}
+	return arg0
+}
+
 // parseFlags reads the blog's flags; each has a short and a long name, and
-// flag accepts both -name and --name.
-func parseFlags(args []string, stderr io.Writer) (config, error) {
+// flag accepts both -name and --name. A wrong command line gets one line
+// that names the wrong flag, and where to find the others.
+func parseFlags(name string, args []string, stderr io.Writer) (config, error) {
 	var c config
 	c.interval, c.timeout = seconds(60*time.Second), seconds(3*time.Second)
-	fs := flag.NewFlagSet("peerdisc", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	long := map[string]string{"i": "ip", "a": "advertise", "p": "port", "d": "dir", "n": "nodes", "u": "upd_int", "t": "timeout",
 		"k": "kn_limit", "m": "max", "f": "fails", "hm": "host_max", "di": "dns_ip", "dp": "dns_port"} // short name -> long name
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: go run . -role=seed|node|map [flags]\n\nflags (one dash or two):")
-		fs.VisitAll(func(f *flag.Flag) {
-			if strings.HasPrefix(f.Usage, "same as") {
-				return
-			}
-			name, def := "-"+f.Name, ""
-			if long[f.Name] != "" {
-				name += ", --" + long[f.Name]
-			}
-			if f.DefValue != "" && f.DefValue != "0" {
-				def = " (default " + f.DefValue + ")"
-			}
-			fmt.Fprintf(stderr, "  %-20s %s%s\n", name, f.Usage, def)
-		})
-	}
 	fs.StringVar(&c.role, "role", "", "seed, node or map (required)")
 	fs.StringVar(&c.ip, "i", "127.0.0.1", "address to listen on; 0.0.0.0 or :: listens on every interface and needs -a")
 	fs.StringVar(&c.advertise, "a", "", "address others reach this process at, sent in announces (default: -i)")
-	fs.IntVar(&c.port, "p", 0, "port; 0 takes any free port (default: seed 42020, node a free random port in 50000-60000)")
+	c.port = -1
+	fs.Var(&intFlag{&c.port, 0, 65535}, "p", "port; 0 takes any free port (default: seed 42020, node a free random port in 50000-60000)")
 	fs.StringVar(&c.dir, "d", "", "data directory (default: seed .seed, node .node-PORT)")
 	fs.StringVar(&c.file, "n", "nodes.json", "known-nodes file inside the data directory")
 	fs.Var(&c.interval, "u", "round interval: whole seconds (60) or a Go duration (500ms)")
 	fs.Var(&c.timeout, "t", "per-request timeout: whole seconds or a Go duration")
-	fs.IntVar(&c.limit, "k", 10, "node: known nodes that are enough to skip the next step of a round")
-	fs.IntVar(&c.max, "m", 1000, "most nodes the table holds; map: most processes it asks")
-	fs.IntVar(&c.fails, "f", 2, "failed checks in a row that remove a peer")
-	fs.IntVar(&c.hostMax, "hm", 8, "most entries with one address (IPv4 or IPv6); loopback is exempt")
+	c.limit, c.max, c.fails, c.hostMax = 10, 1000, 2, 8
+	fs.Var(&intFlag{&c.limit, 0, math.MaxInt32}, "k", "node: known nodes that are enough to skip the next step of a round")
+	fs.Var(&intFlag{&c.max, 1, math.MaxInt32}, "m", "most nodes the table holds; map: most processes it asks")
+	fs.Var(&intFlag{&c.fails, 1, math.MaxInt32}, "f", "failed checks in a row that remove a peer")
+	fs.Var(&intFlag{&c.hostMax, 1, math.MaxInt32}, "hm", "most entries with one address (IPv4 or IPv6); loopback is exempt")
 	fs.StringVar(&c.dnsIP, "di", "", "node, map: the seed's address (default: from ./nodes.json, else 127.0.0.1)")
-	fs.IntVar(&c.dnsPort, "dp", 0, "node, map: the seed's port (default: from ./nodes.json, else 42020)")
+	fs.Var(&intFlag{&c.dnsPort, 1, 65535}, "dp", "node, map: the seed's port (default: from ./nodes.json, else 42020)")
 	fs.BoolVar(&c.draw, "draw", false, "map: draw the graph even past 50 processes")
 	for short, name := range long {
 		fs.Var(fs.Lookup(short).Value, name, "same as -"+short)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return c, err
-		}
-		return c, errUsage // flag has printed the error and the usage
-	}
-	if !isSet(fs, "p") && !isSet(fs, "port") {
-		c.port = -1
-	}
-	var bad error
+	err := fs.Parse(args)
 	switch {
-	case c.role != "seed" && c.role != "node" && c.role != "map":
-		bad = errors.New("-role must be seed, node or map")
-	case fs.NArg() > 0:
-		bad = fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	case listenAddr(c.ip) != nil:
-		bad = fmt.Errorf("-i: %v", listenAddr(c.ip))
-	case c.advertise == "" && netip.MustParseAddr(c.ip).IsUnspecified():
-		bad = fmt.Errorf("-i %s listens on every interface: give -a, the address others reach this process at", c.ip)
-	case c.advertise != "" && (Node{IP: c.advertise, Port: 1}).Valid() != nil:
-		bad = fmt.Errorf("-a: %v", (Node{IP: c.advertise, Port: 1}).Valid())
-	case c.port < -1 || c.port > 65535 || c.dnsPort < 0 || c.dnsPort > 65535:
-		bad = errors.New("-p must be 0-65535 (0: any free port) and -dp 1-65535")
-	case c.dnsIP != "" && (Node{IP: c.dnsIP, Port: 1}).Valid() != nil:
-		bad = fmt.Errorf("-di: %v", (Node{IP: c.dnsIP, Port: 1}).Valid())
-	case c.limit < 0 || c.max < 1 || c.fails < 1 || c.hostMax < 1:
-		bad = errors.New("-k must be at least 0, and -m, -f and -hm at least 1")
-	case c.file == "":
-		bad = errors.New("-n must name a file")
+	case errors.Is(err, flag.ErrHelp):
+		printUsage(stderr, fs, long)
+		return c, err
+	case err != nil:
+		return c, badUsage(stderr, name, err.Error()) // names the flag, and says what it takes
 	}
-	if bad != nil {
-		fmt.Fprintln(stderr, "error:", bad)
-		fs.Usage()
-		return c, errUsage
+	var bad string
+	switch {
+	case c.role == "":
+		bad = "-role is required: seed, node or map"
+	case c.role != "seed" && c.role != "node" && c.role != "map":
+		bad = fmt.Sprintf("-role %q: want seed, node or map", c.role)
+	case fs.NArg() > 0:
+		bad = fmt.Sprintf("unexpected argument %q: flags come as -name value", fs.Arg(0))
+	case badAddr("-i", c.ip, true) != "":
+		bad = badAddr("-i", c.ip, true)
+	case c.advertise == "" && netip.MustParseAddr(c.ip).IsUnspecified():
+		bad = fmt.Sprintf("-i %s listens on every interface: give -a, the address others reach this process at", c.ip)
+	case badAddr("-a", c.advertise, false) != "":
+		bad = badAddr("-a", c.advertise, false)
+	case badAddr("-di", c.dnsIP, false) != "":
+		bad = badAddr("-di", c.dnsIP, false)
+	case c.file == "" || filepath.Base(c.file) != c.file || c.file == "." || c.file == "..":
+		bad = fmt.Sprintf("-n %q: want a file name without a directory; the directory is -d", c.file)
+	}
+	if bad != "" {
+		return c, badUsage(stderr, name, bad)
 	}
 	c.ip = netip.MustParseAddr(c.ip).Unmap().String()
 	c.advertise = (Node{IP: cmp.Or(c.advertise, c.ip), Port: 1}).canonical().IP
 	return c, nil
 }
 
-// listenAddr says why ip cannot be listened on: it must be an address a Node
-// could have, or the unspecified address, which means every interface.
-func listenAddr(ip string) error {
-	if a, err := netip.ParseAddr(ip); err == nil && a.IsUnspecified() {
-		return nil
-	}
-	return (Node{IP: ip, Port: 1}).Valid()
+// badUsage prints what is wrong with the command line, in one line, and
+// where to find the flags.
+func badUsage(stderr io.Writer, name, msg string) error {
+	fmt.Fprintf(stderr, "error: %s\nrun '%s -h' for the flags\n", msg, name)
+	return errUsage
 }
 
-// isSet reports whether the command line gave flag name.
-func isSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
+// printUsage is -h: every flag, short and long name, and its default.
+func printUsage(stderr io.Writer, fs *flag.FlagSet, long map[string]string) {
+	fmt.Fprintf(stderr, "usage: %s -role=seed|node|map [flags]\n\nflags (one dash or two):\n", fs.Name())
+	fs.VisitAll(func(f *flag.Flag) {
+		if strings.HasPrefix(f.Usage, "same as") {
+			return
+		}
+		name, def := "-"+f.Name, ""
+		if long[f.Name] != "" {
+			name += ", --" + long[f.Name]
+		}
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "-1" {
+			def = " (default " + f.DefValue + ")"
+		}
+		fmt.Fprintf(stderr, "  %-20s %s%s\n", name, f.Usage, def)
+	})
+}
+
+// intFlag is a whole-number flag with its allowed range, so that a wrong
+// value is named with what the flag takes.
+type intFlag struct {
+	v        *int
+	min, max int
+}
+
+func (f *intFlag) String() string {
+	if f.v == nil {
+		return ""
+	}
+	return strconv.Itoa(*f.v)
+}
+
+func (f *intFlag) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < f.min || n > f.max {
+		if f.max == math.MaxInt32 {
+			return fmt.Errorf("want a whole number, %d or more", f.min)
+		}
+		return fmt.Errorf("want a whole number from %d to %d", f.min, f.max)
+	}
+	*f.v = n
+	return nil
+}
+
+// badAddr says what is wrong with the address given to flag name, if
+// anything: it must be an IP literal that a Node can have, or, where the
+// process listens, the unspecified address, which means every interface.
+func badAddr(name, ip string, listen bool) string {
+	a, err := netip.ParseAddr(ip)
+	switch {
+	case ip == "":
+		return ""
+	case err != nil:
+		return fmt.Sprintf("%s %q: want an IP address, such as 127.0.0.2 or fd00::11, not a host name", name, ip)
+	case listen && a.IsUnspecified():
+		return ""
+	case a.Zone() != "":
+		return fmt.Sprintf("%s %s: a zone means nothing to other hosts: give an address without one", name, ip)
+	case a.IsLinkLocalUnicast() && a.Is6():
+		return fmt.Sprintf("%s %s: link-local addresses need a zone, such as %s%%eth0, and other hosts do not take them: give another address of this host, or -i :: with -a", name, ip, a.WithZone(""))
+	case a.IsUnspecified():
+		return fmt.Sprintf("%s %s: give an address others can reach, not the unspecified one", name, ip)
+	case a.IsMulticast():
+		return fmt.Sprintf("%s %s is a multicast address: give this host's own", name, ip)
+	}
+	return ""
 }
 
 // seconds is a duration flag that takes whole seconds, as the blog's did, or a Go duration.
@@ -185,4 +239,26 @@ func hostAddrs() func(netip.Addr) bool {
 		}
 	}
 	return func(ip netip.Addr) bool { return ip.IsLoopback() || own[ip] }
+}
+
+// listen listens on ip:port, and says a failure in the program's own words,
+// with what to do.
+func listen(ip string, port int) (net.Listener, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+	switch {
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		var own []string
+		addrs, _ := net.InterfaceAddrs()
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil && !p.Addr().IsLinkLocalUnicast() {
+				own = append(own, p.Addr().String())
+			}
+		}
+		return nil, fmt.Errorf("-i %s is not an address of this host; its addresses are %s. Give one of them, or -i 0.0.0.0 with -a %s if that is the address others reach this host at (a port forward)", ip, strings.Join(own, ", "), ip)
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, fmt.Errorf("port %d on %s is in use by another process: stop it, or give another -p (-p 0 takes any free port)", port, ip)
+	case errors.Is(err, syscall.EACCES):
+		return nil, fmt.Errorf("port %d needs privileges on this host (ports below 1024 do on most): give -p 1024 or above", port)
+	}
+	return ln, err
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -11,35 +12,52 @@ import (
 	"github.com/matryer/is"
 )
 
+// TestRunUsage: a wrong command line gets two lines, what is wrong, naming
+// only the wrong flag, and where to find the flags; exit status 2.
 func TestRunUsage(t *testing.T) {
 	tests := []struct {
-		name     string
-		args     []string
-		wantCode int
-		wantErr  string
+		name    string
+		args    []string
+		wantErr string
 	}{
-		{"no role", nil, 2, "-role"},
-		{"bad role", []string{"-role=miner"}, 2, "-role"},
-		{"unknown flag", []string{"-role=seed", "-x"}, 2, "not defined"},
-		{"bad interval", []string{"-role=seed", "-u", "soon"}, 2, "seconds"},
-		{"host name", []string{"-role=node", "--ip", "localhost"}, 2, "not an IP"},
-		{"port out of range", []string{"-role=seed", "-p", "70000"}, 2, "-p must be 0-65535"},
-		{"every interface without -a", []string{"-role=node", "-i", "0.0.0.0"}, 2, "give -a"},
-		{"every ipv6 interface without -a", []string{"-role=seed", "-i", "::"}, 2, "give -a"},
-		{"unspecified -a", []string{"-role=node", "-i", "0.0.0.0", "-a", "0.0.0.0"}, 2, "-a:"},
-		{"-a a host name", []string{"-role=node", "-a", "localhost"}, 2, "-a:"},
-		{"help", []string{"-h"}, 0, "-k, --kn_limit"},
+		{"no role", nil, "error: -role is required: seed, node or map"},
+		{"bad role", []string{"-role=miner"}, `error: -role "miner": want seed, node or map`},
+		{"unknown flag", []string{"-role=seed", "-x"}, "error: flag provided but not defined: -x"},
+		{"bad interval", []string{"-role=seed", "-u", "soon"}, `error: invalid value "soon" for flag -u: want a positive number of seconds or a duration such as 500ms`},
+		{"host name", []string{"-role=node", "--ip", "localhost"}, `error: -i "localhost": want an IP address, such as 127.0.0.2 or fd00::11, not a host name`},
+		{"port out of range", []string{"-role=seed", "-p", "70000"}, `error: invalid value "70000" for flag -p: want a whole number from 0 to 65535`},
+		{"seed port out of range", []string{"-role=node", "-dp", "99999"}, `error: invalid value "99999" for flag -dp: want a whole number from 1 to 65535`},
+		{"-m 0", []string{"-role=seed", "-m", "0"}, `error: invalid value "0" for flag -m: want a whole number, 1 or more`},
+		{"-k not a number", []string{"-role=node", "--kn_limit", "ten"}, `error: invalid value "ten" for flag -kn_limit: want a whole number, 0 or more`},
+		{"every interface without -a", []string{"-role=node", "-i", "0.0.0.0"}, "error: -i 0.0.0.0 listens on every interface: give -a"},
+		{"every ipv6 interface without -a", []string{"-role=seed", "-i", "::"}, "error: -i :: listens on every interface: give -a"},
+		{"unspecified -a", []string{"-role=node", "-i", "0.0.0.0", "-a", "0.0.0.0"}, "error: -a "},
+		{"-a a host name", []string{"-role=node", "-a", "localhost"}, "error: -a "},
+		{"-n with a directory", []string{"-role=node", "-n", "sub/x.json"}, `error: -n "sub/x.json": want a file name without a directory; the directory is -d`},
+		{"link-local without a zone", []string{"-role=node", "-i", "fe80::1"}, "error: -i fe80::1: link-local addresses need a zone, such as fe80::1%eth0"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			is := is.New(t)
 			var stderr bytes.Buffer
-			err := run(context.Background(), append([]string{"peerdisc"}, tc.args...), io.Discard, &stderr)
-			is.Equal(exitCode(err, &stderr), tc.wantCode)                 // exit status
-			is.True(strings.Contains(stderr.String(), tc.wantErr))        // says what is wrong
-			is.True(strings.Contains(stderr.String(), "usage: go run .")) // prints the usage
+			err := run(context.Background(), append([]string{"./peerdisc"}, tc.args...), io.Discard, &stderr)
+			is.Equal(exitCode(err, &stderr), 2) // exit status of a bad command line
+			lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+			is.Equal(len(lines), 2)                                 // one line of error, one of help; not the whole usage
+			is.True(strings.HasPrefix(lines[0], tc.wantErr))        // names what is wrong, and only that
+			is.Equal(lines[1], "run './peerdisc -h' for the flags") // as the program was started
 		})
 	}
+}
+
+func TestHelp(t *testing.T) {
+	is := is.New(t)
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"/tmp/go-build123/b001/exe/peerdisc", "-h"}, io.Discard, &stderr)
+	is.Equal(exitCode(err, &stderr), 0)
+	is.True(strings.HasPrefix(stderr.String(), "usage: go run . -role=seed|node|map")) // go run's binary says go run .
+	is.True(strings.Contains(stderr.String(), "-k, --kn_limit"))
+	is.True(strings.Contains(stderr.String(), "(default 10)"))
 }
 
 func TestSecondsFlag(t *testing.T) {
@@ -88,10 +106,23 @@ func TestAdvertise(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			is := is.New(t)
-			cfg, err := parseFlags(tc.args, io.Discard)
+			cfg, err := parseFlags("peerdisc", tc.args, io.Discard)
 			is.NoErr(err)
 			is.Equal(cfg.ip, tc.ip)               // where it listens
 			is.Equal(cfg.advertise, tc.advertise) // what it announces
 		})
 	}
+}
+
+// TestListenSaysWhatToDo: errors from the system come in the program's own
+// words, with what to do.
+func TestListenSaysWhatToDo(t *testing.T) {
+	is := is.New(t)
+	taken, err := listen("127.0.0.1", 0)
+	is.NoErr(err)
+	defer taken.Close()
+	_, err = listen("127.0.0.1", taken.Addr().(*net.TCPAddr).Port)
+	is.True(err != nil && strings.Contains(err.Error(), "is in use by another process: stop it, or give another -p"))                // port taken
+	_, err = listen("192.0.2.1", 0)                                                                                                  // TEST-NET-1: no host has it; binding sends nothing
+	is.True(err != nil && strings.Contains(err.Error(), "-i 192.0.2.1 is not an address of this host; its addresses are 127.0.0.1")) // names the host's own
 }

@@ -65,6 +65,23 @@ func (t *Table) load() error {
 	return nil
 }
 
+// writable makes dir if it is missing and checks, at start rather than at the
+// first change, that this process can write its file there.
+func writable(dir, file string) error {
+	err := os.MkdirAll(dir, 0o755)
+	if err == nil {
+		var tmp *os.File
+		if tmp, err = os.CreateTemp(dir, file+".tmp-*"); err == nil {
+			tmp.Close()
+			err = os.Remove(tmp.Name())
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("cannot write the data file %s: %v. Give -d a directory this user can write to", filepath.Join(dir, file), err)
+	}
+	return nil
+}
+
 // recreate makes the data directory again after someone removed it, and
 // locks the new one. Only the caller writing the file calls it.
 func (t *Table) recreate() error {

@@ -36,7 +36,7 @@ func exitCode(err error, stderr io.Writer) int {
 
 // run parses the command line and runs the chosen role until ctx is done.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, err := parseFlags(args[1:], stderr)
+	cfg, err := parseFlags(progName(args[0]), args[1:], stderr)
 	if err != nil {
 		return err
 	}

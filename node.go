@@ -40,7 +40,7 @@ func runNode(ctx context.Context, cfg config, log *slog.Logger) error {
 // listenNode listens on -p, or else on a random port in 50000-60000.
 func listenNode(cfg config) (net.Listener, error) {
 	if cfg.port >= 0 {
-		return net.Listen("tcp", net.JoinHostPort(cfg.ip, strconv.Itoa(cfg.port)))
+		return listen(cfg.ip, cfg.port)
 	}
 	return listenRandom(cfg.ip, func() int { return 50000 + rand.IntN(10001) })
 }
@@ -49,15 +49,16 @@ func listenNode(cfg config) (net.Listener, error) {
 // Linux's ephemeral ports (32768-60999), so a port may be taken: then it
 // picks another.
 func listenRandom(ip string, pick func() int) (net.Listener, error) {
-	var err error
 	for range 50 {
-		var ln net.Listener
-		ln, err = net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(pick())))
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(pick())))
 		if !errors.Is(err, syscall.EADDRINUSE) {
-			return ln, err
+			if err != nil {
+				return listen(ip, 0) // says why in our words
+			}
+			return ln, nil
 		}
 	}
-	return nil, fmt.Errorf("no free port found: %w", err)
+	return nil, errors.New("no free port found in 50000-60000: give -p (-p 0 takes any free port)")
 }
 
 // nodeRound is the node's round. Its steps, in the order they run:

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"net"
-	"strconv"
 	"time"
 )
 
@@ -18,7 +16,7 @@ func runSeed(ctx context.Context, cfg config, log *slog.Logger) error {
 	if port < 0 {
 		port = seedPort
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.ip, strconv.Itoa(port)))
+	ln, err := listen(cfg.ip, port)
 	if err != nil {
 		return err
 	}

@@ -162,7 +162,7 @@ func (s *sim) nodes() []*simProc { return s.procs[1:] }
 // through the functions that runSeed, runNode and serve use, on the
 // simulated network, and schedules its first round within the next interval.
 func (s *sim) process(role string, self Node, nat bool) *simProc {
-	cfg, err := parseFlags(append([]string{"-role=" + role}, s.flags...), io.Discard)
+	cfg, err := parseFlags("peerdisc", append([]string{"-role=" + role}, s.flags...), io.Discard)
 	if err != nil {
 		s.t.Fatal(err)
 	}

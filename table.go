@@ -54,7 +54,7 @@ type Table struct {
 // dir/file. A missing file is an empty table; an unreadable or corrupt one is
 // an error and is left as it is.
 func openTable(dir, file string, self Node, max, hostMax int) (*Table, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := writable(dir, file); err != nil {
 		return nil, err
 	}
 	path := filepath.Join(dir, file)

@@ -276,3 +276,13 @@ func TestRemoveKeepsGroupsWhole(t *testing.T) {
 	is.NoErr(err)
 	is.True(strings.Contains(string(tbl.Sample(100, true)), gone[0].IP)) // an emptied group comes back
 }
+
+// TestDataDirCheckedAtStart: a data directory that cannot be written stops
+// the process at start, not at its first change.
+func TestDataDirCheckedAtStart(t *testing.T) {
+	is := is.New(t)
+	dir := t.TempDir()
+	is.NoErr(os.WriteFile(filepath.Join(dir, "file"), nil, 0o644))
+	_, err := openTable(filepath.Join(dir, "file", "sub"), "nodes.json", Node{IP: "127.0.0.1", Port: 1}, 10, 8)
+	is.True(err != nil && strings.Contains(err.Error(), "Give -d a directory this user can write to")) // says what to do
+}
