@@ -33,7 +33,7 @@ func addRoutes(mux *http.ServeMux, t *Table, v *verifier, local func(netip.Addr)
 	mux.Handle("POST /nodes/{$}", handleAdd(t, local, log))
 	mux.Handle("DELETE /nodes/{$}", handleRemove(t, v, local, log))
 	mux.Handle("/nodes/{$}", methodNotAllowed("GET, HEAD, POST, DELETE"))
-	mux.Handle("/nodes", http.RedirectHandler("/nodes/", http.StatusTemporaryRedirect))
+	mux.Handle("/nodes", moved("/nodes/"))
 	mux.Handle("/", notFound())
 }
 
@@ -262,6 +262,19 @@ func methodNotAllowed(allow string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", allow)
 		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, allow))
+	})
+}
+
+// moved sends a path without its slash to the one with it, in JSON like
+// every other answer; 307 keeps the method and the body.
+func moved(to string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		loc := to
+		if r.URL.RawQuery != "" {
+			loc += "?" + r.URL.RawQuery
+		}
+		w.Header().Set("Location", loc)
+		writeJSON(w, http.StatusTemporaryRedirect, map[string]string{"location": loc})
 	})
 }
 

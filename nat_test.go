@@ -61,7 +61,7 @@ func TestNAT(t *testing.T) {
 	// Behind the router, advertising its private address.
 	hidden := launchCmd(t, t.TempDir(), exec.Command("ip", append([]string{"netns", "exec", home, binary(t), "-role=node", "-i", "192.168.77.2", "-p", "0"}, flags...)...))
 	hidden.waitStarted(t)
-	known := regexp.MustCompile(`msg=round known=(\d+)`)
+	known := regexp.MustCompile(`msg=round (?:loaded=\d+ )?known=(\d+)`)
 	var rounds int
 	eventually(t, 15*time.Second, func() bool {
 		lines := known.FindAllStringSubmatch(hidden.stderr.String(), -1)

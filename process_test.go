@@ -206,7 +206,7 @@ func TestProcessPastTheSeedsTable(t *testing.T) {
 	for i, p := range nodes {
 		roundsBefore[i] = strings.Count(p.stderr.String(), "msg=round")
 	}
-	known := regexp.MustCompile(`msg=round known=(\d+)`)
+	known := regexp.MustCompile(`msg=round (?:loaded=\d+ )?known=(\d+)`)
 	done := make([]bool, len(nodes))
 	atK := func(i int) bool { // from the last round line only: the logs grow, and this runs every 20 ms
 		if !done[i] {

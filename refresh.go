@@ -151,6 +151,7 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 // failing counts the peers kept although their last check failed (-f).
 func (r *refresher) loop(ctx context.Context, interval time.Duration, round func(context.Context) roundStats) {
 	before := r.table.Len()
+	first := []any{"loaded", before} // from the file: the first round's known adds up too
 	for {
 		start := time.Now()
 		s := round(ctx)
@@ -158,9 +159,9 @@ func (r *refresher) loop(ctx context.Context, interval time.Duration, round func
 			return
 		}
 		known := r.table.Len()
-		r.log.Info("round", "known", known, "learned", names(s.learned), "removed", names(s.removed),
-			"announced", known-before-len(s.learned)+len(s.removed), "failing", len(r.failed), "took", time.Since(start).Round(time.Millisecond))
-		before = known
+		r.log.Info("round", append(first, "known", known, "learned", names(s.learned), "removed", names(s.removed),
+			"announced", known-before-len(s.learned)+len(s.removed), "failing", len(r.failed), "took", time.Since(start).Round(time.Millisecond))...)
+		before, first = known, nil
 		select {
 		case <-ctx.Done():
 			return

@@ -198,7 +198,7 @@ func TestRoundLogNamesPeersAndAddsUp(t *testing.T) {
 		return roundStats{learned: got, removed: gone}
 	})
 	line := logs.String()
-	is.True(strings.Contains(line, "known=2 "))              // 1 + 1 learned + 1 announced - 1 removed
+	is.True(strings.Contains(line, "msg=round loaded=1 known=2 ")) // 1 loaded + 1 learned + 1 announced - 1 removed
 	is.True(strings.Contains(line, "learned=[127.0.0.6:6]")) // names what it learned
 	is.True(strings.Contains(line, `removed=[127.0.0.5:5]`)) // and what it removed
 	is.True(strings.Contains(line, "announced=1 "))          // and counts what others added
