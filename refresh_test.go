@@ -199,10 +199,10 @@ func TestRoundLogNamesPeersAndAddsUp(t *testing.T) {
 	})
 	line := logs.String()
 	is.True(strings.Contains(line, "msg=round loaded=1 known=2 ")) // 1 loaded + 1 learned + 1 announced - 1 removed
-	is.True(strings.Contains(line, "learned=[127.0.0.6:6]")) // names what it learned
-	is.True(strings.Contains(line, `removed=[127.0.0.5:5]`)) // and what it removed
-	is.True(strings.Contains(line, "announced=1 "))          // and counts what others added
-	is.Equal(strings.Count(line, "msg=round"), 1)            // one line per round
+	is.True(strings.Contains(line, "learned=[127.0.0.6:6]"))       // names what it learned
+	is.True(strings.Contains(line, `removed=[127.0.0.5:5]`))       // and what it removed
+	is.True(strings.Contains(line, "announced=1 "))                // and counts what others added
+	is.Equal(strings.Count(line, "msg=round"), 1)                  // one line per round
 }
 
 func TestNamesIsBounded(t *testing.T) {
