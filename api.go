@@ -50,7 +50,7 @@ func newAPI(cfg config, t *Table, v *verifier, local func(netip.Addr) bool, log 
 // peers it finds itself do not count. The seed (0) takes every node, up to -m.
 func inboundCap(cfg config) int {
 	if cfg.role == "node" {
-		return 2 * max(cfg.limit, 1)
+		return 2 * max(cfg.enough, 1)
 	}
 	return 0
 }
@@ -88,7 +88,7 @@ func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, inbound 
 			return
 		}
 		var crowded *crowdedError
-		if err := t.Full(inbound, n); err != nil && !t.Has(n) && !errors.As(err, &crowded) {
+		if err := t.WouldRefuse(inbound, n); err != nil && !t.Has(n) && !errors.As(err, &crowded) {
 			// Before the caller's address is looked at: a node behind NAT,
 			// which every peer refuses, still learns which ones have room.
 			writeError(w, http.StatusConflict, err.Error())
@@ -217,11 +217,11 @@ func handleRemove(t *Table, v *verifier, local func(netip.Addr) bool, log *slog.
 	})
 }
 
-// writeAdd adds n, unless the table holds limit nodes (0: no limit but -m),
+// writeAdd adds n, unless the table holds inbound nodes (0: no cap but -m),
 // and reports whether it is in the table, having answered the request with
 // an error if not.
-func writeAdd(w http.ResponseWriter, t *Table, limit int, n Node, log *slog.Logger) bool {
-	_, err := t.AddUpTo(limit, n)
+func writeAdd(w http.ResponseWriter, t *Table, inbound int, n Node, log *slog.Logger) bool {
+	_, err := t.AddUpTo(inbound, n)
 	switch {
 	case err == nil:
 		return true

@@ -181,7 +181,7 @@ func TestSimulation200(t *testing.T) {
 	}
 	seed := startPeer(t, "127.0.0.1", config{max: 1000})
 	count(seed)
-	nodes := startPeers(t, size, config{limit: limit, max: 1000})
+	nodes := startPeers(t, size, config{enough: limit, max: 1000})
 	for _, n := range nodes {
 		n.seeds = []Node{seed.self()}
 		count(n)

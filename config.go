@@ -22,17 +22,17 @@ var errUsage = errors.New("usage")
 
 // config is the command line, after defaults.
 type config struct {
-	role              string
-	ip                string // where to listen; 0.0.0.0 or :: for every interface
-	advertise         string // what announces carry: this process's address to others
-	port              int    // -1: the role's default; 0: any free port
-	dir, file         string
-	interval, timeout seconds
-	limit, max, fails int
-	hostMax           int
-	dnsIP             string
-	dnsPort           int
-	draw              bool
+	role               string
+	ip                 string // where to listen; 0.0.0.0 or :: for every interface
+	advertise          string // what announces carry: this process's address to others
+	port               int    // -1: the role's default; 0: any free port
+	dir, file          string
+	interval, timeout  seconds
+	enough, max, fails int
+	hostMax            int
+	dnsIP              string
+	dnsPort            int
+	draw               bool
 }
 
 // progName is the program as it was started, for messages: "go run ." when
@@ -64,8 +64,8 @@ func parseFlags(name string, args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.file, "n", "nodes.json", "known-nodes file inside the data directory")
 	fs.Var(&c.interval, "u", "round interval: whole seconds (60) or a Go duration (500ms)")
 	fs.Var(&c.timeout, "t", "per-request timeout: whole seconds or a Go duration")
-	c.limit, c.max, c.fails, c.hostMax = 10, 1000, 2, 8
-	fs.Var(&intFlag{&c.limit, 0, math.MaxInt32}, "k", "node: known nodes that are enough to skip the next step of a round")
+	c.enough, c.max, c.fails, c.hostMax = 10, 1000, 2, 8
+	fs.Var(&intFlag{&c.enough, 0, math.MaxInt32}, "k", "node: known nodes that are enough to skip the next step of a round")
 	fs.Var(&intFlag{&c.max, 1, math.MaxInt32}, "m", "most nodes the table holds; map: most processes it asks")
 	fs.Var(&intFlag{&c.fails, 1, math.MaxInt32}, "f", "failed checks in a row that remove a peer")
 	fs.Var(&intFlag{&c.hostMax, 1, math.MaxInt32}, "hm", "most entries with one address (IPv4 or IPv6); loopback is exempt")

@@ -292,11 +292,11 @@ func decodeNode(r io.Reader) (Node, error) {
 	return parseNode(raw)
 }
 
-// parseNodes reads a JSON array of nodes, at most limit entries of it. It
+// parseNodes reads a JSON array of nodes, at most maxEntries entries of it. It
 // returns the valid ones in order and, if some entries were not valid nodes
-// or there were more than limit, an error saying so. One decoder reads the
+// or there were more than maxEntries, an error saying so. One decoder reads the
 // whole array, so what it allocates grows with the bytes it reads.
-func parseNodes(data []byte, limit int) ([]Node, error) {
+func parseNodes(data []byte, maxEntries int) ([]Node, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
 		return nil, errNotList
@@ -304,8 +304,8 @@ func parseNodes(data []byte, limit int) ([]Node, error) {
 	nodes := []Node{}
 	var bad error
 	for i := 0; dec.More(); i++ {
-		if i == limit {
-			return nodes, fmt.Errorf("%w: more than %d", errTooMany, limit)
+		if i == maxEntries {
+			return nodes, fmt.Errorf("%w: more than %d", errTooMany, maxEntries)
 		}
 		n, err := nextNode(dec)
 		switch {

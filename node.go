@@ -91,8 +91,8 @@ func (r *refresher) nodeRound(ctx context.Context) roundStats {
 		return r.contact("seed")(ctx, seed)
 	})
 	switch known := r.table.Len(); {
-	case known < r.limit:
-		s.learned = r.find(ctx, seeds, r.limit-known)
+	case known < r.enough:
+		s.learned = r.find(ctx, seeds, r.enough-known)
 	case r.table.Found() == known:
 		// No peer announced itself to it (behind NAT nobody can; eclipsed,
 		// no honest node does), so nobody but itself can heal a bad first
@@ -103,7 +103,7 @@ func (r *refresher) nodeRound(ctx context.Context) roundStats {
 			gone, _ := r.table.Remove(peers[r.rng.IntN(len(peers))])
 			s.removed = append(s.removed, gone...)
 		}
-	case r.table.Found() <= r.limit && r.rng.IntN(4) == 0:
+	case r.table.Found() <= r.enough && r.rng.IntN(4) == 0:
 		s.learned = r.find(ctx, seeds, 1)
 	}
 	r.tellIfUnreachable()

@@ -22,7 +22,7 @@ func TestNodeSendsOneCheckPerPeerPerRoundOnceLimitMet(t *testing.T) {
 	peer2, checks2, _ := countingServer(t)
 	seed, seedAnnounces, seedOther := countingServer(t)
 	inbound, checks3, _ := countingServer(t)
-	p := startPeer(t, "127.0.0.1", config{limit: 1, max: 10})
+	p := startPeer(t, "127.0.0.1", config{enough: 1, max: 10})
 	p.seeds = []Node{seed}
 	_, err := p.table.Add(peer, peer2)
 	is.NoErr(err)
@@ -45,12 +45,12 @@ func TestNodeSendsOneCheckPerPeerPerRoundOnceLimitMet(t *testing.T) {
 func TestNodeAtLimitTriesAFreshCandidate(t *testing.T) {
 	is := is.New(t)
 	seed := startPeer(t, "127.0.0.1", config{max: 10})
-	fresh := startPeer(t, "127.0.0.1", config{limit: 1, max: 10})
+	fresh := startPeer(t, "127.0.0.1", config{enough: 1, max: 10})
 	_, err := seed.table.Add(fresh.self())
 	is.NoErr(err)
 	peer, _, _ := countingServer(t)
 	inbound, _, _ := countingServer(t)
-	p := startPeer(t, "127.0.0.1", config{limit: 1, max: 10})
+	p := startPeer(t, "127.0.0.1", config{enough: 1, max: 10})
 	p.rng = rand.New(rand.NewPCG(1, 2)) // the same rounds every run
 	p.seeds = []Node{seed.self()}
 	_, err = p.table.Add(peer)
@@ -69,7 +69,7 @@ func TestNodeAtLimitTriesAFreshCandidate(t *testing.T) {
 
 	// How often: a seed whose lists are not lists is asked again and again.
 	counting, _, asked := countingServer(t)
-	q := startPeer(t, "127.0.0.1", config{limit: 1, max: 10})
+	q := startPeer(t, "127.0.0.1", config{enough: 1, max: 10})
 	q.rng = rand.New(rand.NewPCG(1, 2))
 	q.seeds = []Node{counting}
 	_, err = q.table.Add(peer)
@@ -86,7 +86,7 @@ func TestNodeAtLimitTriesAFreshCandidate(t *testing.T) {
 func TestSeedRelearnsANodeItDropped(t *testing.T) {
 	is := is.New(t)
 	seed := startPeer(t, "127.0.0.1", config{max: 10})
-	nodes := startPeers(t, 2, config{limit: 1, max: 10})
+	nodes := startPeers(t, 2, config{enough: 1, max: 10})
 	for _, n := range nodes {
 		n.seeds = []Node{seed.self()}
 	}
@@ -101,7 +101,7 @@ func TestSeedRelearnsANodeItDropped(t *testing.T) {
 func TestNetworkConvergesAndForgetsTheDead(t *testing.T) {
 	is := is.New(t)
 	seed := startPeer(t, "127.0.0.1", config{max: 100})
-	nodes := startPeers(t, 6, config{limit: 10, max: 100})
+	nodes := startPeers(t, 6, config{enough: 10, max: 100})
 	for _, n := range nodes {
 		n.seeds = []Node{deadAddr(t), seed.self()} // a dead seed first: the next one is tried
 	}
@@ -135,7 +135,7 @@ func TestIPv6Network(t *testing.T) {
 	}
 	is := is.New(t)
 	seed := startPeer(t, "::1", config{max: 10})
-	nodes := []*testPeer{startPeer(t, "::1", config{limit: 10, max: 10}), startPeer(t, "::1", config{limit: 10, max: 10})}
+	nodes := []*testPeer{startPeer(t, "::1", config{enough: 10, max: 10}), startPeer(t, "::1", config{enough: 10, max: 10})}
 	for _, n := range nodes {
 		n.seeds = []Node{seed.self()}
 	}
@@ -174,7 +174,7 @@ func TestNodeSaysWhyItIsAlone(t *testing.T) {
 				writeError(w, tc.status, "SECRET_REASON")
 			}))
 			defer refusing.Close()
-			p := startPeer(t, "127.0.0.1", config{limit: 3, max: 10})
+			p := startPeer(t, "127.0.0.1", config{enough: 3, max: 10})
 			var logs syncBuffer
 			p.log = slog.New(slog.NewTextHandler(&logs, nil))
 			seed := nodeOf(t, refusing.URL)
@@ -220,7 +220,7 @@ func TestNodeNobodyAnnouncesToSwapsAPeer(t *testing.T) {
 	is := is.New(t)
 	seed := startPeer(t, "127.0.0.1", config{max: 100})
 	var fresh []Node
-	for _, f := range startPeers(t, 3, config{limit: 3, max: 10}) {
+	for _, f := range startPeers(t, 3, config{enough: 3, max: 10}) {
 		fresh = append(fresh, f.self())
 	}
 	_, err := seed.table.Add(fresh...)
@@ -230,7 +230,7 @@ func TestNodeNobodyAnnouncesToSwapsAPeer(t *testing.T) {
 		n, _, _ := countingServer(t) // live, but what a liar would hand out
 		bad = append(bad, n)
 	}
-	p := startPeer(t, "127.0.0.1", config{limit: 3, max: 10})
+	p := startPeer(t, "127.0.0.1", config{enough: 3, max: 10})
 	p.seeds = []Node{seed.self()}
 	_, err = p.table.Add(bad...)
 	is.NoErr(err)
@@ -257,14 +257,14 @@ func TestNoSingleSeedDecides(t *testing.T) {
 			is := is.New(t)
 			const k = 4
 			honestSeed := startPeer(t, "127.0.0.1", config{max: 100})
-			honest := startPeers(t, 3*k, config{limit: k, max: 100}) // enough that they are not all full
+			honest := startPeers(t, 3*k, config{enough: k, max: 100}) // enough that they are not all full
 			for _, p := range honest {
 				p.seeds = []Node{honestSeed.self()}
 			}
 			badSeed := startPeer(t, "127.0.0.1", config{max: 100})
 			accomplices := map[Node]bool{}
 			if bad == "lying" {
-				for _, p := range startPeers(t, 2*k, config{limit: k, max: 100}) {
+				for _, p := range startPeers(t, 2*k, config{enough: k, max: 100}) {
 					_, err := badSeed.table.Add(p.self())
 					is.NoErr(err)
 					accomplices[p.self()] = true
@@ -273,7 +273,7 @@ func TestNoSingleSeedDecides(t *testing.T) {
 			for range 2 {
 				runRounds(honestSeed, honest)
 			}
-			newcomers := startPeers(t, 4, config{limit: k, max: 100})
+			newcomers := startPeers(t, 4, config{enough: k, max: 100})
 			for _, p := range newcomers {
 				p.seeds = []Node{badSeed.self(), honestSeed.self()} // the bad one first
 			}

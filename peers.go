@@ -156,9 +156,9 @@ func failure(err error) *peerError {
 const observedHeader = "X-Peerdisc-Observed"
 
 // call sends one request to n and returns the status and body of its
-// answer, the body read up to limit bytes and one more, so that the caller
+// answer, the body read up to maxBytes and one more, so that the caller
 // can tell a longer one. err is set only when n gave no HTTP answer.
-func (c *peerClient) call(ctx context.Context, method string, n Node, path string, body []byte, limit int64) (int, []byte, error) {
+func (c *peerClient) call(ctx context.Context, method string, n Node, path string, body []byte, maxBytes int64) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+n.String()+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
@@ -174,7 +174,7 @@ func (c *peerClient) call(ctx context.Context, method string, n Node, path strin
 	if seen, err := netip.ParseAddr(resp.Header.Get(observedHeader)); err == nil {
 		c.seen.note(n, seen.Unmap())
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
 	if err != nil {
 		return 0, nil, failure(err)
 	}

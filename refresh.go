@@ -55,7 +55,7 @@ type refresher struct {
 	table  *Table
 	client *peerClient
 	seeds  []Node        // the bootstrap list (node role)
-	limit  int           // -k: the peers a node looks for
+	enough int           // -k: the peers a node looks for
 	fails  int           // -f: failed checks in a row that remove a peer
 	retry  time.Duration // the first wait before another round while alone
 	failed map[Node]int
@@ -93,7 +93,7 @@ func newProcess(cfg config, t *Table, c *peerClient, log *slog.Logger) *refreshe
 	return &refresher{
 		table:    t,
 		client:   c,
-		limit:    cfg.limit,
+		enough:   cfg.enough,
 		fails:    cfg.fails,
 		retry:    time.Second,
 		rng:      rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),

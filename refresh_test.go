@@ -20,8 +20,8 @@ func TestRoundDropsClosedAndHungPeers(t *testing.T) {
 	for _, role := range []string{"seed", "node"} {
 		t.Run(role, func(t *testing.T) {
 			is := is.New(t)
-			live := startPeers(t, 2, config{limit: 10, max: 10})
-			p := startPeer(t, "127.0.0.1", config{limit: 1, max: 10, timeout: seconds(300 * time.Millisecond)})
+			live := startPeers(t, 2, config{enough: 10, max: 10})
+			p := startPeer(t, "127.0.0.1", config{enough: 1, max: 10, timeout: seconds(300 * time.Millisecond)})
 			dead, hung := deadAddr(t), hungAddr(t).node
 			_, err := p.table.Add(dead, live[0].self(), hung, live[1].self())
 			is.NoErr(err)

@@ -166,7 +166,7 @@ func (s *sim) process(role string, self Node, nat bool) *simProc {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	s.k = cfg.limit
+	s.k = cfg.enough
 	p := &simProc{addr: self.String(), from: self.IP, seed: role == "seed", timeout: time.Duration(cfg.timeout), nat: nat}
 	if nat { // behind a router of its own, whose address its calls come from
 		s.hosts++

@@ -209,10 +209,10 @@ func (t *Table) TakeHeard() map[Node]bool {
 func (t *Table) Add(nodes ...Node) ([]Node, error) { return t.AddUpTo(0, nodes...) }
 
 // AddUpTo is Add for the peers a node takes by their announce: it counts
-// them, and stops at limit of them (0: no limit but -m) with errEnough. The
+// them, and stops at inbound of them (0: no cap but -m) with errEnough. The
 // cap is held under the same lock as the add, so that concurrent announces
 // cannot pass it. The peers a node finds itself do not count against it.
-func (t *Table) AddUpTo(limit int, nodes ...Node) ([]Node, error) {
+func (t *Table) AddUpTo(inbound int, nodes ...Node) ([]Node, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var skipped error
@@ -223,7 +223,7 @@ func (t *Table) AddUpTo(limit int, nodes ...Node) ([]Node, error) {
 			skipped = errSelf
 		case t.known[n]:
 		default:
-			victim, err := t.room(limit, n)
+			victim, err := t.room(inbound, n)
 			if err != nil {
 				skipped = err
 				continue
@@ -233,7 +233,7 @@ func (t *Table) AddUpTo(limit int, nodes ...Node) ([]Node, error) {
 			}
 			t.insert(n)
 			added = append(added, n)
-			if limit > 0 {
+			if inbound > 0 {
 				t.inbound[n] = true
 			}
 		}

@@ -157,10 +157,10 @@ func groupOf(n Node) (g netip.Prefix, ok bool) {
 	return g, true
 }
 
-// balanced picks at most limit of nodes so that groups take turns: a group
+// balanced picks at most want of nodes so that groups take turns: a group
 // at random among those with nodes left, then one of its nodes at random,
 // without repeats. A thousand addresses in one group then weigh as one.
-func balanced(nodes []Node, limit int, rng *rand.Rand) []Node {
+func balanced(nodes []Node, want int, rng *rand.Rand) []Node {
 	byGroup := map[netip.Prefix][]Node{}
 	var groups []netip.Prefix
 	for _, n := range nodes {
@@ -170,8 +170,8 @@ func balanced(nodes []Node, limit int, rng *rand.Rand) []Node {
 		}
 		byGroup[g] = append(byGroup[g], n)
 	}
-	picked := make([]Node, 0, min(limit, len(nodes)))
-	for len(groups) > 0 && len(picked) < limit {
+	picked := make([]Node, 0, min(want, len(nodes)))
+	for len(groups) > 0 && len(picked) < want {
 		i := rng.IntN(len(groups))
 		members := byGroup[groups[i]]
 		j := rng.IntN(len(members))
@@ -205,34 +205,34 @@ func hostOf(n Node) (host netip.Addr, ok bool) {
 	return ip, !ip.IsLoopback()
 }
 
-// Full returns why AddUpTo(limit, n) would refuse n, were it new, so that
+// WouldRefuse returns why AddUpTo(inbound, n) would refuse n, were it new, so that
 // callers can refuse it before any work: errFull, errEnough or errHostFull,
 // or a *crowdedError, whose incumbent must fail a check to make room. nil
 // means there is room, or room can be made (see room).
-func (t *Table) Full(limit int, n Node) error {
+func (t *Table) WouldRefuse(inbound int, n Node) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	_, err := t.room(limit, n)
+	_, err := t.room(inbound, n)
 	return err
 }
 
 // room decides whether n, new, may come in. A table that is full (-m, or a
-// node's limit of peers taken by announce) does not simply refuse, or it
+// node's inbound cap) does not simply refuse, or it
 // would belong to whoever filled it first: a newcomer from a group smaller
 // than the largest takes the place of a random entry of a largest group
 // (victim), so no group holds more than its share. A newcomer from a
 // largest group gets a *crowdedError. At a node, only peers taken by
 // announce are weighed, and only a group with 3 or more of them gives way.
 // t.mu is held.
-func (t *Table) room(limit int, n Node) (victim Node, err error) {
+func (t *Table) room(inbound int, n Node) (victim Node, err error) {
 	if host, ok := hostOf(n); ok && t.perHost[host] >= t.hostMax {
 		return Node{}, errHostFull
 	}
 	set, refusal := t.nodes, errFull
 	switch {
-	case len(t.nodes) >= t.max && limit > 0:
+	case len(t.nodes) >= t.max && inbound > 0:
 		return Node{}, errFull
-	case limit > 0 && len(t.inbound) >= limit:
+	case inbound > 0 && len(t.inbound) >= inbound:
 		set, refusal = slices.DeleteFunc(slices.Clone(t.nodes), func(m Node) bool { return !t.inbound[m] }), errEnough
 	case len(t.nodes) < t.max:
 		return Node{}, nil
@@ -258,7 +258,7 @@ func (t *Table) room(limit int, n Node) (victim Node, err error) {
 		}
 		return from[t.rng.IntN(len(from))]
 	}
-	if limit > 0 && largest < 3 {
+	if inbound > 0 && largest < 3 {
 		// A node makes room only from a group that holds 3 or more of its
 		// peers by announce, as when a few hosts fill every node's slots:
 		// among 2 x -k honest peers from many groups that is rare, and an
@@ -281,7 +281,7 @@ func (t *Table) room(limit int, n Node) (victim Node, err error) {
 	if largest == 0 {
 		return Node{}, refusal // full of loopback and link-local entries, which are never evicted
 	}
-	if limit > 0 {
+	if inbound > 0 {
 		return Node{}, refusal
 	}
 	return Node{}, &crowdedError{group: group, incumbent: pick(func(h netip.Prefix) bool { return h == group })}
