@@ -45,16 +45,6 @@ func newAPI(cfg config, t *Table, v *verifier, local func(netip.Addr) bool, log 
 	return mux
 }
 
-// inboundCap is how many peers a node takes by their announce before it
-// refuses new ones: 2 x -k, so that early joiners do not become hubs. The
-// peers it finds itself do not count. The seed (0) takes every node, up to -m.
-func inboundCap(cfg config) int {
-	if cfg.role == "node" {
-		return 2 * max(cfg.enough, 1)
-	}
-	return 0
-}
-
 // observed tells the caller, in observedHeader, the address its call came
 // from: how a node behind NAT learns the address others see it at.
 func observed(h http.Handler) http.Handler {

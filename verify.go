@@ -205,6 +205,16 @@ func hostOf(n Node) (host netip.Addr, ok bool) {
 	return ip, !ip.IsLoopback()
 }
 
+// inboundCap is how many peers a node takes by their announce before it
+// refuses new ones: 2 x -k, so that early joiners do not become hubs. The
+// peers it finds itself do not count. The seed (0) takes every node, up to -m.
+func inboundCap(cfg config) int {
+	if cfg.role == "node" {
+		return 2 * max(cfg.enough, 1)
+	}
+	return 0
+}
+
 // WouldRefuse returns why AddUpTo(inbound, n) would refuse n, were it new, so that
 // callers can refuse it before any work: errFull, errEnough or errHostFull,
 // or a *crowdedError, whose incumbent must fail a check to make room. nil
