@@ -128,7 +128,7 @@ func printUsage(stderr io.Writer, fs *flag.FlagSet, long map[string]string) {
 		if long[f.Name] != "" {
 			name += ", --" + long[f.Name]
 		}
-		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "-1" {
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "-1" && f.DefValue != "false" {
 			def = " (default " + f.DefValue + ")"
 		}
 		fmt.Fprintf(stderr, "  %-20s %s%s\n", name, f.Usage, def)

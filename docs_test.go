@@ -1,0 +1,309 @@
+package main
+
+// Tests of README.md and DESIGN.md: the docs say what the program does.
+// The flag table is checked against -h, every Mermaid diagram against
+// Mermaid's own parser, and the README's commands are run in order, as a
+// newcomer would, and what they print is compared with what the README
+// shows.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+)
+
+// fence is one fenced block of a Markdown file.
+type fence struct {
+	section string // the heading above it
+	lang    string
+	text    string
+}
+
+// fences returns the fenced blocks of a Markdown file, in order.
+func fences(t *testing.T, file string) []fence {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []fence
+	var cur *fence
+	section, indent := "", ""
+	for _, line := range strings.Split(string(data), "\n") {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case cur == nil && strings.HasPrefix(line, "#"):
+			section = strings.TrimLeft(line, "# ")
+		case cur == nil && strings.HasPrefix(trimmed, "```"):
+			cur = &fence{section: section, lang: strings.TrimPrefix(trimmed, "```")}
+			indent = line[:len(line)-len(strings.TrimLeft(line, " "))] // a block inside a list item
+		case cur != nil && trimmed == "```":
+			out = append(out, *cur)
+			cur = nil
+		case cur != nil:
+			cur.text += strings.TrimPrefix(line, indent) + "\n"
+		}
+	}
+	return out
+}
+
+// fenceIn returns the n-th (from 0) block of lang in section.
+func fenceIn(t *testing.T, blocks []fence, section, lang string, n int) string {
+	t.Helper()
+	for _, b := range blocks {
+		if b.section == section && b.lang == lang {
+			if n == 0 {
+				return b.text
+			}
+			n--
+		}
+	}
+	t.Fatalf("README.md has no %s block %d under %q", lang, n, section)
+	return ""
+}
+
+// TestReadmeFlagTable: every flag of -h is in the README's table, with its
+// long name and its default, and the table has no other.
+func TestReadmeFlagTable(t *testing.T) {
+	is := is.New(t)
+	var help bytes.Buffer
+	run(context.Background(), []string{"peerdisc", "-h"}, io.Discard, &help)
+	type flagDoc struct{ long, def string }
+	fromHelp := map[string]flagDoc{}
+	for _, m := range regexp.MustCompile(`(?m)^  -(\S+?)(?:, --(\S+))?\s{2,}.*?(?: \(default ([^)]*)\))?$`).FindAllStringSubmatch(help.String(), -1) {
+		fromHelp[m[1]] = flagDoc{m[2], m[3]}
+	}
+	readme, err := os.ReadFile("README.md")
+	is.NoErr(err)
+	fromReadme := map[string]flagDoc{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `-([a-z]+)`(?:, `--([a-z_]+)`)? \\| .* \\| (.*) \\|$").FindAllStringSubmatch(string(readme), -1) {
+		fromReadme[m[1]] = flagDoc{m[2], strings.ReplaceAll(m[3], "`", "")}
+	}
+	is.True(len(fromHelp) >= 15) // -h was read
+	for name, h := range fromHelp {
+		r, ok := fromReadme[name]
+		if !ok {
+			t.Errorf("-%s is in -h but not in README.md's flag table", name)
+			continue
+		}
+		if r.long != h.long {
+			t.Errorf("-%s: README.md says --%s, -h says --%s", name, r.long, h.long)
+		}
+		if h.def != "" && !strings.Contains(r.def, h.def) {
+			t.Errorf("-%s: README.md's default %q, -h says %s", name, r.def, h.def)
+		}
+	}
+	for name := range fromReadme {
+		if _, ok := fromHelp[name]; !ok {
+			t.Errorf("README.md's flag table has -%s, which -h does not list", name)
+		}
+	}
+}
+
+// TestMermaidParses runs every Mermaid diagram of the docs, and one that
+// -role=map draws, through Mermaid's own parser (testdata/mermaid-parse.mjs).
+// It needs node and the mermaid package from npm: .ci/run installs it and
+// sets PEERDISC_MERMAID.
+func TestMermaidParses(t *testing.T) {
+	dir := os.Getenv("PEERDISC_MERMAID")
+	node, err := exec.LookPath("node")
+	if dir == "" || err != nil {
+		t.Skip("needs node and PEERDISC_MERMAID, a directory where `npm install mermaid@11 jsdom@26` ran (.ci/run makes one)")
+	}
+	is := is.New(t)
+	var diagrams, where []string
+	for _, file := range []string{"README.md", "DESIGN.md"} {
+		for _, b := range fences(t, file) {
+			if b.lang == "mermaid" {
+				diagrams, where = append(diagrams, b.text), append(where, file+", "+b.section)
+			}
+		}
+	}
+	is.True(len(diagrams) >= 2) // the README's map and DESIGN.md's sequence diagram
+	a, b, c, x := Node{IP: "127.0.0.1", Port: 42020}, Node{IP: "127.0.0.2", Port: 5000}, Node{IP: "::1", Port: 5001}, Node{IP: "127.0.0.9", Port: 9}
+	var drawn bytes.Buffer
+	netMap{lists: map[Node][]Node{a: {b, c, x}, b: {a, c}, c: {b}}, dead: []Node{x}}.mermaid(&drawn)
+	diagrams = append(diagrams, strings.TrimSuffix(strings.TrimPrefix(drawn.String(), "```mermaid\n"), "```\n"))
+	where = append(where, "-role=map's output")
+	in, _ := json.Marshal(diagrams)
+	cmd := exec.Command(node, "testdata/mermaid-parse.mjs")
+	cmd.Stdin = bytes.NewReader(in)
+	out, err := cmd.Output()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != len(diagrams) {
+		t.Fatalf("mermaid-parse.mjs: %v\n%s", err, out)
+	}
+	for i, line := range lines {
+		if line != "ok" {
+			t.Errorf("%s: Mermaid cannot parse it: %s\n%s", where[i], line, diagrams[i])
+		}
+	}
+}
+
+// TestReadmeAsANewcomer runs the README's commands in order, in a host of
+// its own (a network namespace, so that 127.0.0.1:42020 is free), in a
+// copy of the sources: the quick start, the build, a wrong flag, the
+// walkthrough, the curl examples, the map, and the clean-up; and checks
+// that each prints what the README shows, and that the clean-up leaves the
+// directory as it was.
+func TestReadmeAsANewcomer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the program twice and runs five processes")
+	}
+	host := newLab(t, 1).hosts[0]
+	is := is.New(t)
+	blocks := fences(t, "README.md")
+	dir := t.TempDir()
+	for _, pattern := range []string{"*.go", "go.mod", "go.sum", "nodes.json"} {
+		files, _ := filepath.Glob(pattern)
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			is.NoErr(err)
+			is.NoErr(os.WriteFile(filepath.Join(dir, f), data, 0o644))
+		}
+	}
+	sh := func(script string) *exec.Cmd {
+		cmd := exec.Command("ip", "netns", "exec", host.ns, "sh", "-c", script)
+		cmd.Dir = dir
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		return cmd
+	}
+	commands := func(block string) (out []string) {
+		for _, line := range strings.Split(block, "\n") {
+			if cmd, _, _ := strings.Cut(line, "#"); strings.TrimSpace(cmd) != "" {
+				out = append(out, strings.TrimSpace(cmd))
+			}
+		}
+		return out
+	}
+
+	// Quick start: go run . -role=seed, then Ctrl-C (SIGINT to its process
+	// group) stops it. The second command, go test ./..., is this test.
+	quick := commands(fenceIn(t, blocks, "Quick start", "sh", 0))
+	is.Equal(quick[1], "go test ./...")
+	var seedLog syncBuffer
+	goRun := sh(quick[0])
+	goRun.Stderr = &seedLog
+	is.NoErr(goRun.Start())
+	eventually(t, 2*time.Minute, func() bool {
+		return strings.Contains(seedLog.String(), "msg=started role=seed address=127.0.0.1:42020 file=.seed/nodes.json")
+	})
+	syscall.Kill(-goRun.Process.Pid, syscall.SIGINT)
+	exited := make(chan error)
+	go func() { exited <- goRun.Wait() }()
+	within(t, 10*time.Second, exited, "go run after Ctrl-C")
+	is.NoErr(os.RemoveAll(filepath.Join(dir, ".seed")))
+
+	// Build, then -h.
+	for _, c := range commands(fenceIn(t, blocks, "Build a binary", "sh", 0)) {
+		out, err := sh(c).CombinedOutput()
+		is.NoErr(err) // the README's build command runs
+		if strings.HasSuffix(c, "-h") {
+			is.True(strings.HasPrefix(string(out), "usage: ./peerdisc -role=seed|node|map")) // -h as the README says
+		}
+	}
+	before, err := os.ReadDir(dir)
+	is.NoErr(err)
+
+	// A wrong flag: the README shows the command after "$ ", then its output.
+	example := strings.SplitN(fenceIn(t, blocks, "Build a binary", "text", 0), "\n", 2)
+	out, err := sh(strings.TrimPrefix(example[0], "$ ")).CombinedOutput()
+	is.True(err != nil && err.(*exec.ExitError).ExitCode() == 2) // exit status 2
+	is.Equal(string(out), example[1])                            // the README shows what it prints
+
+	// The walkthrough: a seed and four nodes.
+	cleanup := commands(fenceIn(t, blocks, "Stop and clean up", "sh", 0))
+	t.Cleanup(func() { sh(cleanup[0]).Run() })
+	is.NoErr(sh(fenceIn(t, blocks, "Start nodes and watch them meet", "sh", 0)).Run())
+	seed := Node{IP: "127.0.0.1", Port: 42020}
+	eventually(t, 30*time.Second, func() bool { return len(host.list(seed)) == 4 })
+
+	// Its log lines have the README's form: the numbers, times, ports and
+	// lists differ from run to run.
+	shape := func(line string) *regexp.Regexp {
+		p := regexp.QuoteMeta(line)
+		p = regexp.MustCompile(`time=\S+`).ReplaceAllString(p, `time=\S+`)
+		p = regexp.MustCompile(`"?\\\[.*?\\\]"?`).ReplaceAllString(p, `"?\[[^\]]*\]"?`)
+		p = regexp.MustCompile(`took=\S+`).ReplaceAllString(p, `took=\S+`)
+		p = regexp.MustCompile(`[0-9]+`).ReplaceAllString(p, `[0-9]+`)
+		return regexp.MustCompile("^" + p + "$")
+	}
+	logLines := strings.Split(strings.TrimSpace(fenceIn(t, blocks, "Start nodes and watch them meet", "text", 0)), "\n")
+	var got []string
+	matched := func() bool { // each README line, in order, matches a line of the log
+		data, _ := os.ReadFile(filepath.Join(dir, "node2.log"))
+		got = strings.Split(string(data), "\n")
+		at := 0
+		for _, want := range logLines {
+			for at < len(got) && !shape(want).MatchString(got[at]) {
+				at++
+			}
+			if at++; at > len(got) {
+				return false
+			}
+		}
+		return true
+	}
+	for start := time.Now(); !matched(); time.Sleep(50 * time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("node2.log does not read as README.md shows it:\n%s\nREADME.md:\n%s", strings.Join(got, "\n"), strings.Join(logLines, "\n"))
+		}
+	}
+
+	// The curl examples: where the README gives the answer, it is the answer.
+	for _, line := range strings.Split(fenceIn(t, blocks, "Endpoints", "sh", 0), "\n") {
+		c, comment, _ := strings.Cut(line, "#")
+		if strings.TrimSpace(c) == "" {
+			continue
+		}
+		out, err := sh(c).Output()
+		is.NoErr(err)
+		var got, want any
+		is.NoErr(json.Unmarshal(out, &got)) // every answer is JSON
+		if err := json.NewDecoder(strings.NewReader(comment)).Decode(&want); err == nil {
+			is.Equal(got, want) // the answer the README shows
+		}
+	}
+
+	// The map: the README's diagram and summary, with this run's ports.
+	mapCmd := commands(fenceIn(t, blocks, "The network map", "sh", 0))[0]
+	wantMap := "```mermaid\n" + fenceIn(t, blocks, "The network map", "mermaid", 0) + "```\n" + fenceIn(t, blocks, "The network map", "text", 0)
+	var gotMap []byte
+	eventually(t, 30*time.Second, func() bool {
+		gotMap, _ = sh(mapCmd).Output()
+		port := regexp.MustCompile(`:[0-9]{4,5}"`)
+		return port.ReplaceAllString(string(gotMap), `:PORT"`) == port.ReplaceAllString(wantMap, `:PORT"`)
+	})
+
+	// Stop and clean up: exactly the processes started, and nothing left.
+	pids, err := os.ReadFile(filepath.Join(dir, "peerdisc.pids"))
+	is.NoErr(err)
+	for _, c := range cleanup {
+		is.NoErr(sh(c).Run())
+	}
+	for _, pid := range strings.Fields(string(pids)) {
+		eventually(t, 5*time.Second, func() bool { return exec.Command("kill", "-0", pid).Run() != nil })
+	}
+	after, err := os.ReadDir(dir)
+	is.NoErr(err)
+	is.Equal(dirNames(after), dirNames(before)) // the directory as it was before the walkthrough
+}
+
+// dirNames lists the names in a directory.
+func dirNames(entries []os.DirEntry) (out []string) {
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
