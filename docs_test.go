@@ -231,14 +231,7 @@ func TestReadmeAsANewcomer(t *testing.T) {
 
 	// Its log lines have the README's form: the numbers, times, ports and
 	// lists differ from run to run.
-	shape := func(line string) *regexp.Regexp {
-		p := regexp.QuoteMeta(line)
-		p = regexp.MustCompile(`time=\S+`).ReplaceAllString(p, `time=\S+`)
-		p = regexp.MustCompile(`"?\\\[.*?\\\]"?`).ReplaceAllString(p, `"?\[[^\]]*\]"?`)
-		p = regexp.MustCompile(`took=\S+`).ReplaceAllString(p, `took=\S+`)
-		p = regexp.MustCompile(`[0-9]+`).ReplaceAllString(p, `[0-9]+`)
-		return regexp.MustCompile("^" + p + "$")
-	}
+	shape := func(line string) *regexp.Regexp { return regexp.MustCompile("^" + logShape(line).String() + "$") }
 	logLines := strings.Split(strings.TrimSpace(fenceIn(t, blocks, "Start nodes and watch them meet", "text", 0)), "\n")
 	var got []string
 	matched := func() bool { // each README line, in order, matches a line of the log
@@ -298,6 +291,32 @@ func TestReadmeAsANewcomer(t *testing.T) {
 	after, err := os.ReadDir(dir)
 	is.NoErr(err)
 	is.Equal(dirNames(after), dirNames(before)) // the directory as it was before the walkthrough
+}
+
+// logShape is a pattern for a log line or a message quoted in the docs:
+// the times, numbers, addresses and lists in it differ from run to run.
+func logShape(quote string) *regexp.Regexp {
+	p := regexp.QuoteMeta(quote)
+	p = regexp.MustCompile(`time=\S+`).ReplaceAllString(p, `time=\S+`)
+	p = regexp.MustCompile(`"?\\\[.*?\\\]"?`).ReplaceAllString(p, `"?\[[^\]]*\]"?`)
+	p = regexp.MustCompile(`took=\S+`).ReplaceAllString(p, `took=\S+`)
+	p = regexp.MustCompile(`[0-9]+`).ReplaceAllString(p, `[0-9]+`)
+	return regexp.MustCompile(p)
+}
+
+// readmeQuote returns the README's quote that matches pattern: a whole
+// line of a block, or a span in backquotes.
+func readmeQuote(t *testing.T, pattern string) string {
+	t.Helper()
+	data, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	quote := regexp.MustCompile(pattern).FindString(string(data))
+	if quote == "" {
+		t.Fatalf("README.md quotes nothing like %s", pattern)
+	}
+	return strings.Trim(strings.TrimSpace(quote), "`")
 }
 
 // dirNames lists the names in a directory.

@@ -77,7 +77,9 @@ func TestNAT(t *testing.T) {
 	eventually(t, 10*time.Second, func() bool {
 		return strings.Contains(hidden.stderr.String(), "others see our calls come from "+router.v4+", so nobody can reach us at 192.168.77.2:")
 	}) // it says the address others see, and what to do
-	for range 2 { // two more rounds of everyone: still nobody lists it
+	is.True(logShape(readmeQuote(t, `(?m)^ *time=\S+ level=WARN msg="others see our calls come from .*$`)).MatchString(hidden.stderr.String())) // as README.md quotes it
+	is.True(logShape(readmeQuote(t, "`the seed [^`]* refused us: [^`]*`")).MatchString(hidden.stderr.String()))                                 // and the seed's 403, as README.md quotes it
+	for range 2 {                                                                                                                               // two more rounds of everyone: still nobody lists it
 		eventually(t, 10*time.Second, func() bool { return strings.Count(seed.stderr.String(), "msg=round") >= rounds+2 })
 		rounds += 2
 	}
