@@ -326,3 +326,34 @@ func dirNames(entries []os.DirEntry) (out []string) {
 	}
 	return out
 }
+
+// TestDocsNameRealCode: every test, benchmark and Type.method of ours that
+// the docs name exists, so that a reader who looks for one finds it.
+func TestDocsNameRealCode(t *testing.T) {
+	var code strings.Builder
+	files, _ := filepath.Glob("*.go")
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code.Write(data)
+	}
+	for _, doc := range []string{"README.md", "DESIGN.md"} {
+		data, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile("\\b(?:Test|Benchmark|Fuzz)[A-Z0-9]\\w*").FindAllString(string(data), -1) {
+			if !regexp.MustCompile(`func ` + m + `\(`).MatchString(code.String()) {
+				t.Errorf("%s names %s, which does not exist", doc, m)
+			}
+		}
+		for _, m := range regexp.MustCompile("`([A-Za-z]+)\\.([A-Za-z]+)`").FindAllStringSubmatch(string(data), -1) {
+			ours := strings.Contains(code.String(), "\ntype "+m[1]+" ") && m[2] != "go" // not net/http's, nor a file name
+			if ours && !regexp.MustCompile(`func \(\w+ \*?`+m[1]+`\) `+m[2]+`\(`).MatchString(code.String()) {
+				t.Errorf("%s names %s.%s, which does not exist", doc, m[1], m[2])
+			}
+		}
+	}
+}
