@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"path"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -42,7 +44,23 @@ func addRoutes(mux *http.ServeMux, t *Table, v *verifier, local func(netip.Addr)
 func newAPI(cfg config, t *Table, v *verifier, local func(netip.Addr) bool, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	addRoutes(mux, t, v, local, inboundCap(cfg), log)
-	return mux
+	return cleaned(mux)
+}
+
+// cleaned sends a path with // or .. in it to its clean form, in JSON; the
+// mux would do it in HTML.
+func cleaned(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := path.Clean(r.URL.Path)
+		if strings.HasSuffix(r.URL.Path, "/") && p != "/" {
+			p += "/"
+		}
+		if p != r.URL.Path {
+			moved(p).ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // observed tells the caller, in observedHeader, the address its call came

@@ -48,6 +48,8 @@ func TestAPI(t *testing.T) {
 		{name: "unknown path", method: "GET", path: "/blocks/", wantStatus: 404},
 		{name: "below nodes", method: "GET", path: "/nodes/x", wantStatus: 404},
 		{name: "nodes without slash", method: "GET", path: "/nodes", wantStatus: 307, wantBody: `{"location":"/nodes/"}`, wantHeader: [2]string{"Location", "/nodes/"}},
+		{name: "a path to clean", method: "GET", path: "//nodes/", wantStatus: 307, wantBody: `{"location":"/nodes/"}`, wantHeader: [2]string{"Location", "/nodes/"}},
+		{name: "a path to clean, with ..", method: "DELETE", path: "/x/../nodes/?a=1", wantStatus: 307, wantBody: `{"location":"/nodes/?a=1"}`, wantHeader: [2]string{"Location", "/nodes/?a=1"}},
 		{name: "nodes without slash, a sample", method: "GET", path: "/nodes?sample=2", wantStatus: 307, wantBody: `{"location":"/nodes/?sample=2"}`, wantHeader: [2]string{"Location", "/nodes/?sample=2"}},
 		{name: "body too large", method: "POST", path: "/nodes/", body: `{"ip_address": "` + strings.Repeat("1", 2000) + `", "port": 1}`, wantStatus: 413},
 	}

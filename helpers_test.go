@@ -51,9 +51,7 @@ func newTable(t testing.TB, max int, nodes ...Node) *Table {
 
 // newHandler is the API of a process whose table is tbl; verify stands in for the connect-back check.
 func newHandler(tbl *Table, verify func(context.Context, Node) error) http.Handler {
-	mux := http.NewServeMux()
-	addRoutes(mux, tbl, newVerifier(verify, 10*time.Second), netip.Addr.IsLoopback, 0, quiet)
-	return mux
+	return newAPI(config{role: "seed"}, tbl, newVerifier(verify, 10*time.Second), netip.Addr.IsLoopback, quiet)
 }
 
 // alive and unreachable stand in for the connect-back check.
