@@ -28,7 +28,7 @@ const (
 // inbound, if not 0, is how many peers a node takes by their announce
 // (see inboundCap).
 func addRoutes(mux *http.ServeMux, t *Table, v *verifier, local func(netip.Addr) bool, inbound int, log *slog.Logger) {
-	mux.Handle("GET /{$}", observed(handleCheck()))
+	mux.Handle("GET /{$}", observed(handleCheck(t)))
 	mux.Handle("POST /{$}", observed(handleAnnounce(t, v, local, inbound, log)))
 	mux.Handle("/{$}", methodNotAllowed("GET, HEAD, POST"))
 	mux.Handle("GET /nodes/{$}", handleList(t, local))
@@ -74,10 +74,14 @@ func observed(h http.Handler) http.Handler {
 	})
 }
 
-// handleCheck answers the connection check.
-func handleCheck() http.Handler {
+// handleCheck answers the check that we are alive, and notes who checked,
+// if the caller says in fromHeader, from the address it names.
+func handleCheck(t *Table) http.Handler {
 	body := []byte("{}\n")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if from, err := netip.ParseAddrPort(r.Header.Get(fromHeader)); err == nil && from.Addr().Unmap() == remoteIP(r) {
+			t.CheckedBy(Node{IP: from.Addr().Unmap().String(), Port: int(from.Port())})
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(body)
 	})
@@ -113,11 +117,7 @@ func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, inbound 
 				return
 			}
 		}
-		if t.Has(n) {
-			if src == netip.MustParseAddr(n.IP) {
-				t.Heard(n) // it is alive: no need to check it this round
-			}
-		} else {
+		if !t.Has(n) { // a known node's announce changes nothing: the sweep checks it, whoever calls from its address
 			err := v.verify(r.Context(), src, local(src), n)
 			if err == nil && crowded != nil {
 				// Test before evict: the incumbent keeps its place while it answers.

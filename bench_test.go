@@ -62,7 +62,7 @@ func BenchmarkListNodes(b *testing.B) {
 
 // okServer is a live peer that answers every request with 200.
 func okServer(b testing.TB) Node {
-	srv := httptest.NewServer(handleCheck())
+	srv := httptest.NewServer(handleCheck(memTable(Node{}, 1, 1)))
 	b.Cleanup(srv.Close)
 	return nodeOf(b, srv.URL)
 }

@@ -67,7 +67,8 @@ func listenRandom(ip string, pick func() int) (net.Listener, error) {
 //     us known there; a peer that refused our announce lately is checked
 //     with GET / instead, so refusals are not repeated every round;
 //  2. announce to every seed, so that each lists us, but to one that
-//     refused us lately (see backOff);
+//     checked us since our last round (it lists us, then), and to one
+//     that refused us lately (see backOff);
 //  3. while short of -k, find new peers: candidates from every seed's random
 //     sample, taken in turn, and from the peers' samples for whatever those
 //     leave short. At -k, one round in four still tries one fresh candidate,
@@ -84,8 +85,9 @@ func (r *refresher) nodeRound(ctx context.Context) roundStats {
 	r.mu.Unlock()
 	s.removed = r.sweep(ctx, r.contact("peer"))
 	seeds := slices.DeleteFunc(slices.Clone(r.seeds), func(n Node) bool { return n == r.client.self })
+	checkers := r.table.TakeCheckers()
 	forEach(ctx, seeds, func(ctx context.Context, seed Node) error {
-		if r.quiet(seed) {
+		if r.quiet(seed) || checkers[seed] {
 			return nil
 		}
 		return r.contact("seed")(ctx, seed)

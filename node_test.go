@@ -95,7 +95,9 @@ func TestSeedRelearnsANodeItDropped(t *testing.T) {
 	_, err := seed.table.Remove(nodes[0].self())
 	is.NoErr(err) // as after a passing failure
 	runRounds(seed, nodes)
-	is.True(seed.table.Has(nodes[0].self())) // a node that knows enough peers still announces to the seed
+	is.True(!seed.table.Has(nodes[0].self())) // the seed checked it before it dropped it: the node thinks it listed
+	runRounds(seed, nodes)
+	is.True(seed.table.Has(nodes[0].self())) // unchecked for a round, a node that knows enough peers announces to the seed again
 }
 
 func TestNetworkConvergesAndForgetsTheDead(t *testing.T) {

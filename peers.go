@@ -127,11 +127,18 @@ func newPeerClient(timeout time.Duration, self Node) *peerClient {
 // such as "refused" or "answered 503": nothing a peer sends is ever quoted,
 // so no caller can read another service's bytes through our errors.
 type peerError struct {
-	reason string
-	status int // the peer's HTTP status, if it answered
+	reason   string
+	status   int  // the peer's HTTP status, if it answered
+	timedOut bool // no answer within -t: the fault may be ours
 }
 
 func (e *peerError) Error() string { return e.reason }
+
+// timedOut reports whether err is a call that got no answer in time.
+func timedOut(err error) bool {
+	var pe *peerError
+	return errors.As(err, &pe) && pe.timedOut
+}
 
 // failure turns an error from the HTTP client into a peerError.
 func failure(err error) *peerError {
@@ -141,7 +148,7 @@ func failure(err error) *peerError {
 	case errors.Is(err, context.Canceled):
 		return &peerError{reason: "cancelled"}
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		return &peerError{reason: "timed out"}
+		return &peerError{reason: "timed out", timedOut: true}
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return &peerError{reason: "refused"}
 	case errors.As(err, &opErr) && opErr.Op == "dial":
@@ -155,6 +162,11 @@ func failure(err error) *peerError {
 // address others see it at; the blog's nodes ignore it.
 const observedHeader = "X-Peerdisc-Observed"
 
+// fromHeader carries, on our checks (GET /), the address we are listed at:
+// a node checked by its seed knows that the seed lists it. The blog's
+// nodes ignore it.
+const fromHeader = "X-Peerdisc-From"
+
 // call sends one request to n and returns the status and body of its
 // answer, the body read up to maxBytes and one more, so that the caller
 // can tell a longer one. err is set only when n gave no HTTP answer.
@@ -165,6 +177,9 @@ func (c *peerClient) call(ctx context.Context, method string, n Node, path strin
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.self.Port != 0 && method == http.MethodGet && path == "/" {
+		req.Header.Set(fromHeader, c.self.String())
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

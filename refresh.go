@@ -104,28 +104,50 @@ func newProcess(cfg config, t *Table, c *peerClient, log *slog.Logger) *refreshe
 }
 
 // sweep checks every known node with check and removes, and returns, those
-// that have now failed r.fails times in a row. Nodes that called us
-// themselves since the last sweep are alive: they are not checked, which
-// halves the calls between peers and keeps the seed's load at one announce
-// per node per round.
+// that have now failed r.fails times in a row. Every one, every round: a
+// call from a node's address, an announce say, proves nothing about its
+// port, and whoever shares the address (a NAT, an attacker) could keep a
+// dead entry alive with it.
+//
+// A check that timed out may say more about us than about the peer: an
+// overloaded seed times out on live nodes. So timeouts remove at most 1 in
+// 100 entries a round (at least one); the others stay, failing, for later
+// rounds. A refused call or a wrong answer is not ours: those go at once.
 func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node) error) []Node {
-	heard := r.table.TakeHeard()
-	nodes := slices.DeleteFunc(r.table.List(), func(n Node) bool { return heard[n] })
-	ok := forEach(ctx, nodes, check)
+	nodes := r.table.List()
+	var mu sync.Mutex
+	slow := map[Node]bool{}
+	ok := forEach(ctx, nodes, func(ctx context.Context, n Node) error {
+		err := check(ctx, n)
+		if timedOut(err) {
+			mu.Lock()
+			slow[n] = true
+			mu.Unlock()
+		}
+		return err
+	})
 	if ctx.Err() != nil {
 		return nil // shutting down: a cancelled check says nothing about the peer
 	}
 	failed := map[Node]int{} // forget peers that left the table some other way
-	var gone []Node
+	var gone, late []Node
 	for i, n := range nodes {
 		if ok[i] {
 			continue
 		}
 		failed[n] = r.failed[n] + 1
-		if failed[n] >= r.fails {
+		switch {
+		case failed[n] < r.fails:
+		case slow[n]:
+			late = append(late, n)
+		default:
 			gone = append(gone, n)
-			delete(failed, n)
 		}
+	}
+	r.rng.Shuffle(len(late), func(i, j int) { late[i], late[j] = late[j], late[i] })
+	gone = append(gone, late[:min(len(late), max(1, len(nodes)/100))]...)
+	for _, n := range gone {
+		delete(failed, n)
 	}
 	r.failed = failed
 	r.mu.Lock()

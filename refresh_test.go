@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,6 +41,40 @@ func TestRoundDropsClosedAndHungPeers(t *testing.T) {
 			if role == "node" {
 				is.True(live[0].table.Has(p.self())) // the check announced the node to its peers
 			}
+		})
+	}
+}
+
+// TestSweepBoundsRemovalsForTimeouts: 300 entries that time out are
+// removed 1 in 100 of the table a round, since timeouts may be the
+// checker's own fault; 300 that refuse go at once.
+func TestSweepBoundsRemovalsForTimeouts(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		err                 error
+		wantFirst, wantThen int
+	}{
+		{"timed out", failure(context.DeadlineExceeded), 4, 3}, // 1 in 100 of 400 entries, then of 396
+		{"refused", failure(syscall.ECONNREFUSED), 300, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			is := is.New(t)
+			p := startPeer(t, "127.0.0.1", config{max: 1000, fails: 1})
+			nodes := distinctNodes(400)
+			_, err := p.table.Add(nodes...)
+			is.NoErr(err)
+			failing := map[Node]bool{}
+			for _, n := range nodes[:300] {
+				failing[n] = true
+			}
+			check := func(_ context.Context, n Node) error {
+				if failing[n] {
+					return tc.err
+				}
+				return nil
+			}
+			is.Equal(len(p.sweep(context.Background(), check)), tc.wantFirst)
+			is.Equal(len(p.sweep(context.Background(), check)), tc.wantThen) // the rest in later rounds
 		})
 	}
 }
@@ -211,17 +248,73 @@ func TestNamesIsBounded(t *testing.T) {
 	is.Equal(names(distinctNodes(10)), "[192.0.2.1:1000 192.0.2.2:1001 192.0.2.3:1002 192.0.2.4:1003 192.0.2.5:1004 192.0.2.6:1005 192.0.2.7:1006 192.0.2.8:1007 +2 more]")
 }
 
-func TestSweepSkipsPeersHeardFrom(t *testing.T) {
+// TestAnnounceIsNotACheck: five hosts each announce their own entry every
+// round, from its address, while nothing answers at its port. A call from
+// an address proves nothing about the port: the seed checks every entry,
+// and drops all five after -f rounds.
+func TestAnnounceIsNotACheck(t *testing.T) {
+	needAliases(t)
 	is := is.New(t)
-	peer, _, checks := countingServer(t) // the seed checks with GET /
-	p := startPeer(t, "127.0.0.1", config{max: 10})
-	_, err := p.table.Add(peer)
+	seed := startPeer(t, "127.0.0.1", config{max: 10, fails: 2})
+	dead := deadAddr(t).Port
+	var entries []Node
+	for i := range 5 {
+		n := Node{IP: fmt.Sprintf("127.0.0.%d", 5+i), Port: dead}
+		entries = append(entries, n)
+		_, err := seed.table.Add(n)
+		is.NoErr(err)
+	}
+	announceAll := func() {
+		for _, n := range entries {
+			d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(n.IP)}}
+			c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+			resp, err := c.Post("http://"+seed.self().String()+"/", "application/json", strings.NewReader(fmt.Sprintf(`{"ip_address": %q, "port": %d}`, n.IP, n.Port)))
+			is.NoErr(err)
+			resp.Body.Close()
+			is.Equal(resp.StatusCode, 200) // known: taken as it is
+		}
+	}
+	for range 2 {
+		announceAll()
+		seed.seedRound(context.Background())
+	}
+	is.Equal(seed.table.Len(), 0) // every dead port dropped, although its address kept calling
+}
+
+// TestNodeNeedNotAnnounceToASeedThatChecksIt: a seed's check carries the
+// address it is listed at (fromHeader); a node that a seed checked since
+// its last round does not announce itself to that seed. A header naming
+// another address than the call's own is ignored.
+func TestNodeNeedNotAnnounceToASeedThatChecksIt(t *testing.T) {
+	needAliases(t)
+	is := is.New(t)
+	a, toA, _ := countingServer(t)
+	b, toB, _ := countingServer(t)
+	p := startPeer(t, "127.0.0.1", config{enough: 1, max: 10})
+	p.seeds = []Node{a, b}
+	check := func(from string, as Node) {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+		req, _ := http.NewRequest("GET", "http://"+p.self().String()+"/", nil)
+		req.Header.Set(fromHeader, as.String())
+		resp, err := c.Do(req)
+		is.NoErr(err)
+		resp.Body.Close()
+	}
+	check("127.0.0.1", a) // a checks p
+	check("127.0.0.2", b) // a lie: b is not at 127.0.0.2
+	p.nodeRound(context.Background())
+	is.Equal(toA.Load(), int32(0)) // a checked p: no announce to it
+	is.Equal(toB.Load(), int32(1)) // b did not
+	p.nodeRound(context.Background())
+	is.Equal(toA.Load(), int32(1)) // a round later, unchecked, p announces to a again
+
+	seed := startPeer(t, "127.0.0.1", config{max: 10}) // and a seed's checks say who it is
+	_, err := seed.table.Add(p.self())
 	is.NoErr(err)
-	p.table.Heard(peer) // it announced itself to us since the last round
-	p.seedRound(context.Background())
-	is.Equal(checks.Load(), int32(0)) // no check: it is alive
-	p.seedRound(context.Background())
-	is.Equal(checks.Load(), int32(1)) // the next round, not heard from, checks it again
+	p.table.TakeCheckers()
+	seed.seedRound(context.Background())
+	is.True(p.table.TakeCheckers()[seed.self()])
 }
 
 func TestWaitIsJitteredAndBacksOffWhileAlone(t *testing.T) {

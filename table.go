@@ -31,19 +31,19 @@ type Table struct {
 	max     int
 	hostMax int // most entries with one address (-hm); loopback is exempt
 
-	mu      sync.Mutex
-	written *sync.Cond // broadcast when a write ends
-	lock    *os.File   // holds the lock on the data directory for the whole run
-	nodes   []Node
-	known   map[Node]bool
-	perHost map[netip.Addr]int
-	inbound map[Node]bool // nodes taken by their own announce, under a node's cap (AddUpTo)
-	byGroup map[netip.Prefix][]Node
-	groups  []netip.Prefix // the keys of byGroup, for drawing one at random
-	heard   map[Node]bool  // nodes that called us themselves since the last TakeHeard
-	changes uint64         // changes made in memory, counted from start
-	saved   uint64         // changes on disk
-	writing bool           // a caller is writing the file; the others wait for it
+	mu       sync.Mutex
+	written  *sync.Cond // broadcast when a write ends
+	lock     *os.File   // holds the lock on the data directory for the whole run
+	nodes    []Node
+	known    map[Node]bool
+	perHost  map[netip.Addr]int
+	inbound  map[Node]bool // nodes taken by their own announce, under a node's cap (AddUpTo)
+	byGroup  map[netip.Prefix][]Node
+	groups   []netip.Prefix // the keys of byGroup, for drawing one at random
+	checkers map[Node]bool  // processes that checked us since the last TakeCheckers
+	changes  uint64         // changes made in memory, counted from start
+	saved    uint64         // changes on disk
+	writing  bool           // a caller is writing the file; the others wait for it
 
 	body   atomic.Pointer[[]byte] // the bytes on disk, served by GET /nodes/
 	public atomic.Pointer[[]byte] // the same less loopback and link-local entries, for other hosts
@@ -76,7 +76,7 @@ func openTable(dir, file string, self Node, max, hostMax int) (*Table, error) {
 // memTable returns an empty table kept in memory only, with no file and no
 // lock, so that a simulation can hold 10,000 of them without a disk.
 func memTable(self Node, max, hostMax int) *Table {
-	t := &Table{self: self, max: max, hostMax: hostMax, known: map[Node]bool{}, perHost: map[netip.Addr]int{}, heard: map[Node]bool{}, inbound: map[Node]bool{}, byGroup: map[netip.Prefix][]Node{},
+	t := &Table{self: self, max: max, hostMax: hostMax, known: map[Node]bool{}, perHost: map[netip.Addr]int{}, checkers: map[Node]bool{}, inbound: map[Node]bool{}, byGroup: map[netip.Prefix][]Node{},
 		rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
 	t.written = sync.NewCond(&t.mu)
 	return t
@@ -184,23 +184,27 @@ func (t *Table) Sample(n int, public bool) []byte {
 	return append(body, '\n')
 }
 
-// Heard notes that n, a known node, has just called us itself: a check of it
-// in this round would tell nothing new.
-func (t *Table) Heard(n Node) {
+// maxCheckers bounds the processes CheckedBy remembers between two rounds.
+const maxCheckers = 64
+
+// CheckedBy notes that process n, by its own word (fromHeader) and from
+// its own address, has just checked that we are alive: a seed that does so
+// lists us, so there is no need to announce ourselves to it this round.
+func (t *Table) CheckedBy(n Node) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.known[n] {
-		t.heard[n] = true
+	if len(t.checkers) < maxCheckers {
+		t.checkers[n] = true
 	}
 }
 
-// TakeHeard returns the nodes heard from since it was last called.
-func (t *Table) TakeHeard() map[Node]bool {
+// TakeCheckers returns the processes that checked us since it was last called.
+func (t *Table) TakeCheckers() map[Node]bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	heard := t.heard
-	t.heard = map[Node]bool{}
-	return heard
+	checkers := t.checkers
+	t.checkers = map[Node]bool{}
+	return checkers
 }
 
 // Add adds the nodes it does not know yet and returns those it added, once
