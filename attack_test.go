@@ -125,7 +125,8 @@ func (a *simAttacker) eclipsed() int {
 type attackReport struct {
 	seedShare, peerShare float64
 	eclipsed             int
-	newcomersListed      float64
+	newcomersListed      float64 // by the seed
+	newcomersKnown       float64 // by the seed or an honest node: others can find them
 }
 
 // simulateAttack: the attacker announces all its addresses to the seed,
@@ -149,16 +150,26 @@ func simulateAttack(t *testing.T, n, addrs, groups int) attackReport {
 	rep.seedShare = a.share(s.seed())
 	rep.peerShare = a.share(s.live()...)
 	rep.eclipsed = a.eclipsed()
-	listed, reachable := 0, 0
+	listers := map[Node]bool{} // who some honest process lists
+	for _, p := range append(s.live(), s.seed()) {
+		for _, n := range p.table.List() {
+			listers[n] = true
+		}
+	}
+	listed, known, reachable := 0, 0, 0
 	for _, p := range newcomers {
 		if !p.nat {
 			reachable++
 			if s.seed().table.Has(p.client.self) {
 				listed++
 			}
+			if listers[p.client.self] {
+				known++
+			}
 		}
 	}
 	rep.newcomersListed = float64(listed) / float64(reachable)
+	rep.newcomersKnown = float64(known) / float64(reachable)
 	return rep
 }
 
@@ -172,6 +183,7 @@ func TestAttack(t *testing.T) {
 		addrs, groups              int
 		maxSeedShare, maxPeerShare float64
 	}{
+		{0, 1, 0, 0}, // no attacker: the baseline
 		{10_000, 4, 0.05, 0.10},
 		{1_000, 100, 0.40, 0.40},
 	} {
@@ -179,12 +191,14 @@ func TestAttack(t *testing.T) {
 			t.Parallel()
 			is := is.NewRelaxed(t)
 			r := simulateAttack(t, n, tc.addrs, tc.groups)
-			t.Logf("| %d honest | %d addresses in %d groups | %.1f%% | %.1f%% | %d | %.1f%% |", n, tc.addrs, tc.groups, 100*r.seedShare, 100*r.peerShare, r.eclipsed, 100*r.newcomersListed)
+			t.Logf("| %d honest | %d addresses in %d groups | %.1f%% | %.1f%% | %d | %.1f%% by the seed, %.1f%% by the seed or an honest node |", n, tc.addrs, tc.groups, 100*r.seedShare, 100*r.peerShare, r.eclipsed, 100*r.newcomersListed, 100*r.newcomersKnown)
 			is.True(r.seedShare <= tc.maxSeedShare) // the attacker's share of the seed's table
 			is.True(r.peerShare <= tc.maxPeerShare) // of honest nodes' peers
 			is.Equal(r.eclipsed, 0)                 // no honest node without an honest peer
-			// Newcomers listed within 3 rounds is reported, not asserted: it
-			// misses the 99% (see DESIGN.md, Attackers).
+			is.True(r.newcomersKnown >= 0.99)       // newcomers can be found within 3 rounds
+			// Newcomers listed by the seed itself is reported, not asserted:
+			// it misses 99% with the attacker, whose groups hold the level
+			// of the largest (see DESIGN.md, Attackers).
 		})
 	}
 }

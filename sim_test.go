@@ -601,7 +601,7 @@ func simulate(t *testing.T, rngSeed uint64, n int, flags ...string) simReport {
 			s.round()
 		}
 		rep.churnPurge, rep.churnRefill = append(rep.churnPurge, purge), append(rep.churnRefill, refill)
-		is.True(purge >= 0 && purge <= 4)   // the dead are gone within 4 rounds: -f 2 checks, after a round skipped if it announced just before it died
+		is.True(purge >= 0 && purge <= 4)   // the dead are gone within 4 rounds: -f 2 checks, and the rounds of those that list them run at their own times
 		is.True(refill >= 0 && refill <= 5) // and the gaps filled within 5
 	}
 	g = s.graph()
