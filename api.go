@@ -35,7 +35,6 @@ func addRoutes(mux *http.ServeMux, t *Table, v *verifier, local func(netip.Addr)
 	mux.Handle("POST /nodes/{$}", handleAdd(t, local, log))
 	mux.Handle("DELETE /nodes/{$}", handleRemove(t, v, local, log))
 	mux.Handle("/nodes/{$}", methodNotAllowed("GET, HEAD, POST, DELETE"))
-	mux.Handle("/nodes", moved("/nodes/"))
 	mux.Handle("/", notFound())
 }
 
@@ -47,19 +46,24 @@ func newAPI(cfg config, t *Table, v *verifier, local func(netip.Addr) bool, log 
 	return cleaned(mux)
 }
 
-// cleaned sends a path with // or .. in it to its clean form, in JSON; the
-// mux would do it in HTML.
+// cleaned sends a path with // or .. in it, or /nodes without its slash,
+// to the clean one with a JSON 307, which keeps the method and the body;
+// the mux would answer in HTML.
 func cleaned(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := path.Clean(r.URL.Path)
-		if strings.HasSuffix(r.URL.Path, "/") && p != "/" {
+		if strings.HasSuffix(r.URL.Path, "/") && p != "/" || p == "/nodes" {
 			p += "/"
 		}
-		if p != r.URL.Path {
-			moved(p).ServeHTTP(w, r)
+		if p == r.URL.Path {
+			h.ServeHTTP(w, r)
 			return
 		}
-		h.ServeHTTP(w, r)
+		if r.URL.RawQuery != "" {
+			p += "?" + r.URL.RawQuery
+		}
+		w.Header().Set("Location", p)
+		writeJSON(w, http.StatusTemporaryRedirect, map[string]string{"location": p})
 	})
 }
 
@@ -270,19 +274,6 @@ func methodNotAllowed(allow string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", allow)
 		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, allow))
-	})
-}
-
-// moved sends a path without its slash to the one with it, in JSON like
-// every other answer; 307 keeps the method and the body.
-func moved(to string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		loc := to
-		if r.URL.RawQuery != "" {
-			loc += "?" + r.URL.RawQuery
-		}
-		w.Header().Set("Location", loc)
-		writeJSON(w, http.StatusTemporaryRedirect, map[string]string{"location": loc})
 	})
 }
 
