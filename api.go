@@ -196,18 +196,19 @@ func handleAdd(t *Table, local func(netip.Addr) bool, log *slog.Logger) http.Han
 	})
 }
 
-// handleRemove removes a node. Callers on this host and the node itself may
-// remove it at once. Another host may remove it only once it no longer
-// answers: so a node behind NAT, or calling over another address family, can
-// still leave, and nobody can remove a live node of someone else's.
+// handleRemove removes a node. Callers on this host (the operator) may
+// remove it at once. Anyone else, the node's own address included, only once
+// it no longer answers (see verifier.gone): a leaving node closes its
+// listener before it says goodbye, so its DELETE is believed at once, and
+// nobody, not even a neighbour behind the same NAT, can remove a live node.
 func handleRemove(t *Table, v *verifier, local func(netip.Addr) bool, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, ok := readNode(w, r, t.self)
 		if !ok {
 			return
 		}
-		if src := remoteIP(r); !local(src) && src != netip.MustParseAddr(n.IP) && t.Has(n) {
-			err := v.verify(r.Context(), src, false, n)
+		if src := remoteIP(r); !local(src) && t.Has(n) {
+			err := v.gone(r.Context(), src, n)
 			switch {
 			case r.Context().Err() != nil:
 				writeError(w, http.StatusServiceUnavailable, "shutting down; try again later")
@@ -215,8 +216,8 @@ func handleRemove(t *Table, v *verifier, local func(netip.Addr) bool, log *slog.
 			case errors.Is(err, errBusy):
 				writeError(w, http.StatusTooManyRequests, err.Error())
 				return
-			case err == nil:
-				writeError(w, http.StatusForbidden, "that node still answers: only it, or a caller on this host, may remove it")
+			case err != nil:
+				writeError(w, http.StatusForbidden, err.Error())
 				return
 			}
 		}
@@ -304,7 +305,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func serve(ctx context.Context, cfg config, ln net.Listener, t *Table, check func(context.Context, Node) error, rounds func(context.Context), leave func(), log *slog.Logger) error {
 	timeout := time.Duration(cfg.timeout)
 	srv := &http.Server{
-		Handler:           newAPI(cfg, t, newVerifier(check, timeout), hostAddrs(), log),
+		Handler:           newAPI(cfg, t, newVerifier(check, timeout, time.Duration(cfg.interval)), hostAddrs(), log),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      timeout + 10*time.Second, // POST / waits for a connect-back check

@@ -156,7 +156,7 @@ func TestOperatorEndpointsTrustLoopbackOnly(t *testing.T) {
 		{"add from ipv6 loopback", "POST", "[::1]:40000", 200, 2},
 		{"add from elsewhere", "POST", "192.0.2.7:40000", 403, 1},
 		{"remove from loopback", "DELETE", "127.0.0.1:40000", 200, 0},
-		{"remove by the node itself", "DELETE", "192.0.2.7:40000", 200, 0},
+		{"remove by the node itself, while it answers", "DELETE", "192.0.2.7:40000", 403, 1},
 		{"remove by another host", "DELETE", "192.0.2.8:40000", 403, 1},
 	}
 	for _, tc := range tests {
@@ -270,7 +270,7 @@ func TestInboundCap(t *testing.T) {
 			cfg, err := parseFlags("peerdisc", []string{"-role=" + role, "-k", "1"}, io.Discard)
 			is.NoErr(err)
 			tbl := newTable(t, 100, distinctNodes(3)...) // peers it found itself: they do not count
-			h := newAPI(cfg, tbl, newVerifier(alive, 10*time.Second), netip.Addr.IsLoopback, quiet)
+			h := newAPI(cfg, tbl, newVerifier(alive, 10*time.Second, time.Minute), netip.Addr.IsLoopback, quiet)
 			want := []int{200, 200, 409} // a node at -k 1 takes 2 x -k by announce, then refuses
 			if role == "seed" {
 				want = []int{200, 200, 200} // the seed takes all, up to -m
@@ -298,7 +298,7 @@ func TestInboundCapHoldsUnderConcurrentAnnounces(t *testing.T) {
 		return nil
 	}
 	mux := http.NewServeMux()
-	addRoutes(mux, tbl, newVerifier(check, 10*time.Second), netip.Addr.IsLoopback, 16, quiet)
+	addRoutes(mux, tbl, newVerifier(check, 10*time.Second, time.Minute), netip.Addr.IsLoopback, 16, quiet)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	codes := postConcurrently(t, srv.URL+"/", distinctNodes(50))

@@ -51,7 +51,7 @@ func newTable(t testing.TB, max int, nodes ...Node) *Table {
 
 // newHandler is the API of a process whose table is tbl; verify stands in for the connect-back check.
 func newHandler(tbl *Table, verify func(context.Context, Node) error) http.Handler {
-	return newAPI(config{role: "seed"}, tbl, newVerifier(verify, 10*time.Second), netip.Addr.IsLoopback, quiet)
+	return newAPI(config{role: "seed"}, tbl, newVerifier(verify, 10*time.Second, time.Minute), netip.Addr.IsLoopback, quiet)
 }
 
 // alive and unreachable stand in for the connect-back check.

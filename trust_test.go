@@ -31,7 +31,7 @@ func onHost(ip netip.Addr) bool { return ip.IsLoopback() || ip == netip.MustPars
 // remoteHandler is the API of a process with tbl, where 10.9.9.9 is its host's own address.
 func remoteHandler(tbl *Table, verify func(context.Context, Node) error) http.Handler {
 	mux := http.NewServeMux()
-	addRoutes(mux, tbl, newVerifier(verify, 10*time.Second), onHost, 0, quiet)
+	addRoutes(mux, tbl, newVerifier(verify, 10*time.Second, time.Minute), onHost, 0, quiet)
 	return mux
 }
 
@@ -92,8 +92,8 @@ func TestOtherHostsNeverGetLoopbackEntries(t *testing.T) {
 	is.Equal(got, []Node{{IP: "198.51.100.7", Port: 7}}) // other hosts: no loopback, no link-local
 	is.NoErr(json.Unmarshal(ask(h, "GET", "/nodes/", "10.9.9.9:4000", "").Body.Bytes(), &got))
 	is.Equal(len(got), 4) // this host: everything, as in the file
-	w := ask(h, "DELETE", "/nodes/", "198.51.100.7:4000", nodeJSON("198.51.100.7", 7))
-	is.Equal(w.Code, 200)                                  // the node itself leaves
+	w := ask(remoteHandler(tbl, unreachable), "DELETE", "/nodes/", "198.51.100.7:4000", nodeJSON("198.51.100.7", 7))
+	is.Equal(w.Code, 200)                                  // the node itself leaves: it no longer answers
 	is.True(!strings.Contains(w.Body.String(), "127.0.0")) // and its answer has no loopback either
 }
 
@@ -295,4 +295,77 @@ func TestRemoveByAnotherHost(t *testing.T) {
 			is.Equal(tbl.Len(), tc.wantLen)
 		})
 	}
+}
+
+// TestLeaveIsProvenBySilence: DELETEs of a node from five hosts, its own
+// address among them (a neighbour behind its NAT), remove nothing while it
+// answers, even when it stalls for the check or one check of it is lost;
+// a loop of them costs one check per hold-off; and once it is silent, its
+// own goodbye removes it.
+func TestLeaveIsProvenBySilence(t *testing.T) {
+	n := Node{IP: "198.51.100.7", Port: 7000}
+	sources := []string{"198.51.100.7:4000", "203.0.113.9:4000", "203.0.113.10:4000", "192.0.2.33:4000", "[2001:db8::5]:4000"}
+	deleteFromAll := func(h http.Handler) (codes []int) {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, src := range sources {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 20 {
+					w := ask(h, "DELETE", "/nodes/", src, nodeJSON(n.IP, n.Port))
+					mu.Lock()
+					codes = append(codes, w.Code)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		return codes
+	}
+
+	t.Run("stalled, then answering", func(t *testing.T) {
+		is := is.New(t)
+		tbl := newTable(t, 10, n)
+		resume := make(chan struct{})
+		var checks atomic.Int32
+		h := remoteHandler(tbl, func(ctx context.Context, _ Node) error {
+			checks.Add(1)
+			<-resume // the node stalls: every DELETE waits on the one check
+			return nil
+		})
+		done := make(chan []int)
+		go func() { done <- deleteFromAll(h) }()
+		eventually(t, 5*time.Second, func() bool { return checks.Load() > 0 })
+		close(resume)
+		codes := <-done
+		is.Equal(tbl.Len(), 1) // nothing removed
+		for _, c := range codes {
+			is.True(c == 403 || c == 429) // refused: it answers, or its checks are busy
+		}
+		is.True(checks.Load() <= 2) // 100 DELETEs, one check (and one more if a second source got in first)
+	})
+
+	t.Run("one check lost", func(t *testing.T) {
+		is := is.New(t)
+		tbl := newTable(t, 10, n)
+		var checks atomic.Int32
+		h := remoteHandler(tbl, func(context.Context, Node) error {
+			if checks.Add(1) == 1 {
+				return errors.New("timed out") // one lost packet
+			}
+			return nil
+		})
+		w := ask(h, "DELETE", "/nodes/", sources[0], nodeJSON(n.IP, n.Port))
+		is.Equal(w.Code, 403)  // the second check found it
+		is.Equal(tbl.Len(), 1) // kept
+	})
+
+	t.Run("silent", func(t *testing.T) {
+		is := is.New(t)
+		tbl := newTable(t, 10, n)
+		w := ask(remoteHandler(tbl, unreachable), "DELETE", "/nodes/", sources[0], nodeJSON(n.IP, n.Port))
+		is.Equal(w.Code, 200)  // its goodbye, once its listener is closed
+		is.Equal(tbl.Len(), 0) // believed at once
+	})
 }

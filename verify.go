@@ -28,6 +28,9 @@ const (
 // errBusy refuses an announce while its source has perSource checks running.
 var errBusy = errors.New("too many announces from your address are being checked; try again later")
 
+// errAnswers refuses a DELETE of a node that still answers.
+var errAnswers = errors.New("that node still answers: it leaves the lists once it stops answering; only a caller on this host may remove it before")
+
 // verifier runs the connect-back checks of announces, fairly: announces of
 // one address share one check, an address whose check failed is refused for
 // a cool-down without a new one, and one source on another host has at most
@@ -35,12 +38,14 @@ var errBusy = errors.New("too many announces from your address are being checked
 type verifier struct {
 	check    func(context.Context, Node) error
 	cooldown time.Duration    // -t: no address is checked more often than a hung check would allow
+	holdOff  time.Duration    // -u: a node that answered a DELETE's check is not checked again for a DELETE so soon
 	now      func() time.Time // time.Now; the simulation's clock moves a round at a time
 	slots    chan struct{}    // maxVerifying in all
 
 	mu      sync.Mutex
 	running map[Node]*pendingCheck
 	failed  map[Node]failedCheck
+	answers map[Node]time.Time // when a DELETE's check last found the node answering
 	sources map[netip.Addr]int // checks running, by the address that asked
 }
 
@@ -57,12 +62,15 @@ type failedCheck struct {
 	err error
 }
 
-// newVerifier returns a verifier that runs check, and refuses an address
-// whose check failed for cooldown.
-func newVerifier(check func(context.Context, Node) error, cooldown time.Duration) *verifier {
+// newVerifier returns a verifier that runs check, refuses an address whose
+// check failed for cooldown, and refuses DELETEs of a node that answered
+// for holdOff.
+func newVerifier(check func(context.Context, Node) error, cooldown, holdOff time.Duration) *verifier {
 	return &verifier{
 		check:    check,
 		cooldown: cooldown,
+		holdOff:  holdOff,
+		answers:  map[Node]time.Time{},
 		now:      time.Now,
 		slots:    make(chan struct{}, maxVerifying),
 		running:  map[Node]*pendingCheck{},
@@ -122,6 +130,38 @@ func (v *verifier) verify(ctx context.Context, src netip.Addr, trusted bool, n N
 		close(p.done)
 		return p.err
 	}
+}
+
+// gone is the check behind a DELETE of n from a caller not on this host,
+// the node itself included (behind a NAT, a neighbour shares its address):
+// a leave is proven by silence. n is gone (nil) only if two checks in a
+// row fail, since one lost packet proves nothing; an answer is remembered
+// for holdOff, so that a DELETE loop costs one check of n per holdOff.
+func (v *verifier) gone(ctx context.Context, src netip.Addr, n Node) error {
+	v.mu.Lock()
+	at, ok := v.answers[n]
+	v.mu.Unlock()
+	if ok && v.now().Sub(at) < v.holdOff {
+		return errAnswers
+	}
+	for range 2 {
+		v.mu.Lock()
+		delete(v.failed, n) // a new check, not the failure remembered from the last
+		v.mu.Unlock()
+		switch err := v.verify(ctx, src, false, n); {
+		case err == nil:
+			v.mu.Lock()
+			if len(v.answers) >= maxFailed {
+				clear(v.answers) // a flood of DELETEs costs checks again, not memory
+			}
+			v.answers[n] = v.now()
+			v.mu.Unlock()
+			return errAnswers
+		case errors.Is(err, errBusy), ctx.Err() != nil:
+			return err
+		}
+	}
+	return nil
 }
 
 // remember records a failed check, keeping at most maxFailed: when full it
