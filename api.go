@@ -129,22 +129,14 @@ func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, inbound 
 				case err == nil:
 					writeError(w, http.StatusConflict, crowded.Error())
 					return
-				case !errors.Is(err, errBusy) && r.Context().Err() == nil:
+				case !errors.Is(err, errBusy) && !errors.Is(err, errNoSlot) && r.Context().Err() == nil:
 					if _, err := t.Remove(crowded.incumbent); err != nil {
 						log.Error("remove", "node", crowded.incumbent, "err", err)
 					}
 					err = nil
 				}
 			}
-			switch {
-			case r.Context().Err() != nil:
-				writeError(w, http.StatusServiceUnavailable, "shutting down; announce again later")
-				return
-			case errors.Is(err, errBusy):
-				writeError(w, http.StatusTooManyRequests, err.Error())
-				return
-			case err != nil:
-				writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("could not reach you at %s: %v", n, err))
+			if checkFailed(w, r, err, http.StatusUnprocessableEntity, fmt.Sprintf("could not reach you at %s: %v", n, err)) {
 				return
 			}
 		}
@@ -196,11 +188,11 @@ func handleAdd(t *Table, local func(netip.Addr) bool, log *slog.Logger) http.Han
 	})
 }
 
-// handleRemove removes a node. Callers on this host (the operator) may
-// remove it at once. Anyone else, the node's own address included, only once
-// it no longer answers (see verifier.gone): a leaving node closes its
-// listener before it says goodbye, so its DELETE is believed at once, and
-// nobody, not even a neighbour behind the same NAT, can remove a live node.
+// handleRemove removes a node: at once for the operator (this host); for
+// anyone else, the node's own address included, once it no longer answers
+// (verifier.gone). A leaving node closes its listener before its goodbye,
+// so that is believed at once; nobody, not even a neighbour behind its NAT,
+// can remove a live node.
 func handleRemove(t *Table, v *verifier, local func(netip.Addr) bool, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, ok := readNode(w, r, t.self)
@@ -208,16 +200,7 @@ func handleRemove(t *Table, v *verifier, local func(netip.Addr) bool, log *slog.
 			return
 		}
 		if src := remoteIP(r); !local(src) && t.Has(n) {
-			err := v.gone(r.Context(), src, n)
-			switch {
-			case r.Context().Err() != nil:
-				writeError(w, http.StatusServiceUnavailable, "shutting down; try again later")
-				return
-			case errors.Is(err, errBusy):
-				writeError(w, http.StatusTooManyRequests, err.Error())
-				return
-			case err != nil:
-				writeError(w, http.StatusForbidden, err.Error())
+			if err := v.gone(r.Context(), src, n); checkFailed(w, r, err, http.StatusForbidden, fmt.Sprint(err)) {
 				return
 			}
 		}
@@ -228,6 +211,25 @@ func handleRemove(t *Table, v *verifier, local func(netip.Addr) bool, log *slog.
 		}
 		handleList(t, local).ServeHTTP(w, r)
 	})
+}
+
+// checkFailed answers a request whose check gave err, if any, and says so:
+// 503 shutting down or no slot in time, 429 too busy, else status and msg.
+func checkFailed(w http.ResponseWriter, r *http.Request, err error, status int, msg string) bool {
+	switch {
+	case err == nil:
+		return false
+	case r.Context().Err() != nil:
+		writeError(w, http.StatusServiceUnavailable, "shutting down; try again later")
+	case errors.Is(err, errBusy):
+		writeError(w, http.StatusTooManyRequests, err.Error())
+	case errors.Is(err, errNoSlot):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	default:
+		writeError(w, status, msg)
+	}
+	return true
 }
 
 // writeAdd adds n, unless the table holds inbound nodes (0: no cap but -m),

@@ -262,3 +262,40 @@ func listen(ip string, port int) (net.Listener, error) {
 	}
 	return ln, err
 }
+
+// groupOf is the group of n's address, for the rules that keep one address
+// allocation from taking more than its share: its IPv4 /16 or its IPv6 /32.
+// ok is false for loopback and link-local addresses, which mean something
+// on one host or link only: each is a group of its own, and is never
+// evicted to make room.
+func groupOf(n Node) (g netip.Prefix, ok bool) {
+	ip := netip.MustParseAddr(n.IP)
+	if ip.IsLoopback() || ip.IsLinkLocalUnicast() {
+		return netip.PrefixFrom(ip, ip.BitLen()), false
+	}
+	bits := 16
+	if ip.Is6() {
+		bits = 32
+	}
+	g, _ = ip.Prefix(bits)
+	return g, true
+}
+
+// callerGroup is the network a caller counts against for perGroup: its
+// IPv4 /24 or its IPv6 /64.
+func callerGroup(src netip.Addr) netip.Prefix {
+	bits := 64
+	if src.Is4() {
+		bits = 24
+	}
+	g, _ := src.Prefix(bits)
+	return g
+}
+
+// hostOf is the address a node counts against for -hm, in both families.
+// Loopback nodes count against none (ok is false), so networks on one
+// machine are not capped.
+func hostOf(n Node) (host netip.Addr, ok bool) {
+	ip := netip.MustParseAddr(n.IP)
+	return ip, !ip.IsLoopback()
+}

@@ -184,6 +184,34 @@ func (t *Table) Sample(n int, public bool) []byte {
 	return append(body, '\n')
 }
 
+// balanced picks at most want of nodes so that groups take turns: a group
+// at random among those with nodes left, then one of its nodes at random,
+// without repeats. A thousand addresses in one group then weigh as one.
+func balanced(nodes []Node, want int, rng *rand.Rand) []Node {
+	byGroup := map[netip.Prefix][]Node{}
+	var groups []netip.Prefix
+	for _, n := range nodes {
+		g, _ := groupOf(n)
+		if byGroup[g] == nil {
+			groups = append(groups, g)
+		}
+		byGroup[g] = append(byGroup[g], n)
+	}
+	picked := make([]Node, 0, min(want, len(nodes)))
+	for len(groups) > 0 && len(picked) < want {
+		i := rng.IntN(len(groups))
+		members := byGroup[groups[i]]
+		j := rng.IntN(len(members))
+		picked = append(picked, members[j])
+		members[j] = members[len(members)-1]
+		if byGroup[groups[i]] = members[:len(members)-1]; len(members) == 1 {
+			groups[i] = groups[len(groups)-1]
+			groups = groups[:len(groups)-1]
+		}
+	}
+	return picked
+}
+
 // maxCheckers bounds the processes CheckedBy remembers between two rounds.
 const maxCheckers = 64
 
@@ -205,6 +233,16 @@ func (t *Table) TakeCheckers() map[Node]bool {
 	checkers := t.checkers
 	t.checkers = map[Node]bool{}
 	return checkers
+}
+
+// inboundCap is how many peers a node takes by their announce before it
+// refuses new ones: 2 x -k, so that early joiners do not become hubs. The
+// peers it finds itself do not count. The seed (0) takes every node, up to -m.
+func inboundCap(cfg config) int {
+	if cfg.role == "node" {
+		return 2 * max(cfg.enough, 1)
+	}
+	return 0
 }
 
 // Add adds the nodes it does not know yet and returns those it added, once

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -139,7 +140,7 @@ func TestManyAddresses(t *testing.T) {
 			}
 			codes := map[int]int{}
 			var mu sync.Mutex
-			forEachIndex(len(fake), 32, func(i int) {
+			forEachIndex(len(fake), perGroup, func(i int) { // as many at once as the seed checks for one /24 or /64
 				status, _ := attacker.doFrom(fake[i].IP, "POST", seed.addr, "/", nodeJSON(fake[i].IP, fake[i].Port))
 				mu.Lock()
 				codes[status]++
@@ -193,4 +194,107 @@ func TestOneIPv6LAN(t *testing.T) {
 	}
 	eventually(t, 20*time.Second, func() bool { return lists(seed.addr, nodes...) || len(seedHost.list(seed.addr)) == 20 })
 	is.Equal(len(seedHost.list(seed.addr)), 20) // every one of them, not 8 for the /64
+}
+
+// TestCheckSlotsAreFair: 64 attacker addresses, of one IPv4 /24 or of one
+// IPv6 /64, each hold 4 announces of its own addresses that accept and
+// never answer, again and again. Meanwhile 3 other hosts announce 15
+// honest nodes, one after another, and 2 real nodes join: at -t 1 and at
+// -t 3, at least 14 of the 15 announces succeed within -t, and both nodes
+// are listed within 2 of the seed's rounds.
+func TestCheckSlotsAreFair(t *testing.T) {
+	for _, tc := range []struct {
+		family, timeout string
+	}{{"IPv4", "1"}, {"IPv6", "1"}, {"IPv4", "3"}, {"IPv6", "3"}} {
+		t.Run(tc.family+" -t "+tc.timeout, func(t *testing.T) {
+			t.Parallel()
+			is := is.New(t)
+			l := newLab(t, 7) // h0 the seed, h1 the attacker, h2-h4 honest announcers, h5-h6 real nodes
+			for _, h := range l.hosts {
+				h.onLink()
+			}
+			seedHost, attacker := l.hosts[0], l.hosts[1]
+			seedIP := map[string]string{"IPv4": seedHost.v4, "IPv6": seedHost.v6}[tc.family]
+			seed := seedHost.start("-role=seed", "-i", seedIP, "-p", "0", "-u", "1", "-t", tc.timeout, "-d", "seed")
+			secs, _ := strconv.Atoi(tc.timeout)
+			timeout := time.Duration(secs) * time.Second
+
+			var hung []Node
+			for i := range 64 {
+				ip, prefix := fmt.Sprintf("10.91.0.%d", i+1), "/24"
+				if tc.family == "IPv6" {
+					ip, prefix = fmt.Sprintf("fd91::%x", i+1), "/64"
+				}
+				attacker.addAddress(ip + prefix)
+				hung = append(hung, attacker.listen(4, "hang", ip)...)
+			}
+			stop := make(chan struct{})
+			var attacking sync.WaitGroup
+			var busy atomic.Int32 // answers 429: the attacker's network has all the checks it may
+			for _, n := range hung {
+				attacking.Add(1)
+				go func() {
+					defer attacking.Done()
+					for {
+						if status, _ := attacker.doFrom(n.IP, "POST", seed.addr, "/", nodeJSON(n.IP, n.Port)); status == 429 || status == 503 {
+							busy.Add(1)
+							select { // refused at once: again a little later, as Retry-After asks, so that the test's CPU goes to the seed
+							case <-stop:
+								return
+							case <-time.After(100 * time.Millisecond):
+							}
+						}
+						select {
+						case <-stop:
+							return
+						default:
+						}
+					}
+				}()
+			}
+			eventually(t, 10*time.Second, func() bool { return busy.Load() > 0 }) // the seed is checking them, and stuck
+
+			rounds := strings.Count(seed.stderr.String(), "msg=round")
+			var nodes []*proc
+			for _, h := range l.hosts[5:7] {
+				ip := map[string]string{"IPv4": h.v4, "IPv6": h.v6}[tc.family]
+				nodes = append(nodes, h.start("-role=node", "-i", ip, "-p", "0", "-u", "1", "-t", tc.timeout, "-d", "node",
+					"-di", seed.addr.IP, "-dp", strconv.Itoa(seed.addr.Port)))
+			}
+			ok, slowest := 0, time.Duration(0)
+			var mu sync.Mutex
+			var honest sync.WaitGroup
+			for _, h := range l.hosts[2:5] {
+				ip := map[string]string{"IPv4": h.v4, "IPv6": h.v6}[tc.family]
+				announced := h.listen(5, "ok", ip)
+				honest.Add(1)
+				go func() {
+					defer honest.Done()
+					for _, n := range announced {
+						start := time.Now()
+						status, _ := h.do("POST", seed.addr, "/", nodeJSON(n.IP, n.Port))
+						took := time.Since(start)
+						mu.Lock()
+						if status == 200 && took < timeout {
+							ok++
+						}
+						slowest = max(slowest, took)
+						mu.Unlock()
+					}
+				}()
+			}
+			honest.Wait()
+			eventually(t, 20*time.Second, func() bool {
+				listed := seedHost.list(seed.addr)
+				return slices.Contains(listed, nodes[0].addr) && slices.Contains(listed, nodes[1].addr)
+			})
+			listedAfter := strings.Count(seed.stderr.String(), "msg=round") - rounds
+			close(stop)
+			attacking.Wait()
+			t.Logf("%s, -t %s, 256 hung announces from 64 addresses of one network: %d of 15 honest announces succeeded within -t, the slowest took %v; both nodes listed within %d seed rounds",
+				tc.family, tc.timeout, ok, slowest.Round(time.Millisecond), listedAfter)
+			is.True(ok >= 14)         // at least 14 of 15 within -t
+			is.True(listedAfter <= 2) // both real nodes listed within 2 rounds
+		})
+	}
 }

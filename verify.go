@@ -1,14 +1,14 @@
 package main
 
-// Who may come in: the connect-back check of an announce (verifier), shared
-// and fair across sources, and when a table is full, room by address group
-// (Table.room, with groupOf and balanced, which samples use too).
+// Who may come in: the connect-back checks of announces and of DELETEs
+// (verifier), with check slots shared fairly between networks, and when a
+// table is full, room by address group (Table.room; groupOf is in
+// config.go, balanced in table.go).
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"sync"
@@ -18,35 +18,51 @@ import (
 const (
 	// maxVerifying bounds the connect-back checks that announces run at once.
 	maxVerifying = 64
-	// perSource bounds the checks that one address on another host can have
-	// running, so that one host cannot take every slot.
-	perSource = 4
+	// perGroup bounds the checks that callers of one network on another host
+	// (an IPv4 /24, an IPv6 /64) can have running or waiting, so that
+	// however many addresses it holds, it takes no more than 4 slots.
+	perGroup = 4
 	// maxFailed bounds the addresses whose failed check is remembered.
 	maxFailed = 4096
 )
 
-// errBusy refuses an announce while its source has perSource checks running.
-var errBusy = errors.New("too many announces from your address are being checked; try again later")
+// errBusy refuses an announce while its caller's network has perGroup
+// checks under way; errNoSlot one that found no free slot in time.
+var (
+	errBusy   = errors.New("too many announces from your network (/24 or /64) are being checked; try again later")
+	errNoSlot = errors.New("every check slot is taken; try again in a second")
+)
 
 // errAnswers refuses a DELETE of a node that still answers.
 var errAnswers = errors.New("that node still answers: it leaves the lists once it stops answering; only a caller on this host may remove it before")
 
 // verifier runs the connect-back checks of announces, fairly: announces of
 // one address share one check, an address whose check failed is refused for
-// a cool-down without a new one, and one source on another host has at most
-// perSource checks running.
+// a cool-down without a new one, callers of one network on another host
+// have at most perGroup checks under way, and a free slot goes to the
+// waiting check whose network has the fewest running, not to the first in
+// line: so many addresses cannot queue the others behind them. A check
+// waits for a slot at most a quarter of -t, and is then refused (503).
 type verifier struct {
 	check    func(context.Context, Node) error
 	cooldown time.Duration    // -t: no address is checked more often than a hung check would allow
 	holdOff  time.Duration    // -u: a node that answered a DELETE's check is not checked again for a DELETE so soon
 	now      func() time.Time // time.Now; the simulation's clock moves a round at a time
-	slots    chan struct{}    // maxVerifying in all
 
 	mu      sync.Mutex
 	running map[Node]*pendingCheck
 	failed  map[Node]failedCheck
-	answers map[Node]time.Time // when a DELETE's check last found the node answering
-	sources map[netip.Addr]int // checks running, by the address that asked
+	answers map[Node]time.Time   // when a DELETE's check last found the node answering
+	asked   map[netip.Prefix]int // checks under way, by the caller's network
+	inSlot  map[netip.Prefix]int // checks holding a slot, by the caller's network
+	free    int                  // slots free, of maxVerifying
+	waiting []*slotWaiter
+}
+
+// slotWaiter is a check waiting for a slot; ready is closed when it has one.
+type slotWaiter struct {
+	group netip.Prefix
+	ready chan struct{}
 }
 
 // pendingCheck is one check under way; done is closed when err is set.
@@ -72,10 +88,11 @@ func newVerifier(check func(context.Context, Node) error, cooldown, holdOff time
 		holdOff:  holdOff,
 		answers:  map[Node]time.Time{},
 		now:      time.Now,
-		slots:    make(chan struct{}, maxVerifying),
+		free:     maxVerifying,
 		running:  map[Node]*pendingCheck{},
 		failed:   map[Node]failedCheck{},
-		sources:  map[netip.Addr]int{},
+		asked:    map[netip.Prefix]int{},
+		inSlot:   map[netip.Prefix]int{},
 	}
 }
 
@@ -100,36 +117,91 @@ func (v *verifier) verify(ctx context.Context, src netip.Addr, trusted bool, n N
 			}
 			return p.err
 		}
-		if !trusted && v.sources[src] >= perSource {
+		group := callerGroup(src)
+		if !trusted && v.asked[group] >= perGroup {
 			v.mu.Unlock()
 			return errBusy
 		}
 		p := &pendingCheck{done: make(chan struct{})}
 		v.running[n] = p
-		v.sources[src]++
+		v.asked[group]++
 		v.mu.Unlock()
 
-		select {
-		case v.slots <- struct{}{}:
+		if p.err = v.acquire(ctx, group); p.err == nil {
 			p.err = v.check(ctx, n)
-			<-v.slots
-		case <-ctx.Done():
-			p.err = ctx.Err()
+			v.release(group)
 		}
 		p.cancelled = ctx.Err() != nil
 
 		v.mu.Lock()
 		delete(v.running, n)
-		if v.sources[src]--; v.sources[src] == 0 {
-			delete(v.sources, src)
+		if v.asked[group]--; v.asked[group] == 0 {
+			delete(v.asked, group)
 		}
-		if p.err != nil && !p.cancelled {
+		if p.err != nil && !p.cancelled && !errors.Is(p.err, errNoSlot) {
 			v.remember(n, p.err)
 		}
 		v.mu.Unlock()
 		close(p.done)
 		return p.err
 	}
+}
+
+// acquire takes a slot for a check asked by group, waiting at most a
+// quarter of -t, which leaves the caller time for the check itself.
+func (v *verifier) acquire(ctx context.Context, group netip.Prefix) error {
+	v.mu.Lock()
+	if v.free > 0 && len(v.waiting) == 0 {
+		v.free--
+		v.inSlot[group]++
+		v.mu.Unlock()
+		return nil
+	}
+	w := &slotWaiter{group: group, ready: make(chan struct{})}
+	v.waiting = append(v.waiting, w)
+	v.mu.Unlock()
+	deadline := time.NewTimer(v.cooldown / 4)
+	defer deadline.Stop()
+	var err error
+	select {
+	case <-w.ready:
+		return nil
+	case <-deadline.C:
+		err = errNoSlot
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if i := slices.Index(v.waiting, w); i >= 0 {
+		v.waiting = slices.Delete(v.waiting, i, i+1)
+		return err
+	}
+	return nil // granted as it gave up: use the slot
+}
+
+// release frees group's slot for the waiting check whose network holds the
+// fewest slots (the earliest of those), or for the next to come.
+func (v *verifier) release(group netip.Prefix) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.inSlot[group]--; v.inSlot[group] == 0 {
+		delete(v.inSlot, group)
+	}
+	if len(v.waiting) == 0 {
+		v.free++
+		return
+	}
+	next := 0
+	for i, w := range v.waiting {
+		if v.inSlot[w.group] < v.inSlot[v.waiting[next].group] {
+			next = i
+		}
+	}
+	w := v.waiting[next]
+	v.waiting = slices.Delete(v.waiting, next, next+1)
+	v.inSlot[w.group]++
+	close(w.ready)
 }
 
 // gone is the check behind a DELETE of n from a caller not on this host,
@@ -157,7 +229,7 @@ func (v *verifier) gone(ctx context.Context, src netip.Addr, n Node) error {
 			v.answers[n] = v.now()
 			v.mu.Unlock()
 			return errAnswers
-		case errors.Is(err, errBusy), ctx.Err() != nil:
+		case errors.Is(err, errBusy), errors.Is(err, errNoSlot), ctx.Err() != nil:
 			return err
 		}
 	}
@@ -179,52 +251,6 @@ func (v *verifier) remember(n Node, err error) {
 	}
 }
 
-// groupOf is the group of n's address, for the rules that keep one address
-// allocation from taking more than its share: its IPv4 /16 or its IPv6 /32.
-// ok is false for loopback and link-local addresses, which mean something
-// on one host or link only: each is a group of its own, and is never
-// evicted to make room.
-func groupOf(n Node) (g netip.Prefix, ok bool) {
-	ip := netip.MustParseAddr(n.IP)
-	if ip.IsLoopback() || ip.IsLinkLocalUnicast() {
-		return netip.PrefixFrom(ip, ip.BitLen()), false
-	}
-	bits := 16
-	if ip.Is6() {
-		bits = 32
-	}
-	g, _ = ip.Prefix(bits)
-	return g, true
-}
-
-// balanced picks at most want of nodes so that groups take turns: a group
-// at random among those with nodes left, then one of its nodes at random,
-// without repeats. A thousand addresses in one group then weigh as one.
-func balanced(nodes []Node, want int, rng *rand.Rand) []Node {
-	byGroup := map[netip.Prefix][]Node{}
-	var groups []netip.Prefix
-	for _, n := range nodes {
-		g, _ := groupOf(n)
-		if byGroup[g] == nil {
-			groups = append(groups, g)
-		}
-		byGroup[g] = append(byGroup[g], n)
-	}
-	picked := make([]Node, 0, min(want, len(nodes)))
-	for len(groups) > 0 && len(picked) < want {
-		i := rng.IntN(len(groups))
-		members := byGroup[groups[i]]
-		j := rng.IntN(len(members))
-		picked = append(picked, members[j])
-		members[j] = members[len(members)-1]
-		if byGroup[groups[i]] = members[:len(members)-1]; len(members) == 1 {
-			groups[i] = groups[len(groups)-1]
-			groups = groups[:len(groups)-1]
-		}
-	}
-	return picked
-}
-
 // crowdedError refuses a newcomer to a full table whose group already has
 // as many entries as any other: it may take the place of incumbent, one of
 // its own group's, only if incumbent fails a check.
@@ -235,24 +261,6 @@ type crowdedError struct {
 
 func (e *crowdedError) Error() string {
 	return fmt.Sprintf("no room: the table is full, and your group %s has as many entries as any other", e.group)
-}
-
-// hostOf is the address a node counts against for -hm, in both families.
-// Loopback nodes count against none (ok is false), so networks on one
-// machine are not capped.
-func hostOf(n Node) (host netip.Addr, ok bool) {
-	ip := netip.MustParseAddr(n.IP)
-	return ip, !ip.IsLoopback()
-}
-
-// inboundCap is how many peers a node takes by their announce before it
-// refuses new ones: 2 x -k, so that early joiners do not become hubs. The
-// peers it finds itself do not count. The seed (0) takes every node, up to -m.
-func inboundCap(cfg config) int {
-	if cfg.role == "node" {
-		return 2 * max(cfg.enough, 1)
-	}
-	return 0
 }
 
 // WouldRefuse returns why AddUpTo(inbound, n) would refuse n, were it new, so that
