@@ -241,6 +241,23 @@ func hostAddrs() func(netip.Addr) bool {
 	return func(ip netip.Addr) bool { return ip.IsLoopback() || own[ip] }
 }
 
+// writable makes dir if it is missing and checks, at start rather than at the
+// first change, that this process can write its file there.
+func writable(dir, file string) error {
+	err := os.MkdirAll(dir, 0o755)
+	if err == nil {
+		var tmp *os.File
+		if tmp, err = os.CreateTemp(dir, file+".tmp-*"); err == nil {
+			tmp.Close()
+			err = os.Remove(tmp.Name())
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("cannot write the data file %s: %v. Give -d a directory this user can write to", filepath.Join(dir, file), err)
+	}
+	return nil
+}
+
 // listen listens on ip:port, and says a failure in the program's own words,
 // with what to do.
 func listen(ip string, port int) (net.Listener, error) {

@@ -42,6 +42,7 @@ func newTable(t testing.TB, max int, nodes ...Node) *Table {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tbl.gap = 0 // tests of other things need not wait between writes; TestWritesAreCoalesced keeps writeGap
 	t.Cleanup(func() { tbl.Close() })
 	if _, err := tbl.Add(nodes...); err != nil {
 		t.Fatal(err)
@@ -129,6 +130,7 @@ func startPeer(t testing.TB, host string, cfg config) *testPeer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.table.gap = 0 // as in newTable
 	srv := httptest.NewUnstartedServer(newHandler(r.table, r.client.ping))
 	srv.Listener.Close()
 	srv.Listener = ln

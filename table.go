@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 var (
@@ -44,6 +45,9 @@ type Table struct {
 	changes  uint64         // changes made in memory, counted from start
 	saved    uint64         // changes on disk
 	writing  bool           // a caller is writing the file; the others wait for it
+	wrote    time.Time      // when the last write ended
+	gap      time.Duration  // writeGap; tests of other things may shorten it
+	writes   int            // files written since start
 
 	body   atomic.Pointer[[]byte] // the bytes on disk, served by GET /nodes/
 	public atomic.Pointer[[]byte] // the same less loopback and link-local entries, for other hosts
@@ -77,7 +81,7 @@ func openTable(dir, file string, self Node, max, hostMax int) (*Table, error) {
 // lock, so that a simulation can hold 10,000 of them without a disk.
 func memTable(self Node, max, hostMax int) *Table {
 	t := &Table{self: self, max: max, hostMax: hostMax, known: map[Node]bool{}, perHost: map[netip.Addr]int{}, checkers: map[Node]bool{}, inbound: map[Node]bool{}, byGroup: map[netip.Prefix][]Node{},
-		rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
+		rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), gap: writeGap}
 	t.written = sync.NewCond(&t.mu)
 	return t
 }

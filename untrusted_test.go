@@ -64,15 +64,12 @@ func TestUntrustedHosts(t *testing.T) {
 		attacker := l.hosts[7]                             // not yet at the seed's cap per host
 		hung := attacker.listen(1, "hang", attacker.v4)[0] // accepts, never answers
 		var held sync.WaitGroup
-		var firstAttackAnswer sync.Once
-		var attackAnswered time.Time
 		attackCodes := make([]int, 200)
 		for i := range 200 {
 			held.Add(1)
 			go func() {
 				defer held.Done()
 				attackCodes[i], _ = attacker.do("POST", seed.addr, "/", nodeJSON(hung.IP, hung.Port))
-				firstAttackAnswer.Do(func() { attackAnswered = time.Now() })
 			}()
 		}
 		eventually(t, 10*time.Second, func() bool { return attacker.accepted(hung) > 0 }) // the seed is checking it, and stuck
@@ -99,16 +96,15 @@ func TestUntrustedHosts(t *testing.T) {
 			}()
 		}
 		honest.Wait()
-		honestDone := time.Now()
 		held.Wait()
 		codes := map[int]int{}
 		for _, c := range attackCodes {
 			codes[c]++
 		}
 		t.Logf("while 200 announces of a never-answering address were held open (%v): %d of 15 honest announces succeeded within 2 x -t; the slowest took %v", codes, ok, slowest.Round(time.Millisecond))
-		is.True(ok >= 14)                          // at least 14 of 15
-		is.True(honestDone.Before(attackAnswered)) // all answered while the attacker's check still hung: none waited behind it
-		is.Equal(codes[200], 0)                    // the hung address was never added
+		is.True(ok >= 14)          // at least 14 of 15
+		is.True(slowest < timeout) // none waited behind the attacker's check, which hangs for -t
+		is.Equal(codes[200], 0)    // the hung address was never added
 	})
 }
 
