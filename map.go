@@ -31,7 +31,7 @@ func runMap(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger)
 	if err != nil {
 		return err
 	}
-	m := crawl(ctx, newPeerClient(time.Duration(cfg.timeout), Node{}), seeds, cfg.max)
+	m := crawl(ctx, newPeerClient(time.Duration(cfg.timeout), Node{}), seeds, cfg.max, cfg.hostMax)
 	if !slices.ContainsFunc(seeds, func(s Node) bool { return m.lists[s] != nil }) {
 		return errors.New("no seed answered GET /nodes/: " + names(seeds))
 	}
@@ -42,12 +42,17 @@ func runMap(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger)
 	return nil
 }
 
-// crawl asks every process it hears of for its list, breadth first from the
-// seeds, until it has asked max of them. Each wave runs through forEach,
-// so at most maxInFlight calls are open, each bounded by the client's timeout.
-func crawl(ctx context.Context, c *peerClient, seeds []Node, max int) netMap {
+// crawl asks every process it hears of for a sample of its list (up to
+// maxSample entries: all of a node's), breadth first from the seeds, until
+// it has asked max of them. It calls each address once, and at most
+// hostMax ports of one IP (loopback exempt), so that a list cannot aim it
+// at a third party; it keeps at most maxSample entries of a list, even from
+// a process that ignores ?sample. Each wave runs through forEach, so at
+// most maxInFlight calls are open, each bounded by the client's timeout.
+func crawl(ctx context.Context, c *peerClient, seeds []Node, max, hostMax int) netMap {
 	m := netMap{lists: map[Node][]Node{}}
 	seen := map[Node]bool{}
+	perHost := map[string]int{}
 	var wave []Node
 	for _, s := range seeds {
 		if !seen[s] {
@@ -60,10 +65,10 @@ func crawl(ctx context.Context, c *peerClient, seeds []Node, max int) netMap {
 		var mu sync.Mutex
 		lists := map[Node][]Node{}
 		ok := forEach(ctx, wave, func(ctx context.Context, n Node) error {
-			list, err := c.list(ctx, n, 0)
+			list, err := c.list(ctx, n, maxSample)
 			mu.Lock()
 			defer mu.Unlock()
-			lists[n] = list
+			lists[n] = slices.Clone(list[:min(len(list), maxSample)]) // a copy: the rest goes now
 			return err
 		})
 		var next []Node
@@ -74,8 +79,9 @@ func crawl(ctx context.Context, c *peerClient, seeds []Node, max int) netMap {
 			}
 			m.lists[n] = append([]Node{}, lists[n]...) // non-nil: it answered
 			for _, l := range lists[n] {
-				if !seen[l] {
+				if !seen[l] && (l.loopback() || perHost[l.IP] < hostMax) {
 					seen[l] = true
+					perHost[l.IP]++
 					next = append(next, l)
 				}
 			}

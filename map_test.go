@@ -7,8 +7,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,7 +47,7 @@ func TestMap(t *testing.T) {
 	X.IP = "127.0.0.5" // nothing listens on 127.0.0.5 in this test
 	a, b, c, d, f = []Node{B, C, D}, []Node{A, C, X}, []Node{A, B}, []Node{C}, []Node{}
 
-	m := crawl(context.Background(), newPeerClient(5*time.Second, Node{}), []Node{A, F}, 100)
+	m := crawl(context.Background(), newPeerClient(5*time.Second, Node{}), []Node{A, F}, 100, 8)
 	var out bytes.Buffer
 	m.mermaid(&out)
 	want := strings.NewReplacer("{A}", A.String(), "{B}", B.String(), "{C}", C.String(), "{D}", D.String(), "{F}", F.String(), "{X}", X.String()).Replace(
@@ -58,7 +61,7 @@ func TestMap(t *testing.T) {
 
 	t.Run("bounded by -m", func(t *testing.T) {
 		is := is.New(t)
-		m := crawl(context.Background(), newPeerClient(5*time.Second, Node{}), []Node{A}, 2)
+		m := crawl(context.Background(), newPeerClient(5*time.Second, Node{}), []Node{A}, 2, 8)
 		is.Equal(len(m.lists), 2) // asks at most -m processes
 		is.Equal(len(m.dead), 0)  // those it did not ask are not dead
 	})
@@ -73,4 +76,67 @@ func TestMap(t *testing.T) {
 		is.Equal(exitCode(err, &stderr), 1)                            // no seed answered
 		is.True(strings.Contains(stderr.String(), "no seed answered")) // says so
 	})
+}
+
+// TestCrawlIsBounded: a maze of 100 listeners, each answering every GET
+// with the same 10,000 entries (the whole maze, its ports at a third
+// party's address, and dead ones) and ignoring ?sample. The crawl asks at
+// most -m of them, calls no address twice and no more than -hm ports of
+// the third party, and keeps at most maxSample entries of each list.
+func TestCrawlIsBounded(t *testing.T) {
+	needAliases(t)
+	is := is.New(t)
+	var calls sync.Map // address -> *atomic.Int32
+	var maze []Node
+	var body []byte
+	for range 100 {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n, _ := calls.LoadOrStore(r.Host, new(atomic.Int32))
+			n.(*atomic.Int32).Add(1)
+			w.Write(body)
+		}))
+		t.Cleanup(srv.Close)
+		maze = append(maze, nodeOf(t, srv.URL))
+	}
+	victim := "" // a third party: an address of this host that is not loopback, so that no call leaves it
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is4() && !p.Addr().IsLoopback() && !p.Addr().IsLinkLocalUnicast() {
+			victim = p.Addr().String()
+		}
+	}
+	if victim == "" {
+		t.Skip("this host has no IPv4 address but loopback, to stand for a third party")
+	}
+	var entries []Node
+	for i := range 10_000 {
+		switch {
+		case i < len(maze):
+			entries = append(entries, maze[i])
+		case i < 2000:
+			entries = append(entries, Node{IP: victim, Port: 1 + i}) // the third party, at 1,900 ports: nothing listens there
+		default:
+			entries = append(entries, Node{IP: "127.0.0.254", Port: i}) // nothing listens there either
+		}
+	}
+	body = encodeNodes(entries)
+	m := crawl(context.Background(), newPeerClient(time.Second, Node{}), maze[:1], 150, 8)
+	stored := 0
+	for _, l := range m.lists {
+		is.True(len(l) <= maxSample) // at most maxSample entries kept of each list
+		stored += len(l)
+	}
+	is.True(len(m.lists)+len(m.dead) <= 150) // at most -m asked
+	calls.Range(func(addr, n any) bool {
+		is.Equal(n.(*atomic.Int32).Load(), int32(1)) // each address once
+		return true
+	})
+	atVictim := 0
+	for _, n := range m.sorted() { // those that answered, then the dead
+		if n.IP == victim {
+			atVictim++
+		}
+	}
+	is.True(atVictim <= 8) // at most -hm ports of the third party
+	t.Logf("asked %d, %d did not answer, %d entries kept", len(m.lists), len(m.dead), stored)
 }
