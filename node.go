@@ -252,7 +252,7 @@ func (r *refresher) learn(ctx context.Context, lists [][]Node, need int) (added 
 	queues := make([][]Node, len(lists))
 	for i, l := range lists {
 		for _, n := range balanced(l, len(l), r.rng) { // groups take turns, as in a sample
-			if !seen[n] && !r.table.Has(n) {
+			if !seen[n] && !r.table.Has(n) && r.round >= r.shunned[n] {
 				seen[n] = true
 				queues[i] = append(queues[i], n)
 			}
@@ -284,6 +284,9 @@ func (r *refresher) learn(ctx context.Context, lists [][]Node, need int) (added 
 			mu.Lock()
 			defer mu.Unlock()
 			full[n] = refused == http.StatusConflict
+			if notANode(err) { // a web server, say: not taken from any list for -f rounds
+				r.shunned[n] = r.round + r.fails + 1
+			}
 			return err
 		})
 		var alive, spare, again []Node

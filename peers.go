@@ -130,6 +130,7 @@ type peerError struct {
 	reason   string
 	status   int  // the peer's HTTP status, if it answered
 	timedOut bool // no answer within -t: the fault may be ours
+	notNode  bool // it answered, but not as a node does
 }
 
 func (e *peerError) Error() string { return e.reason }
@@ -138,6 +139,12 @@ func (e *peerError) Error() string { return e.reason }
 func timedOut(err error) bool {
 	var pe *peerError
 	return errors.As(err, &pe) && pe.timedOut
+}
+
+// notANode reports whether err is an answer that no node gives.
+func notANode(err error) bool {
+	var pe *peerError
+	return errors.As(err, &pe) && pe.notNode
 }
 
 // failure turns an error from the HTTP client into a peerError.
@@ -154,7 +161,7 @@ func failure(err error) *peerError {
 	case errors.As(err, &opErr) && opErr.Op == "dial":
 		return &peerError{reason: "unreachable"}
 	}
-	return &peerError{reason: "not an HTTP answer"}
+	return &peerError{reason: "not an HTTP answer", notNode: true}
 }
 
 // observedHeader carries, on every answer to GET / and POST /, the address
@@ -213,7 +220,7 @@ func (c *peerClient) ping(ctx context.Context, n Node) error {
 	case status/100 != 2:
 		return &peerError{reason: fmt.Sprintf("answered %d", status), status: status}
 	case !isObject(data):
-		return &peerError{reason: "not a node: its answer is not a JSON object", status: status}
+		return &peerError{reason: "not a node: its answer is not a JSON object", status: status, notNode: true}
 	}
 	return nil
 }
@@ -230,9 +237,9 @@ func (c *peerClient) announce(ctx context.Context, n Node) (refused int, err err
 	case err != nil:
 		return 0, err
 	case status/100 != 2 && status/100 != 4:
-		return 0, &peerError{reason: fmt.Sprintf("answered %d", status), status: status}
+		return 0, &peerError{reason: fmt.Sprintf("answered %d", status), status: status, notNode: status/100 != 5}
 	case !isObject(data):
-		return 0, &peerError{reason: "not a node: its answer is not a JSON object", status: status}
+		return 0, &peerError{reason: "not a node: its answer is not a JSON object", status: status, notNode: true}
 	case status/100 == 4:
 		return status, nil
 	}

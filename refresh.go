@@ -68,6 +68,7 @@ type refresher struct {
 	mu       sync.Mutex
 	round    int              // rounds run
 	backoffs map[Node]backoff // peers that refused our announce lately
+	shunned  map[Node]int     // addresses that answered not as a node: taken from no list before this round
 }
 
 // roundStats is what one round did, for its log line.
@@ -100,6 +101,7 @@ func newProcess(cfg config, t *Table, c *peerClient, log *slog.Logger) *refreshe
 		told:     map[netip.Addr]bool{},
 		log:      log,
 		backoffs: map[Node]backoff{},
+		shunned:  map[Node]int{},
 	}
 }
 
@@ -119,10 +121,13 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 	slow := map[Node]bool{}
 	ok := forEach(ctx, nodes, func(ctx context.Context, n Node) error {
 		err := check(ctx, n)
-		if timedOut(err) {
-			mu.Lock()
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case timedOut(err):
 			slow[n] = true
-			mu.Unlock()
+		case notANode(err): // once dropped, taken from no list for -f rounds
+			r.shunned[n] = r.round + r.fails + 1
 		}
 		return err
 	})
@@ -154,6 +159,11 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 	for n := range r.backoffs { // forget peers that are gone
 		if !slices.Contains(r.seeds, n) && !r.table.Has(n) {
 			delete(r.backoffs, n)
+		}
+	}
+	for n, until := range r.shunned {
+		if r.round >= until {
+			delete(r.shunned, n)
 		}
 	}
 	r.mu.Unlock()
