@@ -151,6 +151,7 @@ func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, inbound 
 // ?sample=N it serves at most N entries picked at random (N up to
 // maxSample): what a node that joins needs, rather than the whole table.
 func handleList(t *Table, local func(netip.Addr) bool) http.Handler {
+	sampling := make(chan struct{}, 1) // one sample drawn at a time: a flood of them takes a core, not all
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		here := local(remoteIP(r))
 		body := t.Body()
@@ -163,7 +164,13 @@ func handleList(t *Table, local func(netip.Addr) bool) http.Handler {
 				writeError(w, http.StatusBadRequest, "sample must be a whole number of nodes")
 				return
 			}
+			select {
+			case sampling <- struct{}{}:
+			case <-r.Context().Done():
+				return
+			}
 			body = t.Sample(min(n, maxSample), !here)
+			<-sampling
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
