@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/matryer/is"
 )
@@ -263,4 +264,50 @@ func TestAttackFillingInboundSlots(t *testing.T) {
 	without, with := newcomerLinks(t, 1000, false), newcomerLinks(t, 1000, true)
 	t.Logf("| 3 addresses filling every node's inbound slots | links between newcomers and established nodes: %d, against %d without the attacker |", with, without)
 	is.True(float64(with) >= 0.8*float64(without) && float64(with) <= 1.2*float64(without)) // newcomers meet the network as without the attacker
+}
+
+// TestAttackDeleteLoop: with 5% of requests lost, an attacker address sends
+// 20 DELETEs of each of 10 live nodes to the seed every round, for 20
+// rounds. A DELETE removes a node only once two checks in a row fail, and
+// an answer holds for a round: the victims are out of the seed's list at
+// most 5% of the time.
+func TestAttackDeleteLoop(t *testing.T) {
+	skipUnderRace(t)
+	t.Parallel()
+	is := is.New(t)
+	s := newSim(t, 77)
+	s.join(1000)
+	for range 8 {
+		s.round()
+	}
+	var victims []Node
+	for _, p := range s.reachable() {
+		if len(victims) < 10 && s.seed().table.Has(p.client.self) {
+			victims = append(victims, p.client.self)
+		}
+	}
+	s.net.loss = 0.05
+	attacker := &simProc{addr: "5.0.0.1:6000", from: "5.0.0.1"}
+	c := &http.Client{Transport: simLink{s.net, attacker}}
+	out, samples := 0, 0
+	for range 20 {
+		for _, v := range victims {
+			for range 20 {
+				s.net.clock.Add(int64(time.Microsecond)) // spread in time, so that each check is lost or not on its own
+				req, _ := http.NewRequest("DELETE", "http://"+s.seed().addr+"/nodes/", strings.NewReader(nodeJSON(v.IP, v.Port)))
+				if resp, err := c.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}
+		}
+		s.round()
+		for _, v := range victims {
+			samples++
+			if !s.seed().table.Has(v) {
+				out++
+			}
+		}
+	}
+	t.Logf("| a DELETE loop from one address, 5%% loss | victims out of the seed's list %.1f%% of the time (%d of %d) |", 100*float64(out)/float64(samples), out, samples)
+	is.True(float64(out) <= 0.05*float64(samples)) // out at most 5% of the time
 }
