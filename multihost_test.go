@@ -6,6 +6,7 @@ package main
 // processes, each on a host of its own, over IPv4 and over IPv6.
 
 import (
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -98,6 +99,17 @@ func TestMultiHost(t *testing.T) {
 				h.link("up")
 				took = eventually(t, 15*time.Second, everyone(nil, func(Node) bool { return true }))
 				t.Logf("%s: and was back everywhere %v after its link returned (down for %v)", family, took.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+			})
+
+			t.Run("leave", func(t *testing.T) {
+				is := is.New(t)
+				leaving := nodes[2]
+				roundsBefore := strings.Count(seed.stderr.String(), "msg=round")
+				leaving.cmd.Process.Signal(os.Interrupt) // Ctrl-C: it closes its listener, then says goodbye from its own address
+				took := eventually(t, 10*time.Second, everyone(leaving, func(n Node) bool { return n != leaving.addr }))
+				rounds := strings.Count(seed.stderr.String(), "msg=round") - roundsBefore
+				t.Logf("%s: a node that left with Ctrl-C was forgotten everywhere after %v (%d rounds of the seed)", family, took.Round(time.Millisecond), rounds)
+				is.True(rounds < 2) // believed at once: -f 2 failed checks would take 2 rounds
 			})
 		})
 	}
