@@ -197,13 +197,12 @@ func TestOneIPv6LAN(t *testing.T) {
 // never answer, again and again. Meanwhile 3 other hosts announce 15
 // honest nodes, one after another, and 2 real nodes join: at -t 1 and at
 // -t 3, at least 14 of the 15 announces succeed within -t, and both nodes
-// are listed within 2 of the seed's rounds.
+// are listed within their first 2 rounds.
 func TestCheckSlotsAreFair(t *testing.T) {
 	for _, tc := range []struct {
 		family, timeout string
 	}{{"IPv4", "1"}, {"IPv6", "1"}, {"IPv4", "3"}, {"IPv6", "3"}} {
-		t.Run(tc.family+" -t "+tc.timeout, func(t *testing.T) {
-			t.Parallel()
+		t.Run(tc.family+" -t "+tc.timeout, func(t *testing.T) { // one at a time: 4 attackers at once on 2 cores would measure the CPU
 			is := is.New(t)
 			l := newLab(t, 7) // h0 the seed, h1 the attacker, h2-h4 honest announcers, h5-h6 real nodes
 			for _, h := range l.hosts {
@@ -250,7 +249,6 @@ func TestCheckSlotsAreFair(t *testing.T) {
 			}
 			eventually(t, 10*time.Second, func() bool { return busy.Load() > 0 }) // the seed is checking them, and stuck
 
-			rounds := strings.Count(seed.stderr.String(), "msg=round")
 			var nodes []*proc
 			for _, h := range l.hosts[5:7] {
 				ip := map[string]string{"IPv4": h.v4, "IPv6": h.v6}[tc.family]
@@ -284,13 +282,13 @@ func TestCheckSlotsAreFair(t *testing.T) {
 				listed := seedHost.list(seed.addr)
 				return slices.Contains(listed, nodes[0].addr) && slices.Contains(listed, nodes[1].addr)
 			})
-			listedAfter := strings.Count(seed.stderr.String(), "msg=round") - rounds
+			listedAfter := max(strings.Count(nodes[0].stderr.String(), "msg=round"), strings.Count(nodes[1].stderr.String(), "msg=round"))
 			close(stop)
 			attacking.Wait()
-			t.Logf("%s, -t %s, 256 hung announces from 64 addresses of one network: %d of 15 honest announces succeeded within -t, the slowest took %v; both nodes listed within %d seed rounds",
+			t.Logf("%s, -t %s, 256 hung announces from 64 addresses of one network: %d of 15 honest announces succeeded within -t, the slowest took %v; both nodes listed within their first %d rounds",
 				tc.family, tc.timeout, ok, slowest.Round(time.Millisecond), listedAfter)
 			is.True(ok >= 14)         // at least 14 of 15 within -t
-			is.True(listedAfter <= 2) // both real nodes listed within 2 rounds
+			is.True(listedAfter <= 2) // both real nodes listed within their first 2 rounds
 		})
 	}
 }
