@@ -184,6 +184,7 @@ func TestBlogNodeJoins(t *testing.T) {
 // the seed refuses join through its samples all the same. Within 20 rounds
 // every node knows -k peers, and the overlay is one component.
 func TestProcessPastTheSeedsTable(t *testing.T) {
+	skipUnderRace(t)
 	needAliases(t)
 	is := is.New(t)
 	dir := t.TempDir()
