@@ -298,14 +298,12 @@ func groupOf(n Node) (g netip.Prefix, ok bool) {
 	return g, true
 }
 
-// callerGroup is the network a caller counts against for perGroup: its
-// IPv4 /24 or its IPv6 /64.
+// callerGroup is the group a caller counts against for perGroup: the
+// same as an entry's (groupOf), so that one allocation, however many
+// addresses and subnets it holds, has no more checks under way than one
+// host.
 func callerGroup(src netip.Addr) netip.Prefix {
-	bits := 64
-	if src.Is4() {
-		bits = 24
-	}
-	g, _ := src.Prefix(bits)
+	g, _ := groupOf(Node{IP: src.String()})
 	return g
 }
 

@@ -16,11 +16,14 @@ import (
 )
 
 const (
-	// maxVerifying bounds the connect-back checks that announces run at once.
-	maxVerifying = 64
-	// perGroup bounds the checks that callers of one network on another host
-	// (an IPv4 /24, an IPv6 /64) can have running or waiting, so that
-	// however many addresses it holds, it takes no more than 4 slots.
+	// maxVerifying bounds the connect-back checks that announces run at
+	// once: so many that callers in 64 different allocations, 4 checks
+	// each, hold only half of them.
+	maxVerifying = 512
+	// perGroup bounds the checks that callers of one group on another host
+	// (an IPv4 /16, an IPv6 /32: see groupOf) can have running or waiting,
+	// so that however many addresses and subnets it holds, it takes no
+	// more than 4 slots.
 	perGroup = 4
 	// maxFailed bounds the addresses whose failed check is remembered.
 	maxFailed = 4096
@@ -29,7 +32,7 @@ const (
 // errBusy refuses an announce while its caller's network has perGroup
 // checks under way; errNoSlot one that found no free slot in time.
 var (
-	errBusy   = errors.New("too many announces from your network (/24 or /64) are being checked; try again later")
+	errBusy   = errors.New("too many announces from your network (your IPv4 /16 or IPv6 /32) are being checked; try again later")
 	errNoSlot = errors.New("every check slot is taken; try again in a second")
 )
 
