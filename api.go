@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 const (
@@ -147,8 +149,12 @@ func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, inbound 
 // less loopback and link-local entries for callers on other hosts. With
 // ?sample=N it serves at most N entries picked at random (N up to
 // maxSample): what a node that joins needs, rather than the whole table.
+// Samples cost CPU, so a flood must not take it all: one is drawn at a
+// time, and a caller's group has one sample request served at a time,
+// its answer's write included: callers of one group wait for each other.
 func handleList(t *Table, local func(netip.Addr) bool) http.Handler {
-	sampling := make(chan struct{}, 1) // one sample drawn at a time: a flood of them takes a core, not all
+	sampling := make(chan struct{}, 1)
+	turns := &turns{of: map[netip.Prefix]*turn{}}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		here := local(remoteIP(r))
 		body := t.Body()
@@ -161,6 +167,11 @@ func handleList(t *Table, local func(netip.Addr) bool) http.Handler {
 				writeError(w, http.StatusBadRequest, "sample must be a whole number of nodes")
 				return
 			}
+			done := turns.take(r.Context(), callerGroup(remoteIP(r)))
+			if done == nil {
+				return
+			}
+			defer done()
 			select {
 			case sampling <- struct{}{}:
 			case <-r.Context().Done():
@@ -173,6 +184,45 @@ func handleList(t *Table, local func(netip.Addr) bool) http.Handler {
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.Write(body)
 	})
+}
+
+// turns serves the callers of one group one at a time, and the groups side
+// by side.
+type turns struct {
+	mu sync.Mutex
+	of map[netip.Prefix]*turn
+}
+
+type turn struct {
+	token   chan struct{} // full while a caller of the group has its turn
+	callers int           // waiting for the turn or holding it
+}
+
+// take waits for group's turn, and returns the function that ends it, or
+// nil if ctx ends first.
+func (ts *turns) take(ctx context.Context, group netip.Prefix) (done func()) {
+	ts.mu.Lock()
+	tn := ts.of[group]
+	if tn == nil {
+		tn = &turn{token: make(chan struct{}, 1)}
+		ts.of[group] = tn
+	}
+	tn.callers++
+	ts.mu.Unlock()
+	leave := func() {
+		ts.mu.Lock()
+		if tn.callers--; tn.callers == 0 {
+			delete(ts.of, group)
+		}
+		ts.mu.Unlock()
+	}
+	select {
+	case tn.token <- struct{}{}:
+		return func() { <-tn.token; leave() }
+	case <-ctx.Done():
+		leave()
+		return nil
+	}
 }
 
 // handleAdd adds a node without checking it: an operator's tool, for callers on this host only.
@@ -268,12 +318,6 @@ func readNode(w http.ResponseWriter, r *http.Request, self Node) (Node, bool) {
 		writeError(w, http.StatusBadRequest, err.Error())
 	}
 	return n, err == nil
-}
-
-// remoteIP is the caller's address, or the zero Addr if it cannot be parsed.
-func remoteIP(r *http.Request) netip.Addr {
-	ap, _ := netip.ParseAddrPort(r.RemoteAddr) // the zero AddrPort if not
-	return ap.Addr().Unmap()
 }
 
 // methodNotAllowed answers a known path asked with the wrong method.

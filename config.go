@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -305,6 +306,12 @@ func groupOf(n Node) (g netip.Prefix, ok bool) {
 func callerGroup(src netip.Addr) netip.Prefix {
 	g, _ := groupOf(Node{IP: src.String()})
 	return g
+}
+
+// remoteIP is the caller's address, or the zero Addr if it cannot be parsed.
+func remoteIP(r *http.Request) netip.Addr {
+	ap, _ := netip.ParseAddrPort(r.RemoteAddr) // the zero AddrPort if not
+	return ap.Addr().Unmap()
 }
 
 // hostOf is the address a node counts against for -hm, in both families.
