@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -480,4 +481,69 @@ func BenchmarkAnnounceDuringSampleFlood(b *testing.B) {
 			b.ReportMetric(float64(latencies[len(latencies)*99/100].Microseconds()), "p99-µs")
 		})
 	}
+}
+
+// BenchmarkCrawlMaze: -role=map at -m 1000 against a maze of 1,000
+// listeners, each answering every GET with the same 10,000 entries (the
+// whole maze, then 9,000 ports of one address where nothing listens),
+// beside the same maze whose listeners answer ?sample=256 as nodes do. It
+// reports the peak of the heap, sampled every 10 ms.
+//
+//	go test -run '^$' -bench CrawlMaze -benchtime 3x .
+func BenchmarkCrawlMaze(b *testing.B) {
+	for _, honours := range []bool{false, true} {
+		b.Run(fmt.Sprintf("honours-sample=%v", honours), func(b *testing.B) {
+			var whole, sample []byte
+			var maze []Node
+			for range 1000 {
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if honours && r.URL.Query().Has("sample") {
+						w.Write(sample)
+						return
+					}
+					w.Write(whole)
+				}))
+				b.Cleanup(srv.Close)
+				maze = append(maze, nodeOf(b, srv.URL))
+			}
+			entries := slices.Clone(maze)
+			for i := len(maze); i < 10_000; i++ {
+				entries = append(entries, Node{IP: "127.0.0.254", Port: i})
+			}
+			whole, sample = encodeNodes(entries), encodeNodes(maze[:maxSample])
+			peak, stop := watchHeap()
+			b.ResetTimer()
+			for range b.N {
+				m := crawl(context.Background(), newPeerClient(5*time.Second, Node{}), maze[:1], 1000, 8)
+				if len(m.lists) < 256 {
+					b.Fatalf("the crawl reached %d processes", len(m.lists))
+				}
+			}
+			b.StopTimer()
+			stop()
+			b.ReportMetric(float64(peak.Load())/1e6, "peak-heap-MB")
+		})
+	}
+}
+
+// watchHeap samples the heap in use every 10 ms, keeping its peak, until stop.
+func watchHeap() (peak *atomic.Uint64, stop func()) {
+	peak = new(atomic.Uint64)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			peak.Store(max(peak.Load(), ms.HeapInuse))
+			select {
+			case <-done:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	return peak, func() { close(done); wg.Wait() }
 }

@@ -257,8 +257,8 @@ func (c *peerClient) remove(ctx context.Context, n Node) error {
 }
 
 // list fetches n's known nodes: a random sample of at most sample of them
-// (GET /nodes/?sample=N), or all if sample is 0, and at most maxListEntries
-// from an answer of at most maxListBody bytes. Entries that are not valid
+// (GET /nodes/?sample=N), or all if sample is 0, and at most sample (or
+// maxListEntries) from an answer of at most maxListBody bytes. Entries that are not valid
 // nodes are dropped, and so are loopback and link-local ones unless n is on
 // loopback itself: another host cannot make this process call its own
 // services.
@@ -277,7 +277,11 @@ func (c *peerClient) list(ctx context.Context, n Node, sample int) ([]Node, erro
 	if len(data) > maxListBody {
 		return nil, &peerError{reason: fmt.Sprintf("answer over %d bytes", maxListBody)}
 	}
-	nodes, _ := parseNodes(data, maxListEntries)
+	want := maxListEntries
+	if sample > 0 {
+		want = sample // a process that ignores ?sample= is cut short: the rest is not even parsed
+	}
+	nodes, _ := parseNodes(data, want)
 	if nodes == nil {
 		return nil, &peerError{reason: "not a JSON array of nodes"}
 	}
