@@ -121,10 +121,10 @@ func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, inbound 
 			}
 		}
 		if !t.Has(n) { // a known node's announce changes nothing: the sweep checks it, whoever calls from its address
-			err := v.verify(r.Context(), src, local(src), n)
-			if err == nil && crowded != nil {
-				// Test before evict: the incumbent keeps its place while it answers.
-				switch err = v.verify(r.Context(), src, local(src), crowded.incumbent); {
+			var err error
+			if crowded != nil {
+				// Test before evict; while the incumbent answers, the newcomer need not be checked.
+				switch err = v.answering(r.Context(), src, crowded.incumbent); {
 				case err == nil:
 					writeError(w, http.StatusConflict, crowded.Error())
 					return
@@ -134,6 +134,9 @@ func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, inbound 
 					}
 					err = nil
 				}
+			}
+			if err == nil {
+				err = v.verify(r.Context(), src, local(src), n)
 			}
 			if checkFailed(w, r, err, http.StatusUnprocessableEntity, fmt.Sprintf("could not reach you at %s: %v", n, err)) {
 				return
@@ -147,11 +150,10 @@ func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, inbound 
 
 // handleList serves the table from memory: the bytes last written to disk,
 // less loopback and link-local entries for callers on other hosts. With
-// ?sample=N it serves at most N entries picked at random (N up to
-// maxSample): what a node that joins needs, rather than the whole table.
-// Samples cost CPU, so a flood must not take it all: one is drawn at a
-// time, and a caller's group has one sample request served at a time,
-// its answer's write included: callers of one group wait for each other.
+// ?sample=N it serves at most N (up to maxSample) picked at random: what a
+// joining node needs. So that a flood of samples cannot take every core,
+// one is drawn at a time, and callers of one group wait for each other's
+// answer to be written.
 func handleList(t *Table, local func(netip.Addr) bool) http.Handler {
 	sampling := make(chan struct{}, 1)
 	turns := &turns{of: map[netip.Prefix]*turn{}}
@@ -198,8 +200,7 @@ type turn struct {
 	callers int           // waiting for the turn or holding it
 }
 
-// take waits for group's turn, and returns the function that ends it, or
-// nil if ctx ends first.
+// take waits for group's turn, and returns what ends it, or nil if ctx ends first.
 func (ts *turns) take(ctx context.Context, group netip.Prefix) (done func()) {
 	ts.mu.Lock()
 	tn := ts.of[group]

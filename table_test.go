@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -161,7 +162,12 @@ func TestRoomByDiversity(t *testing.T) {
 	tbl.hostMax = 8
 	var dead atomic.Value // the one incumbent that stops answering
 	dead.Store(Node{})
+	var mu sync.Mutex
+	checks := map[Node]int{}
 	h := remoteHandler(tbl, func(_ context.Context, n Node) error {
+		mu.Lock()
+		checks[n]++
+		mu.Unlock()
 		if n == dead.Load().(Node) {
 			return &peerError{reason: "refused"}
 		}
@@ -194,9 +200,18 @@ func TestRoomByDiversity(t *testing.T) {
 	is.Equal(code, 409) // the largest group's newcomer, while its incumbents answer
 	w := ask(h, "POST", "/", "198.51.200.1:4000", nodeJSON("198.51.200.1", 5000))
 	is.True(strings.Contains(w.Body.String(), "198.51.0.0/16 has as many entries as any other")) // says why
+	for range 30 {                                                                               // a random incumbent each time: some picked twice or more
+		is.Equal(from("198.51.200.1", 5000), 409)
+	}
+	mu.Lock()
+	is.Equal(checks[Node{IP: "198.51.200.1", Port: 5000}], 0) // refused without a check of its own: an incumbent answered
+	for n, c := range checks {
+		is.True(c <= 2 || !strings.HasPrefix(n.IP, "198.51.")) // an incumbent: once as it came in, once to keep its place for -u
+	}
+	mu.Unlock()
 	for _, n := range tbl.List() {
-		if g, _ := groupOf(n); g.String() == "198.51.0.0/16" {
-			dead.Store(n) // one incumbent of the group stops answering: the last in the table
+		if g, _ := groupOf(n); g.String() == "198.51.0.0/16" && checks[n] == 1 {
+			dead.Store(n) // one incumbent of the group stops answering: the last in the table not checked since it came in (an answer counts for -u)
 		}
 	}
 	var got int

@@ -1,9 +1,8 @@
 package main
 
-// Who may come in: the connect-back checks of announces and of DELETEs
-// (verifier), with check slots shared fairly between networks, and when a
-// table is full, room by address group (Table.room; groupOf is in
-// config.go, balanced in table.go).
+// Who may come in: the connect-back checks of announces and DELETEs
+// (verifier), with check slots shared fairly between address groups, and
+// room by group in a full table (Table.room; groupOf is in config.go).
 
 import (
 	"context"
@@ -40,12 +39,11 @@ var (
 var errAnswers = errors.New("that node still answers: it leaves the lists once it stops answering; only a caller on this host may remove it before")
 
 // verifier runs the connect-back checks of announces, fairly: announces of
-// one address share one check, an address whose check failed is refused for
-// a cool-down without a new one, callers of one network on another host
-// have at most perGroup checks under way, and a free slot goes to the
-// waiting check whose network has the fewest running, not to the first in
-// line: so many addresses cannot queue the others behind them. A check
-// waits for a slot at most a quarter of -t, and is then refused (503).
+// one address share one check, a failed check is given again for a
+// cool-down, callers of one group on another host have at most perGroup
+// checks under way, and a free slot goes to the waiting check whose group
+// has the fewest running, not to the first in line. A check waits for a
+// slot at most a quarter of -t, and is then refused (503).
 type verifier struct {
 	check    func(context.Context, Node) error
 	cooldown time.Duration    // -t: no address is checked more often than a hung check would allow
@@ -210,33 +208,40 @@ func (v *verifier) release(group netip.Prefix) {
 // gone is the check behind a DELETE of n from a caller not on this host,
 // the node itself included (behind a NAT, a neighbour shares its address):
 // a leave is proven by silence. n is gone (nil) only if two checks in a
-// row fail, since one lost packet proves nothing; an answer is remembered
-// for holdOff, so that a DELETE loop costs one check of n per holdOff.
+// row fail, since one lost packet proves nothing.
 func (v *verifier) gone(ctx context.Context, src netip.Addr, n Node) error {
-	v.mu.Lock()
-	at, ok := v.answers[n]
-	v.mu.Unlock()
-	if ok && v.now().Sub(at) < v.holdOff {
-		return errAnswers
-	}
 	for range 2 {
-		v.mu.Lock()
-		delete(v.failed, n) // a new check, not the failure remembered from the last
-		v.mu.Unlock()
-		switch err := v.verify(ctx, src, false, n); {
+		switch err := v.answering(ctx, src, n); {
 		case err == nil:
-			v.mu.Lock()
-			if len(v.answers) >= maxFailed {
-				clear(v.answers) // a flood of DELETEs costs checks again, not memory
-			}
-			v.answers[n] = v.now()
-			v.mu.Unlock()
 			return errAnswers
 		case errors.Is(err, errBusy), errors.Is(err, errNoSlot), ctx.Err() != nil:
 			return err
 		}
 	}
 	return nil
+}
+
+// answering checks that n, a node we list, still answers, for a caller at
+// src that would see it go. An answer is remembered for holdOff: a DELETE
+// loop, or announces that ask n to make room, cost a check per holdOff.
+func (v *verifier) answering(ctx context.Context, src netip.Addr, n Node) error {
+	v.mu.Lock()
+	at, ok := v.answers[n]
+	delete(v.failed, n) // a new check, not the failure remembered from the last
+	v.mu.Unlock()
+	if ok && v.now().Sub(at) < v.holdOff {
+		return nil
+	}
+	err := v.verify(ctx, src, false, n)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.answers) >= maxFailed {
+		clear(v.answers) // a flood of DELETEs costs checks again, not memory
+	}
+	if err == nil {
+		v.answers[n] = v.now()
+	}
+	return err
 }
 
 // remember records a failed check, keeping at most maxFailed: when full it
@@ -277,14 +282,12 @@ func (t *Table) WouldRefuse(inbound int, n Node) error {
 	return err
 }
 
-// room decides whether n, new, may come in. A table that is full (-m, or a
-// node's inbound cap) does not simply refuse, or it
-// would belong to whoever filled it first: a newcomer from a group smaller
-// than the largest takes the place of a random entry of a largest group
-// (victim), so no group holds more than its share. A newcomer from a
-// largest group gets a *crowdedError. At a node, only peers taken by
-// announce are weighed, and only a group with 3 or more of them gives way.
-// t.mu is held.
+// room decides whether n, new, may come in. A full table (-m, or a node's
+// inbound cap) does not simply refuse, or it would belong to whoever filled
+// it first: a newcomer from a group smaller than the largest takes the
+// place of a random entry of a largest group (victim); one from a largest
+// group gets a *crowdedError. At a node, only peers taken by announce are
+// weighed, and only a group with 3 or more of them gives way. t.mu is held.
 func (t *Table) room(inbound int, n Node) (victim Node, err error) {
 	if host, ok := hostOf(n); ok && t.perHost[host] >= t.hostMax {
 		return Node{}, errHostFull
@@ -320,11 +323,9 @@ func (t *Table) room(inbound int, n Node) (victim Node, err error) {
 		return from[t.rng.IntN(len(from))]
 	}
 	if inbound > 0 && largest < 3 {
-		// A node makes room only from a group that holds 3 or more of its
-		// peers by announce, as when a few hosts fill every node's slots:
-		// among 2 x -k honest peers from many groups that is rare, and an
-		// evicted peer still lists the node, so evicting from diverse sets
-		// would only grow the node's in-degree.
+		// As when a few hosts fill every node's slots: among 2 x -k honest
+		// peers that is rare, and an evicted peer still lists the node, so
+		// evicting from diverse sets would only grow its in-degree.
 		return Node{}, refusal
 	}
 	if count[group] < largest {
