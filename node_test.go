@@ -85,6 +85,52 @@ func TestNodeAtLimitTriesAFreshCandidate(t *testing.T) {
 	is.True(asked.Load() >= 5 && asked.Load() <= 20) // about one round in four
 }
 
+// TestRefillsComeFromTwoHopsAway: a node short of -k, whose seeds give it
+// nothing, takes a peer of its peer's peer, not its peer's own peer, which
+// would close a triangle.
+func TestRefillsComeFromTwoHopsAway(t *testing.T) {
+	is := is.New(t)
+	cfg := config{enough: 2, max: 10}
+	far, hop, peer, p := startPeer(t, "127.0.0.1", cfg), startPeer(t, "127.0.0.1", cfg), startPeer(t, "127.0.0.1", cfg), startPeer(t, "127.0.0.1", cfg)
+	_, err := hop.table.Add(far.self())
+	is.NoErr(err)
+	_, err = peer.table.Add(hop.self())
+	is.NoErr(err)
+	_, err = p.table.Add(peer.self())
+	is.NoErr(err)
+	p.nodeRound(context.Background())
+	is.True(p.table.Has(far.self()))  // two hops away
+	is.True(!p.table.Has(hop.self())) // not one hop
+	is.Equal(p.table.Len(), 2)
+}
+
+// TestFootholdIsLetGo: a newcomer whose seed lists only a full node takes
+// it as a foothold, finds -k others through it, and lets it go.
+func TestFootholdIsLetGo(t *testing.T) {
+	is := is.New(t)
+	cfg := config{enough: 2, max: 10}
+	ys := startPeers(t, 2, cfg)
+	x := startPeer(t, "127.0.0.1", cfg)
+	_, err := x.table.Add(ys[0].self(), ys[1].self())
+	is.NoErr(err)
+	full := startPeer(t, "127.0.0.1", config{enough: 2, max: 1}) // full: it takes nobody more
+	_, err = full.table.Add(x.self())
+	is.NoErr(err)
+	seed := startPeer(t, "127.0.0.1", config{max: 10})
+	_, err = seed.table.Add(full.self())
+	is.NoErr(err)
+	p := startPeer(t, "127.0.0.1", cfg)
+	p.seeds = []Node{seed.self()}
+	p.nodeRound(context.Background())
+	is.True(p.table.Has(full.self())) // alone, and the only candidate is full: a foothold
+	for range 2 {
+		p.nodeRound(context.Background())
+	}
+	is.True(p.table.Has(ys[0].self()) && p.table.Has(ys[1].self())) // found through it
+	is.True(!p.table.Has(full.self()))                              // and let go
+	is.Equal(p.table.Len(), 2)
+}
+
 func TestSeedRelearnsANodeItDropped(t *testing.T) {
 	is := is.New(t)
 	seed := startPeer(t, "127.0.0.1", config{max: 10})

@@ -72,6 +72,7 @@ type refresher struct {
 	round    int              // rounds run
 	backoffs map[Node]backoff // peers that refused our announce lately
 	shunned  map[Node]int     // addresses that answered not as a node: taken from no list before this round
+	foothold Node             // a full peer taken while alone, let go at -k (see learn)
 }
 
 // roundStats is what one round did, for its log line.
