@@ -4,6 +4,8 @@ package main
 // groups, every one answering checks as a node does and handing out only
 // attacker addresses. What share of the seed's table and of honest nodes'
 // peers do they get, and does any honest node end up with no honest peer?
+// And the same arrivals against models of Bitcoin's addrman and geth's
+// table (TestAttackTableRules).
 //
 //	go test -run TestAttack -v .
 
@@ -11,9 +13,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
+	"math/bits"
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -310,4 +315,180 @@ func TestAttackDeleteLoop(t *testing.T) {
 	}
 	t.Logf("| a DELETE loop from one address, 5%% loss | victims out of the seed's list %.1f%% of the time (%d of %d) |", 100*float64(out)/float64(samples), out, samples)
 	is.True(float64(out) <= 0.05*float64(samples)) // out at most 5% of the time
+}
+
+// admitter is a table's rule for who comes in, for TestAttackTableRules.
+type admitter interface {
+	add(n Node) bool // in the table after the announce
+	all() []Node
+}
+
+// ourRoom is the seed's own table at the default -m 1000: room by group.
+type ourRoom struct{ t *Table }
+
+func (o ourRoom) add(n Node) bool { o.t.AddUpTo(0, n); return o.t.Has(n) } // every incumbent answers: a crowded newcomer stays out
+func (o ourRoom) all() []Node     { return o.t.List() }
+
+// addrman is a model of Bitcoin Core's new table: 1,024 buckets of 64 at
+// its real size; an address announced by its own source goes to one of
+// the 64 buckets its /16 can reach (a sixteenth of them), a slot picked by
+// a keyed hash, and an incumbent that is not terrible (all of them answer
+// here) keeps its slot. With 16 buckets it has our table's size, 1,024.
+type addrman struct {
+	buckets uint64
+	slots   map[[2]uint64]Node
+}
+
+func keyed(parts ...any) uint64 {
+	h := fnv.New64a()
+	fmt.Fprint(h, append([]any{"key"}, parts...)...)
+	return h.Sum64()
+}
+
+func (a addrman) add(n Node) bool {
+	g, _ := groupOf(n)
+	bucket := keyed(g, keyed(g, g)%(a.buckets/16)) % a.buckets // source group = group: it announces itself
+	slot := [2]uint64{bucket, keyed("N", bucket, n) % 64}
+	if m, taken := a.slots[slot]; taken {
+		return m == n
+	}
+	a.slots[slot] = n
+	return true
+}
+
+func (a addrman) all() (nodes []Node) {
+	for _, n := range a.slots {
+		nodes = append(nodes, n)
+	}
+	return nodes
+}
+
+// geth is a model of go-ethereum's discovery table: 17 buckets of 16 by
+// the log distance of a node's ID from ours (IDs are hashes here, 64 bits:
+// the attacker does not even mine them), at most 2 per /24 in a bucket and
+// 10 in the table; a full bucket sends newcomers to a replacement list,
+// used only when an entry fails its check, which none does here.
+type geth struct {
+	buckets [17][]Node
+	per24   map[netip.Prefix]int
+}
+
+func (g *geth) add(n Node) bool {
+	d := 64 - bits.LeadingZeros64(keyed("self")^keyed(n))
+	b := max(d-48, 0)
+	net24, _ := netip.MustParseAddr(n.IP).Prefix(24)
+	inBucket := 0
+	for _, m := range g.buckets[b] {
+		if m == n {
+			return true
+		}
+		if p, _ := netip.MustParseAddr(m.IP).Prefix(24); p == net24 {
+			inBucket++
+		}
+	}
+	if len(g.buckets[b]) >= 16 || inBucket >= 2 || g.per24[net24] >= 10 {
+		return false
+	}
+	g.buckets[b] = append(g.buckets[b], n)
+	g.per24[net24]++
+	return true
+}
+
+func (g *geth) all() (nodes []Node) {
+	for _, b := range g.buckets {
+		nodes = append(nodes, b...)
+	}
+	return nodes
+}
+
+// TestAttackTableRules runs the arrivals of TestAttack against
+// three rules for a seed's table: ours, and models of the two that
+// issue 15 names. The attacker announces all its addresses first, and each
+// round again those not in; 1,000 honest nodes in 250 groups join; then
+// 100 newcomers, each announcing every round until it is in. Ours must
+// give the attacker a smaller share of the table, and list more of the
+// newcomers within 3 rounds, than either. Only the table is modelled: the
+// shares of honest nodes' peers need the whole simulation (TestAttack).
+func TestAttackTableRules(t *testing.T) {
+	skipUnderRace(t) // a model, and slow under the race detector: .ci/run runs it without
+	for _, sc := range []struct{ addrs, groups int }{{10_000, 4}, {1000, 100}} {
+		results := map[string][2]float64{}
+		for _, rule := range []string{"ours", "addrman", "addrman at 1,024", "geth"} {
+			var tbl admitter
+			switch rule {
+			case "ours":
+				mem := memTable(Node{IP: "192.0.2.1", Port: seedPort}, 1000, 8)
+				mem.rng = rand.New(rand.NewPCG(15, 2))
+				tbl = ourRoom{mem}
+			case "addrman":
+				tbl = addrman{1024, map[[2]uint64]Node{}}
+			case "addrman at 1,024":
+				tbl = addrman{16, map[[2]uint64]Node{}}
+			case "geth":
+				tbl = &geth{per24: map[netip.Prefix]int{}}
+			}
+			rng := rand.New(rand.NewPCG(15, 1))
+			var attacker, honest, newcomers []Node
+			mine := map[Node]bool{}
+			for i := range sc.addrs {
+				g := i % sc.groups
+				n := Node{IP: fmt.Sprintf("5.%d.%d.%d", g, i/sc.groups/250, 1+i/sc.groups%250), Port: 6000}
+				attacker, mine[n] = append(attacker, n), true
+			}
+			for i := range 1100 {
+				g := rng.IntN(250)
+				n := Node{IP: fmt.Sprintf("%d.%d.%d.%d", 11+g/256, g%256, i>>8&255, i&255), Port: 55000}
+				if i < 1000 {
+					honest = append(honest, n)
+				} else {
+					newcomers = append(newcomers, n)
+				}
+			}
+			in := map[Node]bool{}
+			round := func(announcers ...[]Node) { // each announces once, in a random order, unless it is in
+				var all []Node
+				for _, a := range announcers {
+					all = append(all, a...)
+				}
+				rng.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+				for _, n := range all {
+					if !in[n] {
+						in[n] = tbl.add(n)
+					}
+				}
+				clear(in)
+				for _, n := range tbl.all() {
+					in[n] = true
+				}
+			}
+			round(attacker)
+			for range 3 {
+				round(attacker, honest)
+			}
+			for range 3 {
+				round(attacker, honest, newcomers)
+			}
+			bad, listed := 0, 0
+			for _, n := range tbl.all() {
+				if mine[n] {
+					bad++
+				}
+			}
+			for _, n := range newcomers {
+				if in[n] {
+					listed++
+				}
+			}
+			results[rule] = [2]float64{float64(bad) / float64(len(tbl.all())), float64(listed) / float64(len(newcomers))}
+			t.Logf("| %d addresses in %d groups | %s | %d entries | attacker %.1f%% | newcomers listed within 3 rounds %.0f%% |",
+				sc.addrs, sc.groups, rule, len(tbl.all()), 100*results[rule][0], 100*results[rule][1])
+		}
+		is := is.New(t)
+		for _, other := range []string{"addrman", "addrman at 1,024", "geth"} {
+			is.True(results["ours"][0] < results[other][0]) // a smaller share for the attacker
+		}
+		for _, other := range []string{"addrman at 1,024", "geth"} {
+			is.True(results["ours"][1] >= results[other][1]) // and as many newcomers in, or more, at the same size or more
+		}
+	}
 }
