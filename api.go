@@ -23,9 +23,8 @@ const (
 
 // addRoutes registers the whole API. Wrong methods and unknown paths get
 // JSON errors too, so every rejection reads the same way. local tells the
-// callers on this host (the operator) from other hosts.
-// inbound, if not 0, is how many peers a node takes by their announce
-// (see inboundCap).
+// callers on this host (the operator) from other hosts; inbound, if not 0,
+// is how many peers a node takes by their announce (see inboundCap).
 func addRoutes(mux *http.ServeMux, t *Table, v *verifier, local func(netip.Addr) bool, inbound int, log *slog.Logger) {
 	mux.Handle("GET /{$}", observed(handleCheck(t)))
 	mux.Handle("POST /{$}", observed(handleAnnounce(t, v, local, inbound, log)))
@@ -122,16 +121,12 @@ func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, inbound 
 		}
 		if !t.Has(n) { // a known node's announce changes nothing: the sweep checks it, whoever calls from its address
 			var err error
-			if crowded != nil {
-				// Test before evict; while the incumbent answers, the newcomer need not be checked.
+			if crowded != nil { // test before evict: while the incumbent answers, the newcomer need not be checked
 				switch err = v.answering(r.Context(), src, crowded.incumbent); {
 				case err == nil:
 					writeError(w, http.StatusConflict, crowded.Error())
 					return
 				case !errors.Is(err, errBusy) && !errors.Is(err, errNoSlot) && r.Context().Err() == nil:
-					if _, err := t.Remove(crowded.incumbent); err != nil {
-						log.Error("remove", "node", crowded.incumbent, "err", err)
-					}
 					err = nil
 				}
 			}
@@ -140,6 +135,11 @@ func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, inbound 
 			}
 			if checkFailed(w, r, err, http.StatusUnprocessableEntity, fmt.Sprintf("could not reach you at %s: %v", n, err)) {
 				return
+			}
+			if crowded != nil { // it failed its check, and the newcomer passed: its place is the newcomer's
+				if _, err := t.Remove(crowded.incumbent); err != nil {
+					log.Error("remove", "node", crowded.incumbent, "err", err)
+				}
 			}
 		}
 		if writeAdd(w, t, inbound, n, log) {

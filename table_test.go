@@ -168,7 +168,7 @@ func TestRoomByDiversity(t *testing.T) {
 		mu.Lock()
 		checks[n]++
 		mu.Unlock()
-		if n == dead.Load().(Node) {
+		if n == dead.Load().(Node) || n.IP == "198.51.201.1" { // and a newcomer that does not answer either
 			return &peerError{reason: "refused"}
 		}
 		return nil
@@ -214,8 +214,14 @@ func TestRoomByDiversity(t *testing.T) {
 			dead.Store(n) // one incumbent of the group stops answering: the last in the table not checked since it came in (an answer counts for -u)
 		}
 	}
+	failed := false
+	for i := 0; i < 200 && !failed; i++ { // a random incumbent is tested each time; the dead one is found in time
+		failed = from("198.51.201.1", 5000) == 422
+	}
+	is.True(failed)                      // the dead one was found, and the newcomer then failed its own check
+	is.True(tbl.Has(dead.Load().(Node))) // so the dead one keeps its place, for the sweep to remove
 	var got int
-	for range 200 { // a random incumbent is tested each time; the dead one is found in time
+	for range 200 {
 		if got = from("198.51.200.1", 5000); got == 200 {
 			break
 		}
