@@ -195,10 +195,10 @@ func TestOneIPv6LAN(t *testing.T) {
 // TestCheckSlotsAreFair: 64 attacker addresses, of one IPv4 /24 or of one
 // IPv6 /64, or each in a group (allocation) of its own, each hold 4
 // announces of its own addresses that accept and never answer, again and
-// again. Meanwhile 3 other hosts announce 15
-// honest nodes, one after another, and 2 real nodes join: at -t 1 and at
-// -t 3, at least 14 of the 15 announces succeed within -t, and both nodes
-// are listed within their first 2 rounds.
+// again. Meanwhile 3 other hosts announce 15 honest nodes, one after
+// another, and 2 real nodes join: at -t 1 and at -t 3, at least 14 of the
+// 15 announces succeed within -t, and both nodes are listed within their
+// first 2 rounds.
 func TestCheckSlotsAreFair(t *testing.T) {
 	for _, tc := range []struct {
 		family, timeout string
