@@ -148,12 +148,21 @@ func (h *labHost) link(state string) { h.lab.ip("-n", h.lab.name+"-sw", "link", 
 
 // start runs the binary on h with args, in a directory of its own, and waits
 // until it serves.
-func (h *labHost) start(args ...string) *proc {
+func (h *labHost) start(args ...string) *proc { return h.startWithSeeds(nil, args...) }
+
+// startWithSeeds is start with a nodes.json of seeds in the process's
+// directory, the list a node reads when not given -di or -dp.
+func (h *labHost) startWithSeeds(seeds []Node, args ...string) *proc {
 	t := h.lab.t
 	t.Helper()
 	dir, err := os.MkdirTemp(h.lab.dir, "proc")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if seeds != nil {
+		if err := os.WriteFile(filepath.Join(dir, "nodes.json"), encodeNodes(seeds), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	p := launchCmd(t, dir, exec.Command("ip", append([]string{"netns", "exec", h.ns, binary(t)}, args...)...))
 	p.waitStarted(t)
@@ -225,8 +234,9 @@ func (h *labHost) list(n Node) []Node {
 }
 
 // listen opens count listeners on h's address of the given family that
-// answer as mode says: "ok" (200 {} to anything), "hang" (accept, never
-// answer) or "banner" (a line that is not HTTP). It returns their nodes.
+// answer as mode says: "ok" (200 {} to anything), "empty" (the same, but
+// [] to GET /nodes/), "hang" (accept, never answer) or "banner" (a line
+// that is not HTTP). It returns their nodes.
 func (h *labHost) listen(count int, mode, ip string) []Node {
 	status, body := h.do("GET", Node{IP: "lab", Port: 80}, fmt.Sprintf("/listen?n=%d&mode=%s&ip=%s", count, mode, ip), "")
 	var ports []int
@@ -308,8 +318,14 @@ func (h *labHost) accepted(n Node) int {
 // serveAs answers connections on l as mode says (see labHost.listen).
 func serveAs(l net.Listener, mode string) {
 	count := accepted(l.Addr().(*net.TCPAddr).Port)
-	if mode == "ok" {
-		http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "{}\n") }))
+	if mode == "ok" || mode == "empty" {
+		http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if mode == "empty" && r.URL.Path == "/nodes/" {
+				io.WriteString(w, "[]\n") // a seed that lists nobody
+				return
+			}
+			io.WriteString(w, "{}\n")
+		}))
 		return
 	}
 	for {

@@ -114,3 +114,75 @@ func TestMultiHost(t *testing.T) {
 		})
 	}
 }
+
+// TestNoSingleSeedDecidesAcrossHosts is TestNoSingleSeedDecides with real
+// processes, each seed and each group of nodes on a host of its own: a
+// lying seed (it lists only its accomplices, live nodes that know nobody
+// else) or a silent one (it lists nothing) is first in a newcomer's
+// nodes.json, before the honest seed. Within 5 rounds at -u 1 every
+// newcomer knows at least half of -k honest peers, and the honest seed
+// lists it.
+func TestNoSingleSeedDecidesAcrossHosts(t *testing.T) {
+	for _, bad := range []string{"lying", "silent"} {
+		t.Run(bad, func(t *testing.T) {
+			t.Parallel()
+			is := is.New(t)
+			const k = 4
+			l := newLab(t, 9) // h0 the honest seed, h1 the bad seed and its accomplices, h2-h4 honest nodes, h5-h8 newcomers
+			flags := func(h *labHost, seed *proc) []string {
+				return []string{"-role=node", "-i", h.v4, "-p", "0", "-u", "1", "-t", "500ms", "-k", strconv.Itoa(k), "-d", "node",
+					"-di", seed.addr.IP, "-dp", strconv.Itoa(seed.addr.Port)}
+			}
+			honestSeed := l.hosts[0].start("-role=seed", "-i", l.hosts[0].v4, "-p", "0", "-u", "1", "-t", "500ms", "-d", "seed")
+			liar := l.hosts[1]
+			badSeed := liar.listen(1, "empty", liar.v4)[0]
+			accomplices := map[Node]bool{}
+			if bad == "lying" {
+				// A seed whose 2k places its accomplices fill: the
+				// newcomers, of the same group, never get one.
+				seed := liar.start("-role=seed", "-i", liar.v4, "-p", "0", "-u", "1", "-t", "500ms", "-d", "seed", "-m", strconv.Itoa(2*k))
+				badSeed = seed.addr
+				for range 2 * k { // they know the bad seed only, and list each other
+					accomplices[liar.start(flags(liar, seed)...).addr] = true
+				}
+				eventually(t, 20*time.Second, func() bool { return len(liar.list(badSeed)) == 2*k })
+			}
+			var honest []*proc
+			for _, h := range l.hosts[2:5] {
+				for range k {
+					honest = append(honest, h.start(flags(h, honestSeed)...))
+				}
+			}
+			eventually(t, 20*time.Second, func() bool { return len(l.hosts[0].list(honestSeed.addr)) == len(honest) })
+			var newcomers []*proc
+			for _, h := range l.hosts[5:9] {
+				newcomers = append(newcomers, h.startWithSeeds([]Node{badSeed, honestSeed.addr}, // the bad one first
+					"-role=node", "-i", h.v4, "-p", "0", "-u", "1", "-t", "500ms", "-k", strconv.Itoa(k), "-d", "node"))
+			}
+			honestPeers := func(h *labHost, p *proc) int {
+				n := 0
+				for _, m := range h.list(p.addr) {
+					if !accomplices[m] {
+						n++
+					}
+				}
+				return n
+			}
+			done := func() bool {
+				for i, p := range newcomers {
+					if honestPeers(l.hosts[5+i], p) < k/2 || !slices.Contains(l.hosts[0].list(honestSeed.addr), p.addr) {
+						return false
+					}
+				}
+				return true
+			}
+			eventually(t, 30*time.Second, done)
+			rounds := 0
+			for _, p := range newcomers {
+				rounds = max(rounds, strings.Count(p.stderr.String(), "msg=round"))
+			}
+			t.Logf("%s seed first: every newcomer knows %d or more honest peers and is listed by the honest seed within %d rounds", bad, k/2, rounds)
+			is.True(rounds <= 5)
+		})
+	}
+}

@@ -311,11 +311,21 @@ func TestNoSingleSeedDecides(t *testing.T) {
 			for _, p := range honest {
 				p.seeds = []Node{honestSeed.self()}
 			}
-			badSeed := startPeer(t, "127.0.0.1", config{max: 100})
+			silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/nodes/" {
+					io.WriteString(w, "[]\n") // lists nobody, ever
+					return
+				}
+				io.WriteString(w, "{}\n")
+			}))
+			t.Cleanup(silent.Close)
+			badSeed := nodeOf(t, silent.URL)
 			accomplices := map[Node]bool{}
 			if bad == "lying" {
+				liar := startPeer(t, "127.0.0.1", config{max: 2 * k}) // its accomplices fill it: it takes nobody else
+				badSeed = liar.self()
 				for _, p := range startPeers(t, 2*k, config{enough: k, max: 100}) {
-					_, err := badSeed.table.Add(p.self())
+					_, err := liar.table.Add(p.self())
 					is.NoErr(err)
 					accomplices[p.self()] = true
 				}
@@ -325,7 +335,7 @@ func TestNoSingleSeedDecides(t *testing.T) {
 			}
 			newcomers := startPeers(t, 4, config{enough: k, max: 100})
 			for _, p := range newcomers {
-				p.seeds = []Node{badSeed.self(), honestSeed.self()} // the bad one first
+				p.seeds = []Node{badSeed, honestSeed.self()} // the bad one first
 			}
 			honestPeers := func(p *testPeer) int {
 				n := 0
