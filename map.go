@@ -68,7 +68,7 @@ func crawl(ctx context.Context, c *peerClient, seeds []Node, max, hostMax int) n
 			list, err := c.list(ctx, n, maxSample)
 			mu.Lock()
 			defer mu.Unlock()
-			lists[n] = slices.Clone(list[:min(len(list), maxSample)]) // a copy: the rest goes now
+			lists[n] = list // at most maxSample: list parses no more of a sample
 			return err
 		})
 		var next []Node
