@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,14 +10,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"sync"
-)
-
-const (
-	// maxBody bounds request bodies: a Node is under 100 bytes.
-	maxBody = 1 << 10
-	// maxSample bounds the entries GET /nodes/?sample=N answers.
-	maxSample = 256
 )
 
 // addRoutes registers the whole API. Wrong methods and unknown paths get
@@ -62,17 +53,6 @@ func cleaned(h http.Handler) http.Handler {
 		}
 		w.Header().Set("Location", p)
 		writeJSON(w, http.StatusTemporaryRedirect, map[string]string{"location": p})
-	})
-}
-
-// observed tells the caller, in observedHeader, the address its call came
-// from: how a node behind NAT learns the address others see it at.
-func observed(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if ip := remoteIP(r); ip.IsValid() {
-			w.Header().Set(observedHeader, ip.String())
-		}
-		h.ServeHTTP(w, r)
 	})
 }
 
@@ -186,44 +166,6 @@ func handleList(t *Table, local func(netip.Addr) bool) http.Handler {
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.Write(body)
 	})
-}
-
-// turns serves the callers of one group one at a time, and the groups side
-// by side.
-type turns struct {
-	mu sync.Mutex
-	of map[netip.Prefix]*turn
-}
-
-type turn struct {
-	token   chan struct{} // full while a caller of the group has its turn
-	callers int           // waiting for the turn or holding it
-}
-
-// take waits for group's turn, and returns what ends it, or nil if ctx ends first.
-func (ts *turns) take(ctx context.Context, group netip.Prefix) (done func()) {
-	ts.mu.Lock()
-	tn := ts.of[group]
-	if tn == nil {
-		tn = &turn{token: make(chan struct{}, 1)}
-		ts.of[group] = tn
-	}
-	tn.callers++
-	ts.mu.Unlock()
-	leave := func() {
-		ts.mu.Lock()
-		if tn.callers--; tn.callers == 0 {
-			delete(ts.of, group)
-		}
-		ts.mu.Unlock()
-	}
-	select {
-	case tn.token <- struct{}{}:
-		return func() { <-tn.token; leave() }
-	case <-ctx.Done():
-		leave()
-		return nil
-	}
 }
 
 // handleAdd adds a node without checking it: an operator's tool, for callers on this host only.
@@ -347,4 +289,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(append(body, '\n'))
+}
+
+// remoteIP is the caller's address, or the zero Addr if it cannot be parsed.
+func remoteIP(r *http.Request) netip.Addr {
+	ap, _ := netip.ParseAddrPort(r.RemoteAddr) // the zero AddrPort if not
+	return ap.Addr().Unmap()
 }

@@ -7,14 +7,11 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -226,98 +223,4 @@ func bootstrapSeeds(cfg config) ([]Node, error) {
 		return nil, fmt.Errorf("nodes.json, the list of seeds: %w", err)
 	}
 	return seeds, nil
-}
-
-// hostAddrs returns a test for "is this address this host's": loopback, or
-// one of the addresses of its interfaces when it started. A caller from one
-// of those is the operator, even when it does not use loopback.
-func hostAddrs() func(netip.Addr) bool {
-	own := map[netip.Addr]bool{}
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if p, err := netip.ParsePrefix(a.String()); err == nil {
-			own[p.Addr().Unmap()] = true
-		}
-	}
-	return func(ip netip.Addr) bool { return ip.IsLoopback() || own[ip] }
-}
-
-// writable makes dir if it is missing and checks, at start rather than at the
-// first change, that this process can write its file there.
-func writable(dir, file string) error {
-	err := os.MkdirAll(dir, 0o755)
-	if err == nil {
-		var tmp *os.File
-		if tmp, err = os.CreateTemp(dir, file+".tmp-*"); err == nil {
-			tmp.Close()
-			err = os.Remove(tmp.Name())
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("cannot write the data file %s: %v. Give -d a directory this user can write to", filepath.Join(dir, file), err)
-	}
-	return nil
-}
-
-// listen listens on ip:port, and says a failure in the program's own words,
-// with what to do.
-func listen(ip string, port int) (net.Listener, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
-	switch {
-	case errors.Is(err, syscall.EADDRNOTAVAIL):
-		var own []string
-		addrs, _ := net.InterfaceAddrs()
-		for _, a := range addrs {
-			if p, err := netip.ParsePrefix(a.String()); err == nil && !p.Addr().IsLinkLocalUnicast() {
-				own = append(own, p.Addr().String())
-			}
-		}
-		return nil, fmt.Errorf("-i %s is not an address of this host; its addresses are %s. Give one of them, or -i 0.0.0.0 with -a %s if that is the address others reach this host at (a port forward)", ip, strings.Join(own, ", "), ip)
-	case errors.Is(err, syscall.EADDRINUSE):
-		return nil, fmt.Errorf("port %d on %s is in use by another process: stop it, or give another -p (-p 0 takes any free port)", port, ip)
-	case errors.Is(err, syscall.EACCES):
-		return nil, fmt.Errorf("port %d needs privileges on this host (ports below 1024 do on most): give -p 1024 or above", port)
-	}
-	return ln, err
-}
-
-// groupOf is the group of n's address, for the rules that keep one address
-// allocation from taking more than its share: its IPv4 /16 or its IPv6 /32.
-// ok is false for loopback and link-local addresses, which mean something
-// on one host or link only: each is a group of its own, and is never
-// evicted to make room.
-func groupOf(n Node) (g netip.Prefix, ok bool) {
-	ip := netip.MustParseAddr(n.IP)
-	if ip.IsLoopback() || ip.IsLinkLocalUnicast() {
-		return netip.PrefixFrom(ip, ip.BitLen()), false
-	}
-	bits := 16
-	if ip.Is6() {
-		bits = 32
-	}
-	g, _ = ip.Prefix(bits)
-	return g, true
-}
-
-// callerGroup is the group a caller counts against for perGroup: the
-// same as an entry's (groupOf), so that one allocation, however many
-// addresses and subnets it holds, has no more checks under way than one
-// host.
-func callerGroup(src netip.Addr) netip.Prefix {
-	g, _ := groupOf(Node{IP: src.String()})
-	return g
-}
-
-// remoteIP is the caller's address, or the zero Addr if it cannot be parsed.
-func remoteIP(r *http.Request) netip.Addr {
-	ap, _ := netip.ParseAddrPort(r.RemoteAddr) // the zero AddrPort if not
-	return ap.Addr().Unmap()
-}
-
-// hostOf is the address a node counts against for -hm, in both families.
-// Loopback nodes count against none (ok is false), so networks on one
-// machine are not capped.
-func hostOf(n Node) (host netip.Addr, ok bool) {
-	ip := netip.MustParseAddr(n.IP)
-	return ip, !ip.IsLoopback()
 }

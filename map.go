@@ -13,10 +13,6 @@ import (
 	"time"
 )
 
-// maxDrawn is the most processes drawn as a graph unless -draw asks for more:
-// past it a flowchart is too dense to read.
-const maxDrawn = 50
-
 // netMap is what a crawl found: each process that answered GET /nodes/ with
 // the entries it lists, and the entries that did not answer.
 type netMap struct {

@@ -2,16 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"slices"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -35,30 +32,6 @@ func runNode(ctx context.Context, cfg config, log *slog.Logger) error {
 	defer r.table.Close()
 	r.seeds = seeds
 	return serve(ctx, cfg, ln, r.table, r.client.ping, func(ctx context.Context) { r.loop(ctx, time.Duration(cfg.interval), r.nodeRound) }, r.leave, log)
-}
-
-// listenNode listens on -p, or else on a random port in 50000-60000.
-func listenNode(cfg config) (net.Listener, error) {
-	if cfg.port >= 0 {
-		return listen(cfg.ip, cfg.port)
-	}
-	return listenRandom(cfg.ip, func() int { return 50000 + rand.IntN(10001) })
-}
-
-// listenRandom listens on ip at a port from pick. The node's range overlaps
-// Linux's ephemeral ports (32768-60999), so a port may be taken: then it
-// picks another.
-func listenRandom(ip string, pick func() int) (net.Listener, error) {
-	for range 50 {
-		ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(pick())))
-		if !errors.Is(err, syscall.EADDRINUSE) {
-			if err != nil {
-				return listen(ip, 0) // says why in our words
-			}
-			return ln, nil
-		}
-	}
-	return nil, errors.New("no free port found in 50000-60000: give -p (-p 0 takes any free port)")
 }
 
 // nodeRound is the node's round. Its steps, in the order they run:
@@ -159,49 +132,6 @@ func (r *refresher) reach(ctx context.Context, who string, n Node) (refused int,
 	return refused, nil
 }
 
-// maxBackoff is the most rounds between announces to a peer that refuses them.
-const maxBackoff = 16
-
-// backoff is when to announce again to a peer that refused us.
-type backoff struct{ until, wait int } // in rounds
-
-// backOff notes n's answer to an announce. After a refusal that the next
-// announce would get too (403: we call from another address; 409: it is
-// full), the next announce waits 2 rounds, then 4, up to maxBackoff. Any
-// other answer resets it: a 422 may come from one lost packet.
-func (r *refresher) backOff(n Node, refused bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !refused {
-		delete(r.backoffs, n)
-		return
-	}
-	b := r.backoffs[n]
-	b.wait = min(max(2*b.wait, 2), maxBackoff)
-	b.until = r.round + b.wait
-	r.backoffs[n] = b
-}
-
-// quiet reports whether n refused us lately: it is checked with GET /, not announced to.
-func (r *refresher) quiet(n Node) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.round < r.backoffs[n].until
-}
-
-// tellIfUnreachable says once, when two hosts agree that our calls come from
-// another address than -a (as behind NAT), what that means and what to do.
-func (r *refresher) tellIfUnreachable() {
-	seen, ok := r.client.seen.elsewhere(r.client.self)
-	if !ok || r.told[seen] {
-		return
-	}
-	r.told[seen] = true
-	self := r.client.self
-	r.log.Warn(fmt.Sprintf("others see our calls come from %s, so nobody can reach us at %s: we keep the peers we reach, but none will list us. "+
-		"To be listed, forward port %d of %s to this host and pass -a %s", seen, self, self.Port, seen, seen))
-}
-
 // leave tells every peer, and the seeds, that this node is going: a DELETE
 // /nodes/ of itself to each, all at once, for at most leaveTimeout. They
 // drop it at once instead of at their next round.
@@ -223,22 +153,6 @@ func (r *refresher) find(ctx context.Context, seeds []Node, need int) []Node {
 		added = append(added, r.walk(ctx, short)...)
 	}
 	return added
-}
-
-// walk looks for need new peers two hops away: each peer names one of its
-// own at random, and candidates come from samples of those ones' lists. A
-// candidate from a peer's own list closes a triangle with that peer, and
-// refills from there clustered the overlay (27 times a random graph's
-// clustering at 10,000 nodes); two hops away, it stays near random.
-func (r *refresher) walk(ctx context.Context, need int) []Node {
-	var hops []Node
-	for _, l := range r.samples(ctx, r.table.List(), 4) {
-		l = slices.DeleteFunc(l, func(n Node) bool { return n == r.client.self || r.table.Has(n) || slices.Contains(hops, n) })
-		if len(l) > 0 {
-			hops = append(hops, l[r.rng.IntN(len(l))])
-		}
-	}
-	return r.learn(ctx, r.samples(ctx, hops, 2*need+2), need)
 }
 
 // fresh tries one fresh candidate for a node at -k: from the seeds' samples

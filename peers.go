@@ -16,7 +16,6 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -65,14 +64,6 @@ func (n Node) canonical() Node {
 	n.IP = netip.MustParseAddr(n.IP).Unmap().String()
 	return n
 }
-
-const (
-	// maxListBody bounds a peer's answer to GET /nodes/: maxListEntries
-	// nodes take about 610 kB. A longer answer is refused.
-	maxListBody = 1 << 20
-	// maxHeaderBytes bounds the headers of a peer's answer (Go's default is 10 MB).
-	maxHeaderBytes = 32 << 10
-)
 
 // peerClient makes every outbound call. Its http.Client has a Timeout, so no
 // peer can hold a call longer than that.
@@ -141,12 +132,6 @@ func timedOut(err error) bool {
 	return errors.As(err, &pe) && pe.timedOut
 }
 
-// notANode reports whether err is an answer that no node gives.
-func notANode(err error) bool {
-	var pe *peerError
-	return errors.As(err, &pe) && pe.notNode
-}
-
 // failure turns an error from the HTTP client into a peerError.
 func failure(err error) *peerError {
 	var netErr net.Error
@@ -163,16 +148,6 @@ func failure(err error) *peerError {
 	}
 	return &peerError{reason: "not an HTTP answer", notNode: true}
 }
-
-// observedHeader carries, on every answer to GET / and POST /, the address
-// the caller's connection came from. A node behind NAT learns from it the
-// address others see it at; the blog's nodes ignore it.
-const observedHeader = "X-Peerdisc-Observed"
-
-// fromHeader carries, on our checks (GET /), the address we are listed at:
-// a node checked by its seed knows that the seed lists it. The blog's
-// nodes ignore it.
-const fromHeader = "X-Peerdisc-From"
 
 // call sends one request to n and returns the status and body of its
 // answer, the body read up to maxBytes and one more, so that the caller
@@ -201,14 +176,6 @@ func (c *peerClient) call(ctx context.Context, method string, n Node, path strin
 		return 0, nil, failure(err)
 	}
 	return resp.StatusCode, data, nil
-}
-
-// isObject reports whether data is one JSON object: how a node answers
-// GET / and POST /, the blog's included ({}), and what a web server that
-// answers 200 to everything does not send.
-func isObject(data []byte) bool {
-	data = bytes.TrimSpace(data)
-	return len(data) > 0 && data[0] == '{' && json.Valid(data)
 }
 
 // ping is the liveness check: a node answers GET / with 2xx and a JSON object.
@@ -289,51 +256,4 @@ func (c *peerClient) list(ctx context.Context, n Node, sample int) ([]Node, erro
 		nodes = slices.DeleteFunc(nodes, Node.scoped)
 	}
 	return nodes, nil
-}
-
-// maxSightings bounds the peers whose report of our address is kept.
-const maxSightings = 256
-
-// sightings is what peers report, in observedHeader, about the address our
-// calls come from: for each peer's host, the address it saw last.
-type sightings struct {
-	mu   sync.Mutex
-	seen map[netip.Addr]netip.Addr // peer's host -> the address it saw
-}
-
-// note records that from saw our call come from addr.
-func (s *sightings) note(from Node, addr netip.Addr) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	host := netip.MustParseAddr(from.IP)
-	if _, ok := s.seen[host]; ok || len(s.seen) < maxSightings {
-		s.seen[host] = addr
-	}
-}
-
-// by is the address that n's host saw our calls come from, if it said.
-func (s *sightings) by(n Node) (netip.Addr, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	addr, ok := s.seen[netip.MustParseAddr(n.IP)]
-	return addr, ok
-}
-
-// elsewhere returns the address of self's family, other than self's, that
-// the most hosts saw our calls come from, if at least two agree: one host
-// alone may lie.
-func (s *sightings) elsewhere(self Node) (netip.Addr, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ours := netip.MustParseAddr(self.IP)
-	votes := map[netip.Addr]int{}
-	var best netip.Addr
-	for _, addr := range s.seen {
-		if addr != ours && addr.Is4() == ours.Is4() {
-			if votes[addr]++; votes[addr] > votes[best] || votes[addr] == votes[best] && addr.Less(best) {
-				best = addr
-			}
-		}
-	}
-	return best, votes[best] >= 2
 }

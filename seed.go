@@ -6,9 +6,6 @@ import (
 	"time"
 )
 
-// seedPort is the seed's default port, the blog's.
-const seedPort = 42020
-
 // runSeed runs the seed (the blog's "DNS server"): it keeps the nodes that
 // announce themselves, and every round drops those that stop answering.
 func runSeed(ctx context.Context, cfg config, log *slog.Logger) error {

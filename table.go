@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -16,10 +18,8 @@ import (
 )
 
 var (
-	errSelf     = errors.New("that is this process's own address; it never lists itself")
-	errFull     = errors.New("the table is full (see -m)")
-	errHostFull = errors.New("that address has as many entries as one address may have (see -hm)")
-	errEnough   = errors.New("this node has as many peers as it takes; try others")
+	errSelf = errors.New("that is this process's own address; it never lists itself")
+	errFull = errors.New("the table is full (see -m)")
 )
 
 // Table is the set of known nodes, in the order learned, kept in memory and in
@@ -188,67 +188,6 @@ func (t *Table) Sample(n int, public bool) []byte {
 	return append(body, '\n')
 }
 
-// balanced picks at most want of nodes so that groups take turns: a group
-// at random among those with nodes left, then one of its nodes at random,
-// without repeats. A thousand addresses in one group then weigh as one.
-func balanced(nodes []Node, want int, rng *rand.Rand) []Node {
-	byGroup := map[netip.Prefix][]Node{}
-	var groups []netip.Prefix
-	for _, n := range nodes {
-		g, _ := groupOf(n)
-		if byGroup[g] == nil {
-			groups = append(groups, g)
-		}
-		byGroup[g] = append(byGroup[g], n)
-	}
-	picked := make([]Node, 0, min(want, len(nodes)))
-	for len(groups) > 0 && len(picked) < want {
-		i := rng.IntN(len(groups))
-		members := byGroup[groups[i]]
-		j := rng.IntN(len(members))
-		picked = append(picked, members[j])
-		members[j] = members[len(members)-1]
-		if byGroup[groups[i]] = members[:len(members)-1]; len(members) == 1 {
-			groups[i] = groups[len(groups)-1]
-			groups = groups[:len(groups)-1]
-		}
-	}
-	return picked
-}
-
-// maxCheckers bounds the processes CheckedBy remembers between two rounds.
-const maxCheckers = 64
-
-// CheckedBy notes that process n, by its own word (fromHeader) and from
-// its own address, has just checked that we are alive: a seed that does so
-// lists us, so there is no need to announce ourselves to it this round.
-func (t *Table) CheckedBy(n Node) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.checkers) < maxCheckers {
-		t.checkers[n] = true
-	}
-}
-
-// TakeCheckers returns the processes that checked us since it was last called.
-func (t *Table) TakeCheckers() map[Node]bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	checkers := t.checkers
-	t.checkers = map[Node]bool{}
-	return checkers
-}
-
-// inboundCap is how many peers a node takes by their announce before it
-// refuses new ones: 2 x -k, so that early joiners do not become hubs. The
-// peers it finds itself do not count. The seed (0) takes every node, up to -m.
-func inboundCap(cfg config) int {
-	if cfg.role == "node" {
-		return 2 * max(cfg.enough, 1)
-	}
-	return 0
-}
-
 // Add adds the nodes it does not know yet and returns those it added, once
 // the table it leaves is on disk. It returns errSelf, errFull or errHostFull
 // if it had to skip a node for that reason.
@@ -332,4 +271,109 @@ func (t *Table) drop(gone map[Node]bool) {
 	t.groups = slices.DeleteFunc(t.groups, func(g netip.Prefix) bool { return touched[g] && t.byGroup[g] == nil })
 	t.nodes = slices.DeleteFunc(t.nodes, func(m Node) bool { return gone[m] })
 	t.changes++
+}
+
+// Close releases the lock. The table must not be used after.
+func (t *Table) Close() error {
+	if t.lock == nil {
+		return nil
+	}
+	return t.lock.Close() // closing the descriptor releases the lock
+}
+
+// load reads the file into an empty table and rewrites it if the table it
+// gives differs from its bytes (duplicates, this process itself, another layout).
+func (t *Table) load() error {
+	temps, _ := filepath.Glob(t.path + ".tmp-*")
+	for _, tmp := range temps {
+		os.Remove(tmp) // an unfinished write from a crash; the file itself is intact
+	}
+	data, err := os.ReadFile(t.path) // nil if missing
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if data != nil {
+		nodes, err := parseNodes(data, t.max+1) // +1: the file may list this process
+		if errors.Is(err, errTooMany) {
+			return fmt.Errorf("%s holds more than -m %d nodes: raise -m", t.path, t.max)
+		} else if err != nil {
+			return fmt.Errorf("%s: %w; fix or remove the file", t.path, err)
+		}
+		for _, n := range nodes {
+			if n != t.self && !t.known[n] {
+				t.insert(n)
+			}
+		}
+		if len(t.nodes) > t.max {
+			return fmt.Errorf("%s holds %d nodes, more than -m %d: raise -m", t.path, len(t.nodes), t.max)
+		}
+	}
+	body := encodeNodes(t.nodes)
+	t.publish(t.nodes, body)
+	if !bytes.Equal(body, data) {
+		return writeFile(t.path, body)
+	}
+	return nil
+}
+
+// recreate makes the data directory again after someone removed it, and
+// locks the new one. Only the caller writing the file calls it.
+func (t *Table) recreate() error {
+	dir := filepath.Dir(t.path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	lock, err := lockDir(dir, filepath.Base(t.path))
+	if err != nil {
+		return err
+	}
+	t.lock.Close()
+	t.lock = lock
+	return nil
+}
+
+// save returns once change number upTo is on disk. The first caller to find no
+// write under way writes everything changed so far, after waiting out
+// writeGap since the last write; callers arriving meanwhile wait, and the
+// next of them writes all their changes at once (group commit). t.mu is
+// held on entry and exit, and released while waiting and writing.
+func (t *Table) save(upTo uint64) error {
+	for t.saved < upTo {
+		if t.path == "" { // in memory only: nothing to write; encode when asked
+			t.saved = t.changes
+			t.body.Store(nil)
+			t.public.Store(nil)
+			return nil
+		}
+		if t.writing {
+			t.written.Wait()
+			continue
+		}
+		t.writing = true
+		if wait := t.gap - time.Since(t.wrote); wait > 0 {
+			// Coalesce: whatever changes meanwhile goes in this one write.
+			t.mu.Unlock()
+			time.Sleep(wait)
+			t.mu.Lock()
+		}
+		batch, nodes := t.changes, slices.Clone(t.nodes)
+		t.mu.Unlock()
+		body := encodeNodes(nodes)
+		err := writeFile(t.path, body)
+		if errors.Is(err, fs.ErrNotExist) {
+			if err = t.recreate(); err == nil {
+				err = writeFile(t.path, body)
+			}
+		}
+		t.mu.Lock()
+		t.writing = false
+		t.wrote, t.writes = time.Now(), t.writes+1
+		t.written.Broadcast()
+		if err != nil {
+			return fmt.Errorf("save %s: %w", t.path, err)
+		}
+		t.saved = batch
+		t.publish(nodes, body)
+	}
+	return nil
 }
