@@ -16,9 +16,9 @@ import (
 // JSON errors too, so every rejection reads the same way. local tells the
 // callers on this host (the operator) from other hosts; inbound, if not 0,
 // is how many peers a node takes by their announce (see inboundCap).
-func addRoutes(mux *http.ServeMux, t *Table, v *verifier, local func(netip.Addr) bool, inbound int, log *slog.Logger) {
+func addRoutes(mux *http.ServeMux, t *Table, v *verifier, local func(netip.Addr) bool, maxInbound int, log *slog.Logger) {
 	mux.Handle("GET /{$}", observed(handleCheck(t)))
-	mux.Handle("POST /{$}", observed(handleAnnounce(t, v, local, inbound, log)))
+	mux.Handle("POST /{$}", observed(handleAnnounce(t, v, local, maxInbound, log)))
 	mux.Handle("/{$}", methodNotAllowed("GET, HEAD, POST"))
 	mux.Handle("GET /nodes/{$}", handleList(t, local))
 	mux.Handle("POST /nodes/{$}", handleAdd(t, local, log))
@@ -75,14 +75,14 @@ func handleCheck(t *Table) http.Handler {
 // host can make this process call a third party, or its own loopback. A node
 // takes at most inbound peers this way, so that early joiners do not become
 // hubs; the seed (inbound 0) takes all, up to -m.
-func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, inbound int, log *slog.Logger) http.Handler {
+func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, maxInbound int, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, ok := readNode(w, r, t.self)
 		if !ok {
 			return
 		}
 		var crowded *crowdedError
-		if err := t.WouldRefuse(inbound, n); err != nil && !t.Has(n) && !errors.As(err, &crowded) {
+		if err := t.WouldRefuse(maxInbound, n); err != nil && !t.Has(n) && !errors.As(err, &crowded) {
 			// Before the caller's address is looked at: a node behind NAT,
 			// which every peer refuses, still learns which ones have room.
 			writeError(w, http.StatusConflict, err.Error())
@@ -122,7 +122,7 @@ func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, inbound 
 				}
 			}
 		}
-		if writeAdd(w, t, inbound, n, log) {
+		if writeAdd(w, t, maxInbound, n, log) {
 			writeJSON(w, http.StatusOK, n)
 		}
 	})
@@ -136,7 +136,7 @@ func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, inbound 
 // answer to be written.
 func handleList(t *Table, local func(netip.Addr) bool) http.Handler {
 	sampling := make(chan struct{}, 1)
-	turns := &turns{of: map[netip.Prefix]*turn{}}
+	turns := &sampleTurns{of: map[netip.Prefix]*groupTurn{}}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		here := local(remoteIP(r))
 		body := t.Body()
@@ -232,8 +232,8 @@ func checkFailed(w http.ResponseWriter, r *http.Request, err error, status int, 
 // writeAdd adds n, unless the table holds inbound nodes (0: no cap but -m),
 // and reports whether it is in the table, having answered the request with
 // an error if not.
-func writeAdd(w http.ResponseWriter, t *Table, inbound int, n Node, log *slog.Logger) bool {
-	_, err := t.AddUpTo(inbound, n)
+func writeAdd(w http.ResponseWriter, t *Table, maxInbound int, n Node, log *slog.Logger) bool {
+	_, err := t.AddAnnounced(maxInbound, n)
 	switch {
 	case err == nil:
 		return true

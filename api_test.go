@@ -311,7 +311,7 @@ func TestInboundCapHoldsUnderConcurrentAnnounces(t *testing.T) {
 // caller that gives up leaves the queue, and other groups do not wait.
 func TestSampleTurns(t *testing.T) {
 	is := is.New(t)
-	ts := &turns{of: map[netip.Prefix]*turn{}}
+	ts := &sampleTurns{of: map[netip.Prefix]*groupTurn{}}
 	attacker, honest := netip.MustParsePrefix("198.51.0.0/16"), netip.MustParsePrefix("203.0.0.0/16")
 	done := ts.take(context.Background(), attacker) // a caller that never reads its answer keeps its turn
 	is.True(done != nil)

@@ -121,7 +121,7 @@ func (a *simAttacker) eclipsed() int {
 		}
 		if honest == 0 {
 			count++
-			a.s.t.Logf("eclipsed: %s nat=%v found=%d table=%v", p.addr, p.nat, p.table.Found(), p.table.List())
+			a.s.t.Logf("eclipsed: %s nat=%v found=%d table=%v", p.addr, p.nat, p.table.Outbound(), p.table.List())
 		}
 	}
 	return count
@@ -326,7 +326,7 @@ type admitter interface {
 // ourRoom is the seed's own table at the default -m 1000: room by group.
 type ourRoom struct{ t *Table }
 
-func (o ourRoom) add(n Node) bool { o.t.AddUpTo(0, n); return o.t.Has(n) } // every incumbent answers: a crowded newcomer stays out
+func (o ourRoom) add(n Node) bool { o.t.AddAnnounced(0, n); return o.t.Has(n) } // every incumbent answers: a crowded newcomer stays out
 func (o ourRoom) all() []Node     { return o.t.List() }
 
 // addrman is a model of Bitcoin Core's new table: 1,024 buckets of 64 at

@@ -23,8 +23,8 @@ func (r *refresher) backOff(n Node, refused bool) {
 	r.backoffs[n] = b
 }
 
-// quiet reports whether n refused us lately: it is checked with GET /, not announced to.
-func (r *refresher) quiet(n Node) bool {
+// backingOff reports whether n refused us lately: it is checked with GET /, not announced to.
+func (r *refresher) backingOff(n Node) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.round < r.backoffs[n].until

@@ -60,7 +60,7 @@ func (r *refresher) nodeRound(ctx context.Context) roundStats {
 	seeds := slices.DeleteFunc(slices.Clone(r.seeds), func(n Node) bool { return n == r.client.self })
 	checkers := r.table.TakeCheckers()
 	forEach(ctx, seeds, func(ctx context.Context, seed Node) error {
-		if r.quiet(seed) || checkers[seed] {
+		if r.backingOff(seed) || checkers[seed] {
 			return nil
 		}
 		return r.contact("seed")(ctx, seed)
@@ -72,18 +72,18 @@ func (r *refresher) nodeRound(ctx context.Context) roundStats {
 	switch {
 	case known < r.enough:
 		s.learned = r.find(ctx, seeds, r.enough-known)
-	case r.table.Found() == r.table.Len():
+	case r.table.Outbound() == r.table.Len():
 		// No peer announced itself to it (behind NAT nobody can; eclipsed,
 		// no honest node does), so nobody but itself can heal a bad first
 		// sample: every round, a fresh candidate in the place of a random
 		// peer. No node depends on these links.
-		if s.learned = r.fresh(ctx, seeds); len(s.learned) > 0 {
+		if s.learned = r.tryNewCandidate(ctx, seeds); len(s.learned) > 0 {
 			peers := slices.DeleteFunc(r.table.List(), func(n Node) bool { return n == s.learned[0] })
 			gone, _ := r.table.Remove(peers[r.rng.IntN(len(peers))])
 			s.removed = append(s.removed, gone...)
 		}
-	case r.table.Found() <= r.enough && r.rng.IntN(4) == 0:
-		s.learned = r.fresh(ctx, seeds)
+	case r.table.Outbound() <= r.enough && r.rng.IntN(4) == 0:
+		s.learned = r.tryNewCandidate(ctx, seeds)
 	}
 	if r.table.Len() > r.enough && r.table.Has(r.foothold) { // lest the nodes the seed lists, each many newcomers' foothold, collect links past 4 x -k
 		gone, _ := r.table.Remove(r.foothold)
@@ -107,7 +107,7 @@ func (r *refresher) contact(who string) func(context.Context, Node) error {
 // us with, if it did. It warns when who (the seed, a peer) refuses us for a
 // reason about us: then we may stay unlisted until our flags change.
 func (r *refresher) reach(ctx context.Context, who string, n Node) (refused int, err error) {
-	if r.quiet(n) {
+	if r.backingOff(n) {
 		return 0, r.client.ping(ctx, n)
 	}
 	refused, err = r.client.announce(ctx, n)
@@ -155,10 +155,10 @@ func (r *refresher) find(ctx context.Context, seeds []Node, need int) []Node {
 	return added
 }
 
-// fresh tries one fresh candidate for a node at -k: from the seeds' samples
+// tryNewCandidate tries one tryNewCandidate candidate for a node at -k: from the seeds' samples
 // or, as often, two hops away (then from the seeds if that finds none), so
-// that the nodes the seeds list do not collect every fresh link.
-func (r *refresher) fresh(ctx context.Context, seeds []Node) []Node {
+// that the nodes the seeds list do not collect every tryNewCandidate link.
+func (r *refresher) tryNewCandidate(ctx context.Context, seeds []Node) []Node {
 	if r.rng.IntN(2) == 0 {
 		if added := r.walk(ctx, 1); len(added) > 0 {
 			return added

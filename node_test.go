@@ -28,7 +28,7 @@ func TestNodeSendsOneCheckPerPeerPerRoundOnceLimitMet(t *testing.T) {
 	p.seeds = []Node{seed}
 	_, err := p.table.Add(peer, peer2)
 	is.NoErr(err)
-	_, err = p.table.AddUpTo(2, inbound) // as by its announce
+	_, err = p.table.AddAnnounced(2, inbound) // as by its announce
 	is.NoErr(err)
 	for range 5 {
 		p.nodeRound(context.Background())
@@ -57,7 +57,7 @@ func TestNodeAtLimitTriesAFreshCandidate(t *testing.T) {
 	p.seeds = []Node{seed.self()}
 	_, err = p.table.Add(peer)
 	is.NoErr(err)
-	_, err = p.table.AddUpTo(2, inbound) // a peer announced itself: others reach this node
+	_, err = p.table.AddAnnounced(2, inbound) // a peer announced itself: others reach this node
 	is.NoErr(err)
 	rounds := 0
 	for ; rounds < 40 && !p.table.Has(fresh.self()); rounds++ {
@@ -76,7 +76,7 @@ func TestNodeAtLimitTriesAFreshCandidate(t *testing.T) {
 	q.seeds = []Node{counting}
 	_, err = q.table.Add(peer)
 	is.NoErr(err)
-	_, err = q.table.AddUpTo(2, inbound)
+	_, err = q.table.AddAnnounced(2, inbound)
 	is.NoErr(err)
 	for range 40 {
 		q.nodeRound(context.Background())

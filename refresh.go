@@ -45,16 +45,16 @@ func forEach(ctx context.Context, nodes []Node, fn func(context.Context, Node) e
 // refresher runs the rounds of one role and remembers, between rounds, how
 // many checks in a row each peer has failed.
 type refresher struct {
-	table  *Table
-	client *peerClient
-	seeds  []Node        // the bootstrap list (node role)
-	enough int           // -k: the peers a node looks for
-	fails  int           // -f: failed checks in a row that remove a peer
-	retry  time.Duration // the first wait before another round while alone
-	failed map[Node]int
-	rng    *rand.Rand // the round's random choices; seeded in the simulation
-	told   map[netip.Addr]bool
-	log    *slog.Logger
+	table        *Table
+	client       *peerClient
+	seeds        []Node        // the bootstrap list (node role)
+	enough       int           // -k: the peers a node looks for
+	fails        int           // -f: failed checks in a row that remove a peer
+	retry        time.Duration // the first wait before another round while alone
+	failedInARow map[Node]int
+	rng          *rand.Rand // the round's random choices; seeded in the simulation
+	told         map[netip.Addr]bool
+	log          *slog.Logger
 
 	aloneWait time.Duration // the last wait while alone (loop only)
 
@@ -134,7 +134,7 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 		if ok[i] {
 			continue
 		}
-		failed[n] = r.failed[n] + 1
+		failed[n] = r.failedInARow[n] + 1
 		switch {
 		case failed[n] < r.fails:
 		case slow[n]:
@@ -148,7 +148,7 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 	for _, n := range gone {
 		delete(failed, n)
 	}
-	r.failed = failed
+	r.failedInARow = failed
 	r.mu.Lock()
 	for n := range r.backoffs { // forget peers that are gone
 		if !slices.Contains(r.seeds, n) && !r.table.Has(n) {
@@ -186,7 +186,7 @@ func (r *refresher) loop(ctx context.Context, interval time.Duration, round func
 		}
 		known := r.table.Len()
 		r.log.Info("round", append(first, "known", known, "learned", names(s.learned), "removed", names(s.removed),
-			"announced", known-before-len(s.learned)+len(s.removed), "failing", len(r.failed), "took", time.Since(start).Round(time.Millisecond))...)
+			"announced", known-before-len(s.learned)+len(s.removed), "failing", len(r.failedInARow), "took", time.Since(start).Round(time.Millisecond))...)
 		before, first = known, nil
 		select {
 		case <-ctx.Done():

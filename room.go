@@ -22,10 +22,10 @@ func (e *crowdedError) Error() string {
 // callers can refuse it before any work: errFull, errEnough or errHostFull,
 // or a *crowdedError, whose incumbent must fail a check to make room. nil
 // means there is room, or room can be made (see room).
-func (t *Table) WouldRefuse(inbound int, n Node) error {
+func (t *Table) WouldRefuse(maxInbound int, n Node) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	_, err := t.room(inbound, n)
+	_, err := t.room(maxInbound, n)
 	return err
 }
 
@@ -35,15 +35,15 @@ func (t *Table) WouldRefuse(inbound int, n Node) error {
 // place of a random entry of a largest group (victim); one from a largest
 // group gets a *crowdedError. At a node, only peers taken by announce are
 // weighed, and only a group with 3 or more of them gives way. t.mu is held.
-func (t *Table) room(inbound int, n Node) (victim Node, err error) {
+func (t *Table) room(maxInbound int, n Node) (victim Node, err error) {
 	if host, ok := hostOf(n); ok && t.perHost[host] >= t.hostMax {
 		return Node{}, errHostFull
 	}
 	set, refusal := t.nodes, errFull
 	switch {
-	case len(t.nodes) >= t.max && inbound > 0:
+	case len(t.nodes) >= t.max && maxInbound > 0:
 		return Node{}, errFull
-	case inbound > 0 && len(t.inbound) >= inbound:
+	case maxInbound > 0 && len(t.inbound) >= maxInbound:
 		set, refusal = slices.DeleteFunc(slices.Clone(t.nodes), func(m Node) bool { return !t.inbound[m] }), errEnough
 	case len(t.nodes) < t.max:
 		return Node{}, nil
@@ -69,7 +69,7 @@ func (t *Table) room(inbound int, n Node) (victim Node, err error) {
 		}
 		return from[t.rng.IntN(len(from))]
 	}
-	if inbound > 0 && largest < 3 {
+	if maxInbound > 0 && largest < 3 {
 		// As when a few hosts fill every node's slots: among 2 x -k honest
 		// peers that is rare, and an evicted peer still lists the node, so
 		// evicting from diverse sets would only grow its in-degree.
@@ -90,7 +90,7 @@ func (t *Table) room(inbound int, n Node) (victim Node, err error) {
 	if largest == 0 {
 		return Node{}, refusal // full of loopback and link-local entries, which are never evicted
 	}
-	if inbound > 0 {
+	if maxInbound > 0 {
 		return Node{}, refusal
 	}
 	return Node{}, &crowdedError{group: group, incumbent: pick(func(h netip.Prefix) bool { return h == group })}

@@ -125,9 +125,9 @@ func (t *Table) Len() int {
 	return len(t.nodes)
 }
 
-// Found is the number of nodes not taken by their own announce (AddUpTo):
+// Outbound is the number of nodes not taken by their own announce (AddUpTo):
 // the peers a node found itself, and those loaded from disk.
-func (t *Table) Found() int {
+func (t *Table) Outbound() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.nodes) - len(t.inbound)
@@ -191,13 +191,13 @@ func (t *Table) Sample(n int, public bool) []byte {
 // Add adds the nodes it does not know yet and returns those it added, once
 // the table it leaves is on disk. It returns errSelf, errFull or errHostFull
 // if it had to skip a node for that reason.
-func (t *Table) Add(nodes ...Node) ([]Node, error) { return t.AddUpTo(0, nodes...) }
+func (t *Table) Add(nodes ...Node) ([]Node, error) { return t.AddAnnounced(0, nodes...) }
 
-// AddUpTo is Add for the peers a node takes by their announce: it counts
+// AddAnnounced is Add for the peers a node takes by their announce: it counts
 // them, and stops at inbound of them (0: no cap but -m) with errEnough. The
 // cap is held under the same lock as the add, so that concurrent announces
 // cannot pass it. The peers a node finds itself do not count against it.
-func (t *Table) AddUpTo(inbound int, nodes ...Node) ([]Node, error) {
+func (t *Table) AddAnnounced(maxInbound int, nodes ...Node) ([]Node, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var skipped error
@@ -208,7 +208,7 @@ func (t *Table) AddUpTo(inbound int, nodes ...Node) ([]Node, error) {
 			skipped = errSelf
 		case t.known[n]:
 		default:
-			victim, err := t.room(inbound, n)
+			victim, err := t.room(maxInbound, n)
 			if err != nil {
 				skipped = err
 				continue
@@ -218,7 +218,7 @@ func (t *Table) AddUpTo(inbound int, nodes ...Node) ([]Node, error) {
 			}
 			t.insert(n)
 			added = append(added, n)
-			if inbound > 0 {
+			if maxInbound > 0 {
 				t.inbound[n] = true
 			}
 		}

@@ -6,24 +6,24 @@ import (
 	"sync"
 )
 
-// turns serves the callers of one group one at a time, and the groups side
+// sampleTurns serves the callers of one group one at a time, and the groups side
 // by side.
-type turns struct {
+type sampleTurns struct {
 	mu sync.Mutex
-	of map[netip.Prefix]*turn
+	of map[netip.Prefix]*groupTurn
 }
 
-type turn struct {
+type groupTurn struct {
 	token   chan struct{} // full while a caller of the group has its turn
 	callers int           // waiting for the turn or holding it
 }
 
 // take waits for group's turn, and returns what ends it, or nil if ctx ends first.
-func (ts *turns) take(ctx context.Context, group netip.Prefix) (done func()) {
+func (ts *sampleTurns) take(ctx context.Context, group netip.Prefix) (done func()) {
 	ts.mu.Lock()
 	tn := ts.of[group]
 	if tn == nil {
-		tn = &turn{token: make(chan struct{}, 1)}
+		tn = &groupTurn{token: make(chan struct{}, 1)}
 		ts.of[group] = tn
 	}
 	tn.callers++
