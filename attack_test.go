@@ -22,7 +22,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,15 +34,14 @@ type simAttacker struct {
 	addrs []Node
 	mine  map[Node]bool
 
-	mu  sync.Mutex // its handler answers many calls at once
-	rng *rand.Rand
+	salt uint64 // from the random seed: what its lists hold
 }
 
 // attack places an attacker with addrs addresses in groups /16s of its own
 // on s's network: each answers GET / and POST / as a node, and lists only
 // attacker addresses.
 func (s *sim) attack(addrs, groups int) *simAttacker {
-	a := &simAttacker{s: s, mine: map[Node]bool{}, rng: rand.New(rand.NewPCG(s.rng.Uint64(), 4))}
+	a := &simAttacker{s: s, mine: map[Node]bool{}, salt: s.rng.Uint64()}
 	for i := range addrs {
 		g := i % groups
 		n := Node{IP: fmt.Sprintf("5.%d.%d.%d", g, i/groups/250, 1+i/groups%250), Port: 6000}
@@ -54,12 +52,16 @@ func (s *sim) attack(addrs, groups int) *simAttacker {
 		if r.Method == "GET" && r.URL.Path == "/nodes/" {
 			size, _ := strconv.Atoi(r.URL.Query().Get("sample"))
 			size = min(max(size, 1), maxSample)
+			// Drawn from the request, not from a shared generator: the calls
+			// of a round arrive in any order, and a run must be the same
+			// every time from one random seed.
+			h := fnv.New64a()
+			fmt.Fprint(h, a.salt, r.Host, r.RemoteAddr, r.URL, s.net.clock.Load())
+			rng := rand.New(rand.NewPCG(h.Sum64(), 4))
 			var list []Node
-			a.mu.Lock()
 			for range size {
-				list = append(list, a.addrs[a.rng.IntN(len(a.addrs))])
+				list = append(list, a.addrs[rng.IntN(len(a.addrs))])
 			}
-			a.mu.Unlock()
 			json.NewEncoder(w).Encode(list)
 			return
 		}
