@@ -1,6 +1,13 @@
 package main
 
+// The blog's five endpoints, which both roles serve: GET / (are you
+// there?), POST / (a node announces itself), and GET, POST and DELETE
+// /nodes/ (the list, and the operator's add and remove). Each handler reads
+// as the blog's behaviour; the rules that guard it are named calls into the
+// defence files.
+
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,138 +19,132 @@ import (
 	"strings"
 )
 
+// api is what a process's handlers share.
+type api struct {
+	table      *Table
+	checks     *verifier             // the connect-back checks (connectback.go)
+	local      func(netip.Addr) bool // the callers on this host: the operator
+	maxInbound int                   // a node's cap on peers taken by announce (hubs.go); seed: 0
+	log        *slog.Logger
+}
+
 // addRoutes registers the whole API. Wrong methods and unknown paths get
-// JSON errors too, so every rejection reads the same way. local tells the
-// callers on this host (the operator) from other hosts; inbound, if not 0,
-// is how many peers a node takes by their announce (see inboundCap).
-func addRoutes(mux *http.ServeMux, t *Table, v *verifier, local func(netip.Addr) bool, maxInbound int, log *slog.Logger) {
-	mux.Handle("GET /{$}", observed(handleCheck(t)))
-	mux.Handle("POST /{$}", observed(handleAnnounce(t, v, local, maxInbound, log)))
+// JSON errors too, so every rejection reads the same way.
+func addRoutes(mux *http.ServeMux, a api) {
+	list := handleList(a)
+	mux.Handle("GET /{$}", observed(handleCheck(a.table)))
+	mux.Handle("POST /{$}", observed(handleAnnounce(a)))
 	mux.Handle("/{$}", methodNotAllowed("GET, HEAD, POST"))
-	mux.Handle("GET /nodes/{$}", handleList(t, local))
-	mux.Handle("POST /nodes/{$}", handleAdd(t, local, log))
-	mux.Handle("DELETE /nodes/{$}", handleRemove(t, v, local, log))
+	mux.Handle("GET /nodes/{$}", list)
+	mux.Handle("POST /nodes/{$}", handleAdd(a, list))
+	mux.Handle("DELETE /nodes/{$}", handleRemove(a, list))
 	mux.Handle("/nodes/{$}", methodNotAllowed("GET, HEAD, POST, DELETE"))
 	mux.Handle("/", notFound())
 }
 
 // newAPI is the API of a process, as its flags say: serve and the
 // simulation both build theirs with it.
-func newAPI(cfg config, t *Table, v *verifier, local func(netip.Addr) bool, log *slog.Logger) http.Handler {
+func newAPI(cfg config, t *Table, v *verifier, local func(netip.Addr) bool,
+	log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	addRoutes(mux, t, v, local, inboundCap(cfg), log)
+	addRoutes(mux, api{table: t, checks: v, local: local, maxInbound: inboundCap(cfg), log: log})
 	return cleaned(mux)
 }
 
-// cleaned sends a path with // or .. in it, or /nodes without its slash,
-// to the clean one with a JSON 307, which keeps the method and the body;
-// the mux would answer in HTML.
-func cleaned(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := path.Clean(r.URL.Path)
-		if strings.HasSuffix(r.URL.Path, "/") && p != "/" || p == "/nodes" {
-			p += "/"
-		}
-		if p == r.URL.Path {
-			h.ServeHTTP(w, r)
-			return
-		}
-		if r.URL.RawQuery != "" {
-			p += "?" + r.URL.RawQuery
-		}
-		w.Header().Set("Location", p)
-		writeJSON(w, http.StatusTemporaryRedirect, map[string]string{"location": p})
-	})
-}
-
-// handleCheck answers the check that we are alive, and notes who checked,
-// if the caller says in fromHeader, from the address it names.
+// handleCheck answers GET /, the blog's check that we are alive, with {}.
+// It notes who checked, if the caller says (checkedby.go).
 func handleCheck(t *Table) http.Handler {
 	body := []byte("{}\n")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if from, err := netip.ParseAddrPort(r.Header.Get(fromHeader)); err == nil && from.Addr().Unmap() == remoteIP(r) {
-			t.CheckedBy(Node{IP: from.Addr().Unmap().String(), Port: int(from.Port())})
+		if checker, ok := checkerOf(r); ok {
+			t.checkedBy.note(checker)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(body)
 	})
 }
 
-// handleAnnounce adds the sender of POST / once it answers GET / itself, so
-// that nobody can fill the table with addresses where no node runs. A caller
-// on another host may announce only itself: the address it calls from. So no
-// host can make this process call a third party, or its own loopback. A node
-// takes at most inbound peers this way, so that early joiners do not become
-// hubs; the seed (inbound 0) takes all, up to -m.
-func handleAnnounce(t *Table, v *verifier, local func(netip.Addr) bool, maxInbound int, log *slog.Logger) http.Handler {
+// handleAnnounce is POST /: a node announces itself, and is added once it
+// answers GET / itself (the connect-back check), so that nobody can fill
+// the table with addresses where no node runs. The blog added whatever it
+// was sent. The answer is the node, once it is on disk.
+func handleAnnounce(a api) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n, ok := readNode(w, r, t.self)
+		n, ok := readNode(w, r, a.table.self)
 		if !ok {
 			return
 		}
-		var crowded *crowdedError
-		if err := t.WouldRefuse(maxInbound, n); err != nil && !t.Has(n) && !errors.As(err, &crowded) {
-			// Before the caller's address is looked at: a node behind NAT,
-			// which every peer refuses, still learns which ones have room.
-			writeError(w, http.StatusConflict, err.Error())
+		src := remoteIP(r)
+		crowded, status, err := a.admit(src, n)
+		if err != nil {
+			writeError(w, status, err.Error())
 			return
 		}
-		src := remoteIP(r)
-		if !local(src) {
-			switch {
-			case netip.MustParseAddr(n.IP) != src:
-				writeError(w, http.StatusForbidden, fmt.Sprintf("announce only yourself: this call came from %s", src))
-				return
-			case n.scoped():
-				writeError(w, http.StatusForbidden, "link-local addresses are not taken from other hosts")
+		// A known node's announce changes nothing: the sweep checks it,
+		// whoever calls from its address.
+		if !a.table.Has(n) {
+			err := a.checkNewcomer(r.Context(), src, n, crowded)
+			msg := fmt.Sprintf("could not reach you at %s: %v", n, err)
+			if checkFailed(w, r, err, http.StatusUnprocessableEntity, msg) {
 				return
 			}
 		}
-		if !t.Has(n) { // a known node's announce changes nothing: the sweep checks it, whoever calls from its address
-			var err error
-			if crowded != nil { // test before evict: while the incumbent answers, the newcomer need not be checked
-				switch err = v.answering(r.Context(), src, crowded.incumbent); {
-				case err == nil:
-					writeError(w, http.StatusConflict, crowded.Error())
-					return
-				case !errors.Is(err, errBusy) && !errors.Is(err, errNoSlot) && r.Context().Err() == nil:
-					err = nil
-				}
-			}
-			if err == nil {
-				err = v.verify(r.Context(), src, local(src), n)
-			}
-			if checkFailed(w, r, err, http.StatusUnprocessableEntity, fmt.Sprintf("could not reach you at %s: %v", n, err)) {
-				return
-			}
-			if crowded != nil { // it failed its check, and the newcomer passed: its place is the newcomer's
-				if _, err := t.Remove(crowded.incumbent); err != nil {
-					log.Error("remove", "node", crowded.incumbent, "err", err)
-				}
-			}
-		}
-		if writeAdd(w, t, maxInbound, n, log) {
+		if writeAdd(w, a.table, a.maxInbound, n, a.log) {
 			writeJSON(w, http.StatusOK, n)
 		}
 	})
 }
 
-// handleList serves the table from memory: the bytes last written to disk,
-// less loopback and link-local entries for callers on other hosts. With
-// ?sample=N it serves at most N (up to maxSample) picked at random: what a
-// joining node needs. So that a flood of samples cannot take every core,
-// one is drawn at a time, and callers of one group wait for each other's
-// answer to be written.
-func handleList(t *Table, local func(netip.Addr) bool) http.Handler {
-	sampling := make(chan struct{}, 1)
-	turns := &sampleTurns{of: map[netip.Prefix]*groupTurn{}}
+// admit is every rule that an announce of n from src must pass before any
+// check, and the status it is refused with:
+//   - 409 when the table has no room for n: it is full (-m, errFull), n's
+//     address has -hm entries (errHostFull, groups.go), or a node has
+//     taken its cap of peers by announce (errEnough, hubs.go). This comes
+//     before the caller's address is looked at, so that a node behind NAT,
+//     which every peer refuses, still learns which ones have room;
+//   - 403 when a caller on another host announces anyone but itself, or a
+//     link-local address (mayAnnounce, connectback.go).
+//
+// A full table whose largest group is n's does not refuse yet: crowded
+// names the incumbent that must fail a check first, and the 409 comes if it
+// answers (room.go). The add refuses with 409 again, under the table's
+// lock, if other announces took the room meanwhile (writeAdd).
+func (a api) admit(src netip.Addr, n Node) (crowded *crowdedError, status int, err error) {
+	err = a.table.WouldRefuse(a.maxInbound, n)
+	if err != nil && !a.table.Has(n) && !errors.As(err, &crowded) {
+		return nil, http.StatusConflict, err
+	}
+	if err := mayAnnounce(src, a.local(src), n); err != nil {
+		return nil, http.StatusForbidden, err
+	}
+	return crowded, 0, nil
+}
+
+// checkNewcomer is the connect-back check of n, announced from src: in a
+// crowded table, the incumbent's first (testBeforeEvict).
+func (a api) checkNewcomer(ctx context.Context, src netip.Addr, n Node,
+	crowded *crowdedError) error {
+	if crowded != nil {
+		return testBeforeEvict(ctx, a, src, n, crowded)
+	}
+	return a.checks.verify(ctx, src, a.local(src), n)
+}
+
+// handleList is GET /nodes/: the table, served from memory, the bytes last
+// written to disk, less loopback and link-local entries for callers on
+// other hosts. With ?sample=N it serves at most N (up to maxSample) picked
+// at random, a group at a time (groups.go): what a joining node needs, in
+// turns (turns.go). The blog's client sends no query, and gets the whole
+// list.
+func handleList(a api) http.Handler {
+	turns := newSampleTurns()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		here := local(remoteIP(r))
-		body := t.Body()
+		here := a.local(remoteIP(r))
+		body := a.table.Body()
 		if !here {
-			body = t.PublicBody()
+			body = a.table.PublicBody()
 		}
-		if r.URL.RawQuery != "" && r.URL.Query().Has("sample") { // the blog's client sends no query: no parsing for it
+		if r.URL.RawQuery != "" && r.URL.Query().Has("sample") { // no parsing for the blog's client
 			n, err := strconv.Atoi(r.URL.Query().Get("sample"))
 			if err != nil || n < 0 {
 				writeError(w, http.StatusBadRequest, "sample must be a whole number of nodes")
@@ -154,13 +155,10 @@ func handleList(t *Table, local func(netip.Addr) bool) http.Handler {
 				return
 			}
 			defer done()
-			select {
-			case sampling <- struct{}{}:
-			case <-r.Context().Done():
+			body = turns.draw(r.Context(), func() []byte { return a.table.Sample(min(n, maxSample), !here) })
+			if body == nil {
 				return
 			}
-			body = t.Sample(min(n, maxSample), !here)
-			<-sampling
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
@@ -168,60 +166,64 @@ func handleList(t *Table, local func(netip.Addr) bool) http.Handler {
 	})
 }
 
-// handleAdd adds a node without checking it: an operator's tool, for callers on this host only.
-func handleAdd(t *Table, local func(netip.Addr) bool, log *slog.Logger) http.Handler {
+// handleAdd is POST /nodes/: it adds a node without checking it, an
+// operator's tool, for callers on this host only. The answer is the list.
+func handleAdd(a api, list http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !local(remoteIP(r)) {
-			writeError(w, http.StatusForbidden, "only callers on this host may add nodes directly; announce yourself with POST / instead")
+		if !a.local(remoteIP(r)) {
+			writeError(w, http.StatusForbidden,
+				"only callers on this host may add nodes directly; announce yourself with POST / instead")
 			return
 		}
-		n, ok := readNode(w, r, t.self)
+		n, ok := readNode(w, r, a.table.self)
 		if !ok {
 			return
 		}
-		if writeAdd(w, t, 0, n, log) {
-			handleList(t, local).ServeHTTP(w, r)
+		if writeAdd(w, a.table, 0, n, a.log) {
+			list.ServeHTTP(w, r)
 		}
 	})
 }
 
-// handleRemove removes a node: at once for the operator (this host); for
-// anyone else, the node's own address included, once it no longer answers
-// (verifier.gone). A leaving node closes its listener before its goodbye,
-// so that is believed at once; nobody, not even a neighbour behind its NAT,
-// can remove a live node.
-func handleRemove(t *Table, v *verifier, local func(netip.Addr) bool, log *slog.Logger) http.Handler {
+// handleRemove is DELETE /nodes/: it removes a node, at once for the
+// operator (this host); for anyone else, the node's own address included,
+// once it no longer answers (silence.go). The answer is the list.
+func handleRemove(a api, list http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n, ok := readNode(w, r, t.self)
+		n, ok := readNode(w, r, a.table.self)
 		if !ok {
 			return
 		}
-		if src := remoteIP(r); !local(src) && t.Has(n) {
-			if err := v.gone(r.Context(), src, n); checkFailed(w, r, err, http.StatusForbidden, fmt.Sprint(err)) {
+		if src := remoteIP(r); !a.local(src) && a.table.Has(n) {
+			err := gone(r.Context(), a.checks, src, n)
+			if checkFailed(w, r, err, http.StatusForbidden, fmt.Sprint(err)) {
 				return
 			}
 		}
-		if _, err := t.Remove(n); err != nil {
-			log.Error("remove", "node", n, "err", err)
+		if _, err := a.table.Remove(n); err != nil {
+			a.log.Error("remove", "node", n, "err", err)
 			writeError(w, http.StatusInternalServerError, "could not save the table")
 			return
 		}
-		handleList(t, local).ServeHTTP(w, r)
+		list.ServeHTTP(w, r)
 	})
 }
 
 // checkFailed answers a request whose check gave err, if any, and says so:
-// 503 shutting down or no slot in time, 429 too busy, else status and msg.
+// 409 for an incumbent that answered, 503 shutting down or no slot in
+// time, 429 too busy, else status and msg.
 func checkFailed(w http.ResponseWriter, r *http.Request, err error, status int, msg string) bool {
 	switch {
 	case err == nil:
 		return false
+	case errors.As(err, new(*crowdedError)):
+		writeError(w, http.StatusConflict, err.Error())
 	case r.Context().Err() != nil:
 		writeError(w, http.StatusServiceUnavailable, "shutting down; try again later")
 	case errors.Is(err, errBusy):
 		writeError(w, http.StatusTooManyRequests, err.Error())
 	case errors.Is(err, errNoSlot):
-		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Retry-After", retryAfter)
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 	default:
 		writeError(w, status, msg)
@@ -229,15 +231,16 @@ func checkFailed(w http.ResponseWriter, r *http.Request, err error, status int, 
 	return true
 }
 
-// writeAdd adds n, unless the table holds inbound nodes (0: no cap but -m),
-// and reports whether it is in the table, having answered the request with
-// an error if not.
+// writeAdd adds n, as announced under a node's cap of maxInbound (0: no
+// cap but -m), and reports whether it is in the table, having answered
+// the request with an error if not.
 func writeAdd(w http.ResponseWriter, t *Table, maxInbound int, n Node, log *slog.Logger) bool {
 	_, err := t.AddAnnounced(maxInbound, n)
 	switch {
 	case err == nil:
 		return true
-	case errors.Is(err, errFull), errors.Is(err, errEnough), errors.Is(err, errHostFull), errors.As(err, new(*crowdedError)):
+	case errors.Is(err, errFull), errors.Is(err, errEnough), errors.Is(err, errHostFull),
+		errors.As(err, new(*crowdedError)):
 		writeError(w, http.StatusConflict, err.Error())
 	default:
 		log.Error("add", "node", n, "err", err)
@@ -263,18 +266,41 @@ func readNode(w http.ResponseWriter, r *http.Request, self Node) (Node, bool) {
 	return n, err == nil
 }
 
+// cleaned sends a path with // or .. in it, or /nodes without its slash,
+// to the clean one with a JSON 307, which keeps the method and the body;
+// the mux would answer in HTML.
+func cleaned(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := path.Clean(r.URL.Path)
+		if strings.HasSuffix(r.URL.Path, "/") && p != "/" || p == "/nodes" {
+			p += "/"
+		}
+		if p == r.URL.Path {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if r.URL.RawQuery != "" {
+			p += "?" + r.URL.RawQuery
+		}
+		w.Header().Set("Location", p)
+		writeJSON(w, http.StatusTemporaryRedirect, map[string]string{"location": p})
+	})
+}
+
 // methodNotAllowed answers a known path asked with the wrong method.
 func methodNotAllowed(allow string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", allow)
-		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, allow))
+		msg := fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, allow)
+		writeError(w, http.StatusMethodNotAllowed, msg)
 	})
 }
 
 // notFound answers paths outside the API.
 func notFound() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %s; see / and /nodes/", r.URL.Path))
+		msg := fmt.Sprintf("no such endpoint %s; see / and /nodes/", r.URL.Path)
+		writeError(w, http.StatusNotFound, msg)
 	})
 }
 

@@ -298,7 +298,8 @@ func TestInboundCapHoldsUnderConcurrentAnnounces(t *testing.T) {
 		return nil
 	}
 	mux := http.NewServeMux()
-	addRoutes(mux, tbl, newVerifier(check, 10*time.Second, time.Minute), netip.Addr.IsLoopback, 16, quiet)
+	v := newVerifier(check, 10*time.Second, time.Minute)
+	addRoutes(mux, api{table: tbl, checks: v, local: netip.Addr.IsLoopback, maxInbound: 16, log: quiet})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	codes := postConcurrently(t, srv.URL+"/", distinctNodes(50))

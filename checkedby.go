@@ -1,26 +1,59 @@
 package main
 
+// Checked by a seed: what keeps a seed's load at one request per node per
+// round. Every process checks every entry itself each round (an announce
+// from a node's address proves nothing about its port), and every node
+// announced itself to every seed each round, so the seed got two requests
+// per node. Now the seed's check, GET /, says whom it comes from in
+// fromHeader (the blog's nodes ignore it): a node that its seed checked
+// since its last round knows it is listed there, and does not announce to
+// it (TestNodeNeedNotAnnounceToASeedThatChecksIt). A header naming another
+// address than the call's is ignored.
+
+import (
+	"net/http"
+	"net/netip"
+	"sync"
+)
+
 // fromHeader carries, on our checks (GET /), the address we are listed at:
-// a node checked by its seed knows that the seed lists it. The blog's
-// nodes ignore it.
+// a node checked by its seed knows that the seed lists it.
 const fromHeader = "X-Peerdisc-From"
 
-// CheckedBy notes that process n, by its own word (fromHeader) and from
-// its own address, has just checked that we are alive: a seed that does so
-// lists us, so there is no need to announce ourselves to it this round.
-func (t *Table) CheckedBy(n Node) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.checkers) < maxCheckers {
-		t.checkers[n] = true
+// checkerOf is the process that r, a check, says it comes from, if the
+// address it names is the one the call comes from.
+func checkerOf(r *http.Request) (Node, bool) {
+	from, err := netip.ParseAddrPort(r.Header.Get(fromHeader))
+	if err != nil || from.Addr().Unmap() != remoteIP(r) {
+		return Node{}, false
+	}
+	return Node{IP: from.Addr().Unmap().String(), Port: int(from.Port())}, true
+}
+
+// checkers is the processes that checked us since a node's last round, at
+// most maxCheckers of them.
+type checkers struct {
+	mu   sync.Mutex
+	seen map[Node]bool
+}
+
+// note remembers that n has just checked us.
+func (c *checkers) note(n Node) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seen == nil {
+		c.seen = map[Node]bool{}
+	}
+	if len(c.seen) < maxCheckers {
+		c.seen[n] = true
 	}
 }
 
-// TakeCheckers returns the processes that checked us since it was last called.
-func (t *Table) TakeCheckers() map[Node]bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	checkers := t.checkers
-	t.checkers = map[Node]bool{}
-	return checkers
+// take returns the processes that checked us since it was last called.
+func (c *checkers) take() map[Node]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := c.seen
+	c.seen = nil
+	return seen
 }

@@ -47,29 +47,41 @@ func progName(arg0 string) string {
 // that names the wrong flag, and where to find the others.
 func parseFlags(name string, args []string, stderr io.Writer) (config, error) {
 	var c config
-	c.interval, c.timeout = seconds(60*time.Second), seconds(3*time.Second)
+	c.interval, c.timeout = seconds(defaultInterval), seconds(defaultTimeout)
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	long := map[string]string{"i": "ip", "a": "advertise", "p": "port", "d": "dir", "n": "nodes", "u": "upd_int", "t": "timeout",
-		"k": "kn_limit", "m": "max", "f": "fails", "hm": "host_max", "di": "dns_ip", "dp": "dns_port"} // short name -> long name
+	long := map[string]string{ // short name -> long name
+		"i": "ip", "a": "advertise", "p": "port", "d": "dir", "n": "nodes", "u": "upd_int",
+		"t": "timeout", "k": "kn_limit", "m": "max", "f": "fails", "hm": "host_max",
+		"di": "dns_ip", "dp": "dns_port",
+	}
 	fs.StringVar(&c.role, "role", "", "seed, node or map (required)")
-	fs.StringVar(&c.ip, "i", "127.0.0.1", "address to listen on; 0.0.0.0 or :: listens on every interface and needs -a")
-	fs.StringVar(&c.advertise, "a", "", "address others reach this process at, sent in announces (default: -i)")
+	fs.StringVar(&c.ip, "i", "127.0.0.1",
+		"address to listen on; 0.0.0.0 or :: listens on every interface and needs -a")
+	fs.StringVar(&c.advertise, "a", "",
+		"address others reach this process at, sent in announces (default: -i)")
 	c.port = -1
-	fs.Var(&intFlag{&c.port, 0, 65535}, "p", "port; 0 takes any free port (default: seed 42020, node a free random port in 50000-60000)")
+	fs.Var(&intFlag{&c.port, 0, 65535}, "p", fmt.Sprintf("port; 0 takes any free port "+
+		"(default: seed %d, node a free random port in %d-%d)", seedPort, nodePortMin, nodePortMax))
 	fs.StringVar(&c.dir, "d", "", "data directory (default: seed .seed, node .node-PORT)")
 	fs.StringVar(&c.file, "n", "nodes.json", "known-nodes file inside the data directory")
 	fs.Var(&c.interval, "u", "round interval: whole seconds (60) or a Go duration (500ms)")
 	fs.Var(&c.timeout, "t", "per-request timeout: whole seconds or a Go duration")
-	c.enough, c.max, c.fails, c.hostMax = 10, 1000, 2, 8
-	fs.Var(&intFlag{&c.enough, 0, math.MaxInt32}, "k", "node: known nodes that are enough to skip the next step of a round")
-	fs.Var(&intFlag{&c.max, 1, math.MaxInt32}, "m", "most nodes the table holds; map: most processes it asks")
+	c.enough, c.max, c.fails, c.hostMax = defaultEnough, defaultMax, defaultFails, defaultHostMax
+	fs.Var(&intFlag{&c.enough, 0, math.MaxInt32}, "k",
+		"node: the peers it looks for; below this it looks for more")
+	fs.Var(&intFlag{&c.max, 1, math.MaxInt32}, "m",
+		"most nodes the table holds; map: most processes it asks")
 	fs.Var(&intFlag{&c.fails, 1, math.MaxInt32}, "f", "failed checks in a row that remove a peer")
-	fs.Var(&intFlag{&c.hostMax, 1, math.MaxInt32}, "hm", "most entries with one address (IPv4 or IPv6); loopback is exempt")
-	fs.StringVar(&c.dnsIP, "di", "", "node, map: the seed's address (default: from ./nodes.json, else 127.0.0.1)")
-	fs.Var(&intFlag{&c.dnsPort, 1, 65535}, "dp", "node, map: the seed's port (default: from ./nodes.json, else 42020)")
-	fs.BoolVar(&c.draw, "draw", false, "map: draw the graph even past 50 processes")
+	fs.Var(&intFlag{&c.hostMax, 1, math.MaxInt32}, "hm",
+		"most entries with one address (IPv4 or IPv6); loopback is exempt")
+	fs.StringVar(&c.dnsIP, "di", "",
+		"node, map: the seed's address (default: from ./nodes.json, else 127.0.0.1)")
+	fs.Var(&intFlag{&c.dnsPort, 1, 65535}, "dp",
+		fmt.Sprintf("node, map: the seed's port (default: from ./nodes.json, else %d)", seedPort))
+	fs.BoolVar(&c.draw, "draw", false,
+		fmt.Sprintf("map: draw the graph even past %d processes", maxDrawn))
 	for short, name := range long {
 		fs.Var(fs.Lookup(short).Value, name, "same as -"+short)
 	}
@@ -92,7 +104,8 @@ func parseFlags(name string, args []string, stderr io.Writer) (config, error) {
 	case badAddr("-i", c.ip, true) != "":
 		bad = badAddr("-i", c.ip, true)
 	case c.advertise == "" && netip.MustParseAddr(c.ip).IsUnspecified():
-		bad = fmt.Sprintf("-i %s listens on every interface: give -a, the address others reach this process at", c.ip)
+		bad = fmt.Sprintf("-i %s listens on every interface: "+
+			"give -a, the address others reach this process at", c.ip)
 	case badAddr("-a", c.advertise, false) != "":
 		bad = badAddr("-a", c.advertise, false)
 	case badAddr("-di", c.dnsIP, false) != "":
@@ -117,7 +130,8 @@ func badUsage(stderr io.Writer, name, msg string) error {
 
 // printUsage is -h: every flag, short and long name, and its default.
 func printUsage(stderr io.Writer, fs *flag.FlagSet, long map[string]string) {
-	fmt.Fprintf(stderr, "usage: %s -role=seed|node|map [flags]\n\nflags (one dash or two):\n", fs.Name())
+	fmt.Fprintf(stderr, "usage: %s -role=seed|node|map [flags]\n\n", fs.Name())
+	fmt.Fprintln(stderr, "flags (one dash or two):")
 	fs.VisitAll(func(f *flag.Flag) {
 		if strings.HasPrefix(f.Usage, "same as") {
 			return
@@ -168,13 +182,17 @@ func badAddr(name, ip string, listen bool) string {
 	case ip == "":
 		return ""
 	case err != nil:
-		return fmt.Sprintf("%s %q: want an IP address, such as 127.0.0.2 or fd00::11, not a host name", name, ip)
+		return fmt.Sprintf("%s %q: want an IP address, such as 127.0.0.2 or fd00::11, "+
+			"not a host name", name, ip)
 	case listen && a.IsUnspecified():
 		return ""
 	case a.Zone() != "":
-		return fmt.Sprintf("%s %s: a zone means nothing to other hosts: give an address without one", name, ip)
+		return fmt.Sprintf("%s %s: a zone means nothing to other hosts: "+
+			"give an address without one", name, ip)
 	case a.IsLinkLocalUnicast() && a.Is6():
-		return fmt.Sprintf("%s %s: link-local addresses need a zone, such as %s%%eth0, and other hosts do not take them: give another address of this host, or -i :: with -a", name, ip, a.WithZone(""))
+		return fmt.Sprintf("%s %s: link-local addresses need a zone, such as %s%%eth0, "+
+			"and other hosts do not take them: give another address of this host, or -i :: with -a",
+			name, ip, a.WithZone(""))
 	case a.IsUnspecified():
 		return fmt.Sprintf("%s %s: give an address others can reach, not the unspecified one", name, ip)
 	case a.IsMulticast():
@@ -205,11 +223,13 @@ func (s *seconds) Set(v string) error {
 	return nil
 }
 
-// bootstrapSeeds is the list of seeds that step 3 tries in order: the one
-// named by -di and -dp, else those in ./nodes.json, else 127.0.0.1:42020.
+// bootstrapSeeds is the list of seeds a node announces to and takes
+// candidates from, all of them each round: the one named by -di and -dp,
+// else those in ./nodes.json, else 127.0.0.1:42020.
 func bootstrapSeeds(cfg config) ([]Node, error) {
 	if cfg.dnsIP != "" || cfg.dnsPort != 0 {
-		return []Node{Node{IP: cmp.Or(cfg.dnsIP, "127.0.0.1"), Port: cmp.Or(cfg.dnsPort, seedPort)}.canonical()}, nil
+		seed := Node{IP: cmp.Or(cfg.dnsIP, "127.0.0.1"), Port: cmp.Or(cfg.dnsPort, seedPort)}
+		return []Node{seed.canonical()}, nil
 	}
 	data, err := os.ReadFile("nodes.json")
 	if errors.Is(err, os.ErrNotExist) {

@@ -1,33 +1,56 @@
 package main
 
+// Connect-back checks: what stops a caller from filling a table with
+// addresses where no node runs, or from making us call anyone it likes.
+// The blog added whatever it was sent. Here an announced node is added only
+// once it answers GET / itself (verifier.verify), and a caller on another
+// host may announce only the address it calls from (mayAnnounce), so that
+// no host can make this process call a third party or its own loopback
+// (TestAnnounceOnlyYourself, TestMultiHost). Announces of one address share
+// one check, and a failed check is given again for -t: 200 announces of an
+// address that never answers cost one check (TestFairVerification). The
+// checks wait for slots, shared fairly between callers (checkslots.go).
+
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"sync"
 	"time"
 )
 
-// verifier runs the connect-back checks of announces, fairly: announces of
-// one address share one check, a failed check is given again for a
-// cool-down, callers of one group on another host have at most perGroup
-// checks under way, and a free slot goes to the waiting check whose group
-// has the fewest running, not to the first in line. A check waits for a
-// slot at most a quarter of -t, and is then refused (503).
+// mayAnnounce says why a caller at src may not announce n, or nil if it
+// may: a caller on this host (local) may announce anyone; one on another
+// host only itself, and never a link-local address.
+func mayAnnounce(src netip.Addr, local bool, n Node) error {
+	switch {
+	case local:
+		return nil
+	case netip.MustParseAddr(n.IP) != src:
+		return fmt.Errorf("announce only yourself: this call came from %s", src)
+	case n.scoped():
+		return errors.New("link-local addresses are not taken from other hosts")
+	}
+	return nil
+}
+
+// verifier runs the connect-back checks of announces and DELETEs:
+// announces of one address share one check, a failed check is given again
+// for a cool-down, and every check takes a slot (checkSlots) first. It
+// remembers an answer to a check that asked whether a listed node still
+// answers (answering) for holdOff.
 type verifier struct {
 	check    func(context.Context, Node) error
 	cooldown time.Duration    // -t: no address is checked more often than a hung check would allow
-	holdOff  time.Duration    // -u: a node that answered a DELETE's check is not checked again for a DELETE so soon
+	holdOff  time.Duration    // -u: a node that answered is not checked again for a DELETE so soon
 	now      func() time.Time // time.Now; the simulation's clock moves a round at a time
+	slots    *checkSlots
 
 	mu      sync.Mutex
 	running map[Node]*pendingCheck
 	failed  map[Node]failedCheck
-	answers map[Node]time.Time   // when a DELETE's check last found the node answering
-	asked   map[netip.Prefix]int // checks under way, by the caller's network
-	inSlot  map[netip.Prefix]int // checks holding a slot, by the caller's network
-	free    int                  // slots free, of maxVerifying
-	waiting []*slotWaiter
+	answers map[Node]time.Time // when answering last found the node answering
 }
 
 // pendingCheck is one check under way; done is closed when err is set.
@@ -44,20 +67,18 @@ type failedCheck struct {
 }
 
 // newVerifier returns a verifier that runs check, refuses an address whose
-// check failed for cooldown, and refuses DELETEs of a node that answered
-// for holdOff.
-func newVerifier(check func(context.Context, Node) error, cooldown, holdOff time.Duration) *verifier {
+// check failed for cooldown, and remembers for holdOff that a node answered.
+func newVerifier(check func(context.Context, Node) error,
+	cooldown, holdOff time.Duration) *verifier {
 	return &verifier{
 		check:    check,
 		cooldown: cooldown,
 		holdOff:  holdOff,
-		answers:  map[Node]time.Time{},
 		now:      time.Now,
-		free:     maxVerifying,
+		slots:    newCheckSlots(cooldown / slotWaitShare),
 		running:  map[Node]*pendingCheck{},
 		failed:   map[Node]failedCheck{},
-		asked:    map[netip.Prefix]int{},
-		inSlot:   map[netip.Prefix]int{},
+		answers:  map[Node]time.Time{},
 	}
 }
 
@@ -82,27 +103,24 @@ func (v *verifier) verify(ctx context.Context, src netip.Addr, trusted bool, n N
 			}
 			return p.err
 		}
-		group := callerGroup(src)
-		if !trusted && v.asked[group] >= perGroup {
+		if err := v.slots.enter(src, trusted); err != nil {
 			v.mu.Unlock()
-			return errBusy
+			return err
 		}
 		p := &pendingCheck{done: make(chan struct{})}
 		v.running[n] = p
-		v.asked[group]++
 		v.mu.Unlock()
 
-		if p.err = v.acquire(ctx, group); p.err == nil {
+		p.err = v.slots.acquire(ctx, src)
+		if p.err == nil {
 			p.err = v.check(ctx, n)
-			v.release(group)
+			v.slots.release(src)
 		}
 		p.cancelled = ctx.Err() != nil
 
 		v.mu.Lock()
 		delete(v.running, n)
-		if v.asked[group]--; v.asked[group] == 0 {
-			delete(v.asked, group)
-		}
+		v.slots.leave(src)
 		if p.err != nil && !p.cancelled && !errors.Is(p.err, errNoSlot) {
 			v.remember(n, p.err)
 		}
@@ -112,17 +130,42 @@ func (v *verifier) verify(ctx context.Context, src netip.Addr, trusted bool, n N
 	}
 }
 
-// remember records a failed check, keeping at most maxFailed: when full it
-// forgets the expired ones, and records nothing if none has expired.
+// remember records a failed check, keeping at most maxFailedChecks: when
+// full it forgets the expired ones, and records nothing if none has
+// expired. v.mu is held.
 func (v *verifier) remember(n Node, err error) {
-	if len(v.failed) >= maxFailed {
+	if len(v.failed) >= maxFailedChecks {
 		for m, f := range v.failed {
 			if v.now().Sub(f.at) >= v.cooldown {
 				delete(v.failed, m)
 			}
 		}
 	}
-	if len(v.failed) < maxFailed {
+	if len(v.failed) < maxFailedChecks {
 		v.failed[n] = failedCheck{at: v.now(), err: err}
 	}
+}
+
+// answering checks that n, a node we list, still answers, for a caller at
+// src that would see it go: a DELETE (silence.go), or a newcomer that asks
+// n to make room (room.go). An answer is remembered for holdOff, so that a
+// loop of either costs a check per holdOff.
+func (v *verifier) answering(ctx context.Context, src netip.Addr, n Node) error {
+	v.mu.Lock()
+	at, ok := v.answers[n]
+	delete(v.failed, n) // a new check, not the failure remembered from the last
+	v.mu.Unlock()
+	if ok && v.now().Sub(at) < v.holdOff {
+		return nil
+	}
+	err := v.verify(ctx, src, false, n)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.answers) >= maxAnswers {
+		clear(v.answers) // a flood of DELETEs costs checks again, not memory
+	}
+	if err == nil {
+		v.answers[n] = v.now()
+	}
+	return err
 }

@@ -77,7 +77,8 @@ func writable(dir, file string) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("cannot write the data file %s: %v. Give -d a directory this user can write to", filepath.Join(dir, file), err)
+		return fmt.Errorf("cannot write the data file %s: %v. "+
+			"Give -d a directory this user can write to", filepath.Join(dir, file), err)
 	}
 	return nil
 }

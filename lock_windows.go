@@ -24,7 +24,8 @@ func lockDir(dir, file string) (*os.File, error) {
 	}
 	const exclusive, failImmediately = 2, 1
 	var ol syscall.Overlapped
-	r, _, err := lockFileEx.Call(f.Fd(), exclusive|failImmediately, 0, 1, 0, uintptr(unsafe.Pointer(&ol)))
+	flags := uintptr(exclusive | failImmediately)
+	r, _, err := lockFileEx.Call(f.Fd(), flags, 0, 1, 0, uintptr(unsafe.Pointer(&ol)))
 	if r == 0 {
 		f.Close()
 		if err == syscall.Errno(33) { // ERROR_LOCK_VIOLATION

@@ -101,7 +101,8 @@ func (m netMap) sorted() []Node {
 
 // compareNodes orders nodes by IP, then port.
 func compareNodes(a, b Node) int {
-	return cmp.Or(netip.MustParseAddr(a.IP).Compare(netip.MustParseAddr(b.IP)), cmp.Compare(a.Port, b.Port))
+	byIP := netip.MustParseAddr(a.IP).Compare(netip.MustParseAddr(b.IP))
+	return cmp.Or(byIP, cmp.Compare(a.Port, b.Port))
 }
 
 // knows reports whether a answered and lists b.
@@ -173,7 +174,8 @@ func (m netMap) summary() string {
 		roots[find(n)] = true
 		ins, outs = append(ins, in[n]), append(outs, out[n])
 	}
-	return fmt.Sprintf("processes reached: %d; entries that did not answer: %d; links: %d, mutual: %d; components: %d; in-degree min/median/max: %s; out-degree: %s",
+	return fmt.Sprintf("processes reached: %d; entries that did not answer: %d; "+
+		"links: %d, mutual: %d; components: %d; in-degree min/median/max: %s; out-degree: %s",
 		len(m.lists), len(m.dead), links, mutual, len(roots), spread(ins), spread(outs))
 }
 

@@ -1,7 +1,17 @@
 package main
 
+// Behind NAT: what lets a node that nobody can reach still join, and tell
+// its user why nobody lists it. Its announces all get 403 (its calls come
+// from its router's address), but the peers are alive, so it keeps the -k
+// it reaches and checks them with GET / (backoff.go). Every answer to
+// GET / and POST / says, in observedHeader, the address the call came
+// from; once agreeing hosts say it is not the node's -a, the node says
+// once what to do. TestNAT runs it behind a router that masquerades with
+// nftables, without and then with a port forward.
+
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"sync"
@@ -12,14 +22,16 @@ import (
 // address others see it at; the blog's nodes ignore it.
 const observedHeader = "X-Peerdisc-Observed"
 
-// maxSightings bounds the peers whose report of our address is kept.
-const maxSightings = 256
-
 // sightings is what peers report, in observedHeader, about the address our
 // calls come from: for each peer's host, the address it saw last.
 type sightings struct {
 	mu   sync.Mutex
 	seen map[netip.Addr]netip.Addr // peer's host -> the address it saw
+	told map[netip.Addr]bool       // the addresses warnIfUnreachable has named
+}
+
+func newSightings() *sightings {
+	return &sightings{seen: map[netip.Addr]netip.Addr{}, told: map[netip.Addr]bool{}}
 }
 
 // note records that from saw our call come from addr.
@@ -41,35 +53,42 @@ func (s *sightings) by(n Node) (netip.Addr, bool) {
 }
 
 // elsewhere returns the address of self's family, other than self's, that
-// the most hosts saw our calls come from, if at least two agree: one host
-// alone may lie.
+// the most hosts saw our calls come from, if at least agreeing of them
+// say so: one host alone may lie. s.mu is held.
 func (s *sightings) elsewhere(self Node) (netip.Addr, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	ours := netip.MustParseAddr(self.IP)
 	votes := map[netip.Addr]int{}
 	var best netip.Addr
 	for _, addr := range s.seen {
-		if addr != ours && addr.Is4() == ours.Is4() {
-			if votes[addr]++; votes[addr] > votes[best] || votes[addr] == votes[best] && addr.Less(best) {
-				best = addr
-			}
+		if addr == ours || addr.Is4() != ours.Is4() {
+			continue
+		}
+		votes[addr]++
+		if votes[addr] > votes[best] || votes[addr] == votes[best] && addr.Less(best) {
+			best = addr
 		}
 	}
-	return best, votes[best] >= 2
+	return best, votes[best] >= agreeing
 }
 
-// tellIfUnreachable says once, when two hosts agree that our calls come from
-// another address than -a (as behind NAT), what that means and what to do.
-func (r *refresher) tellIfUnreachable() {
-	seen, ok := r.client.seen.elsewhere(r.client.self)
-	if !ok || r.told[seen] {
+// warnIfUnreachable says once, when hosts agree that our calls come from
+// another address than self's (as behind NAT), what that means and what
+// to do.
+func (s *sightings) warnIfUnreachable(self Node, log *slog.Logger) {
+	s.mu.Lock()
+	seen, ok := s.elsewhere(self)
+	first := ok && !s.told[seen]
+	if first {
+		s.told[seen] = true
+	}
+	s.mu.Unlock()
+	if !first {
 		return
 	}
-	r.told[seen] = true
-	self := r.client.self
-	r.log.Warn(fmt.Sprintf("others see our calls come from %s, so nobody can reach us at %s: we keep the peers we reach, but none will list us. "+
-		"To be listed, forward port %d of %s to this host and pass -a %s", seen, self, self.Port, seen, seen))
+	log.Warn(fmt.Sprintf("others see our calls come from %s, so nobody can reach us at %s: "+
+		"we keep the peers we reach, but none will list us. "+
+		"To be listed, forward port %d of %s to this host and pass -a %s",
+		seen, self, self.Port, seen, seen))
 }
 
 // observed tells the caller, in observedHeader, the address its call came

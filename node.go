@@ -1,5 +1,7 @@
 package main
 
+// The node: its round, the blog's three steps, and what it does at -k.
+
 import (
 	"context"
 	"fmt"
@@ -31,140 +33,126 @@ func runNode(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	defer r.table.Close()
 	r.seeds = seeds
-	return serve(ctx, cfg, ln, r.table, r.client.ping, func(ctx context.Context) { r.loop(ctx, time.Duration(cfg.interval), r.nodeRound) }, r.leave, log)
+	rounds := func(ctx context.Context) { r.loop(ctx, time.Duration(cfg.interval), r.nodeRound) }
+	return serve(ctx, cfg, ln, r, rounds)
 }
 
-// nodeRound is the node's round. Its steps, in the order they run:
-//
-//  1. check every known peer (sweep) by announcing to it, which also keeps
-//     us known there; a peer that refused our announce lately is checked
-//     with GET / instead, so refusals are not repeated every round;
-//  2. announce to every seed, so that each lists us, but to one that
-//     checked us since our last round (it lists us, then), and to one
-//     that refused us lately (see backOff);
-//  3. while short of -k, find new peers: candidates from every seed's random
-//     sample, taken in turn, and two hops away for whatever those leave
-//     short. At -k, one round in four still tries one fresh candidate,
-//     while it has found at most -k peers itself (those that announced
-//     themselves do not count), and a node that no peer announced itself
-//     to swaps one every round: so a node whose first sample was bad heals.
-//     A full peer taken while alone is let go at -k.
-//
-// A peer stays as long as it answers as a node (see DESIGN.md).
+// nodeRound is the node's round: the blog's three steps, in the order they
+// run here, and what a node does once it knows -k peers. A peer stays as
+// long as it answers as a node.
 func (r *refresher) nodeRound(ctx context.Context) roundStats {
+	r.nextRound()
 	var s roundStats
-	r.mu.Lock()
-	r.round++
-	r.mu.Unlock()
-	s.removed = r.sweep(ctx, r.contact("peer"))
-	seeds := slices.DeleteFunc(slices.Clone(r.seeds), func(n Node) bool { return n == r.client.self })
-	checkers := r.table.TakeCheckers()
-	forEach(ctx, seeds, func(ctx context.Context, seed Node) error {
-		if r.backingOff(seed) || checkers[seed] {
-			return nil
-		}
-		return r.contact("seed")(ctx, seed)
-	})
-	known := r.table.Len()
-	if r.table.Has(r.foothold) {
-		known-- // a full peer taken while alone does not count: it is let go at -k
+	s.removed = r.checkPeers(ctx)
+	r.announceToSeeds(ctx)
+	need := r.need()
+	if need > 0 {
+		s.learned = r.findPeers(ctx, need)
 	}
-	switch {
-	case known < r.enough:
-		s.learned = r.find(ctx, seeds, r.enough-known)
-	case r.table.Outbound() == r.table.Len():
-		// No peer announced itself to it (behind NAT nobody can; eclipsed,
-		// no honest node does), so nobody but itself can heal a bad first
-		// sample: every round, a fresh candidate in the place of a random
-		// peer. No node depends on these links.
-		if s.learned = r.tryNewCandidate(ctx, seeds); len(s.learned) > 0 {
-			peers := slices.DeleteFunc(r.table.List(), func(n Node) bool { return n == s.learned[0] })
-			gone, _ := r.table.Remove(peers[r.rng.IntN(len(peers))])
-			s.removed = append(s.removed, gone...)
-		}
-	case r.table.Outbound() <= r.enough && r.rng.IntN(4) == 0:
-		s.learned = r.tryNewCandidate(ctx, seeds)
-	}
-	if r.table.Len() > r.enough && r.table.Has(r.foothold) { // lest the nodes the seed lists, each many newcomers' foothold, collect links past 4 x -k
-		gone, _ := r.table.Remove(r.foothold)
-		s.removed = append(s.removed, gone...)
-	}
-	r.tellIfUnreachable()
+	learned, removed := r.atLimit(ctx, need == 0)
+	s.learned = append(s.learned, learned...)
+	s.removed = append(s.removed, removed...)
+	r.client.seen.warnIfUnreachable(r.client.self, r.log)
 	s.alone = r.table.Len() == 0
 	return s
 }
 
-// contact returns the check of a peer or seed, for sweep and forEach: reach, less the refusal.
-func (r *refresher) contact(who string) func(context.Context, Node) error {
-	return func(ctx context.Context, n Node) error {
-		_, err := r.reach(ctx, who, n)
-		return err
-	}
+// checkPeers is the blog's step 1: check every known peer, and drop those
+// that fail -f checks in a row (refresh.go). The check is an announce
+// (POST /), not the blog's GET /, so that a peer that lost us learns us
+// again; a peer that refused our announce lately gets GET / instead.
+func (r *refresher) checkPeers(ctx context.Context) []Node {
+	return r.sweep(ctx, r.contact("peer"))
 }
 
-// reach checks n: an announce, or GET / while n backs off after a refusal.
-// err is nil if n answered as a node; refused is then the status it refused
-// us with, if it did. It warns when who (the seed, a peer) refuses us for a
-// reason about us: then we may stay unlisted until our flags change.
-func (r *refresher) reach(ctx context.Context, who string, n Node) (refused int, err error) {
-	if r.backingOff(n) {
-		return 0, r.client.ping(ctx, n)
-	}
-	refused, err = r.client.announce(ctx, n)
-	if err != nil {
-		return 0, err
-	}
-	r.backOff(n, refused == http.StatusForbidden || refused == http.StatusConflict)
-	switch self := r.client.self; refused {
-	case http.StatusUnprocessableEntity:
-		r.log.Warn(fmt.Sprintf("the %s %s could not reach us at %s; see -a", who, n, self))
-	case http.StatusForbidden:
-		if seen, ok := r.client.seen.by(n); ok && seen.String() != self.IP {
-			r.log.Warn(fmt.Sprintf("the %s %s refused us: it sees our calls come from %s, not %s; see -a", who, n, seen, self.IP))
-		} else {
-			r.log.Warn(fmt.Sprintf("the %s %s refused us: it sees our calls come from another address than %s; see -a", who, n, self))
+// announceToSeeds is the blog's first contact, POST / to the seed, made
+// every round, so that a seed that dropped us learns us again; but not to a
+// seed that checked us since our last round (it lists us, checkedby.go), nor
+// to one that refused us lately (backoff.go).
+func (r *refresher) announceToSeeds(ctx context.Context) {
+	checkers := r.table.checkedBy.take()
+	forEach(ctx, r.otherSeeds(), func(ctx context.Context, seed Node) error {
+		if r.backoffs.waiting(seed, r.round) || checkers[seed] {
+			return nil
 		}
-	case http.StatusConflict: // normal for a peer, which takes a few: worth a word from the seed only
-		if who == "seed" {
-			r.log.Warn(fmt.Sprintf("the seed %s is full, or has as many nodes from our host as it takes", n))
-		}
+		return r.contact("seed")(ctx, seed)
+	})
+}
+
+// need is how many peers the node lacks of -k: a foothold does not count,
+// since it is let go at -k (hubs.go).
+func (r *refresher) need() int {
+	known := r.table.Len()
+	if _, ok := r.table.Foothold(); ok {
+		known--
 	}
-	return refused, nil
+	return max(r.enough-known, 0)
 }
 
-// leave tells every peer, and the seeds, that this node is going: a DELETE
-// /nodes/ of itself to each, all at once, for at most leaveTimeout. They
-// drop it at once instead of at their next round.
-func (r *refresher) leave() {
-	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
-	defer cancel()
-	to := slices.DeleteFunc(append(r.table.List(), r.seeds...), func(n Node) bool { return n == r.client.self })
-	forEach(ctx, to, r.client.remove)
-}
-
-// find looks for need new peers and returns those it added. Each seed
-// gives a random sample of its list; candidates are taken from the samples
-// in turn, so that no one seed supplies them all. Whatever the seeds'
-// candidates leave short (they were dead, or full), the peers' peers make
-// up (see walk): so a node reaches the nodes a full seed does not list.
-func (r *refresher) find(ctx context.Context, seeds []Node, need int) []Node {
-	added := r.learn(ctx, r.samples(ctx, seeds, 2*need+2), need)
+// findPeers is the blog's steps 3 and 2, in that order: it looks for need
+// new peers and returns those it added. First the seeds (the blog's DNS
+// server): each gives a random sample of its list, and candidates are
+// taken from the samples in turn, so that no one seed supplies them all.
+// Then, for whatever the seeds' candidates leave short (they were dead, or
+// full), the peers' lists: but two hops away, not the peers' own peers
+// (walk.go). So a node also reaches the nodes a full seed does not list.
+func (r *refresher) findPeers(ctx context.Context, need int) []Node {
+	added := r.learn(ctx, r.samples(ctx, r.otherSeeds(), askPerMissing*need+askExtra), need)
 	if short := need - len(added); short > 0 {
 		added = append(added, r.walk(ctx, short)...)
 	}
 	return added
 }
 
-// tryNewCandidate tries one tryNewCandidate candidate for a node at -k: from the seeds' samples
-// or, as often, two hops away (then from the seeds if that finds none), so
-// that the nodes the seeds list do not collect every tryNewCandidate link.
-func (r *refresher) tryNewCandidate(ctx context.Context, seeds []Node) []Node {
-	if r.rng.IntN(2) == 0 {
+// atLimit is what a node does at -k (hubs.go): if atK, it swaps a peer for a
+// fresh candidate, or tries one more, as atLimitRule says, so that a bad
+// first sample heals; and it lets the foothold go once it has -k others.
+// It returns the peers it added and removed.
+func (r *refresher) atLimit(ctx context.Context, atK bool) (learned, removed []Node) {
+	if atK {
+		switch atLimitRule(r.table.Outbound(), r.table.Len(), r.enough, r.rng) {
+		case swapOne:
+			learned = r.tryNewCandidate(ctx)
+			if len(learned) > 0 {
+				peers := slices.DeleteFunc(r.table.List(), func(n Node) bool { return n == learned[0] })
+				removed, _ = r.table.Remove(peers[r.rng.IntN(len(peers))])
+			}
+		case tryOne:
+			learned = r.tryNewCandidate(ctx)
+		}
+	}
+	if foothold, ok := footholdToLetGo(r.table, r.enough); ok {
+		gone, _ := r.table.Remove(foothold)
+		removed = append(removed, gone...)
+	}
+	return learned, removed
+}
+
+// tryNewCandidate tries one new candidate for a node at -k: one time in
+// walkOneIn from two hops away (then from the seeds if that finds none),
+// else from the seeds' samples, so that the nodes the seeds list do not
+// collect every such link.
+func (r *refresher) tryNewCandidate(ctx context.Context) []Node {
+	if r.rng.IntN(walkOneIn) == 0 {
 		if added := r.walk(ctx, 1); len(added) > 0 {
 			return added
 		}
 	}
-	return r.find(ctx, seeds, 1)
+	return r.findPeers(ctx, 1)
+}
+
+// walk looks for need new peers two hops away: each peer names one of its
+// own at random, and candidates come from samples of those ones' lists
+// (walk.go).
+func (r *refresher) walk(ctx context.Context, need int) []Node {
+	skip := func(n Node) bool { return n == r.client.self || r.table.Has(n) }
+	hops := twoHops(r.samples(ctx, r.table.List(), walkSample), skip, r.rng)
+	return r.learn(ctx, r.samples(ctx, hops, askPerMissing*need+askExtra), need)
+}
+
+// otherSeeds is the seeds, less this process if it is one of them.
+func (r *refresher) otherSeeds() []Node {
+	return slices.DeleteFunc(slices.Clone(r.seeds), func(n Node) bool { return n == r.client.self })
 }
 
 // samples asks each of from for a random sample of size entries, and
@@ -189,40 +177,22 @@ func (r *refresher) samples(ctx context.Context, from []Node, size int) [][]Node
 // is kept all the same (behind NAT every one does), but for one that is
 // full (409): it already has as many peers as it takes, so lest early
 // joiners become hubs, a node takes one only as a foothold, when it knows
-// no peer. Each candidate not taken is replaced once, from its own list
-// while it has candidates left, so that every list keeps its share: a
-// seed that lists dead or full nodes does not cede its place to another
-// until its sample runs out.
+// no peer (hubs.go). Each candidate not taken is replaced once, from its
+// own list while it has candidates left, so that every list keeps its
+// share: a seed that lists dead or full nodes does not cede its place to
+// another until its sample runs out.
 func (r *refresher) learn(ctx context.Context, lists [][]Node, need int) (added []Node) {
-	seen := map[Node]bool{r.client.self: true}
-	queues := make([][]Node, len(lists))
-	for i, l := range lists {
-		for _, n := range balanced(l, len(l), r.rng) { // groups take turns, as in a sample
-			if !seen[n] && !r.table.Has(n) && r.round >= r.shunned[n] {
-				seen[n] = true
-				queues[i] = append(queues[i], n)
-			}
-		}
-	}
-	next := func(list int) (Node, int, bool) { // from list, or else from the next list with candidates left
-		for i := range queues {
-			if l := (list + i) % len(queues); len(queues[l]) > 0 {
-				n := queues[l][0]
-				queues[l] = queues[l][1:]
-				return n, l, true
-			}
-		}
-		return Node{}, 0, false
-	}
+	q := r.candidates(lists)
 	var try []Node
 	var from []int // the list each of try came from
-	for i := r.rng.IntN(max(len(lists), 1)); len(try) < need && slices.ContainsFunc(queues, func(q []Node) bool { return len(q) > 0 }); i++ {
-		if l := i % len(lists); len(queues[l]) > 0 {
-			n, _, _ := next(l)
+	for i := r.rng.IntN(max(len(lists), 1)); len(try) < need && q.any(); i++ {
+		l := i % len(lists)
+		if len(q[l]) > 0 {
+			n, _, _ := q.next(l)
 			try, from = append(try, n), append(from, l)
 		}
 	}
-	for pass := 0; pass < 2 && len(try) > 0; pass++ {
+	for pass := 0; pass < tries && len(try) > 0; pass++ {
 		var mu sync.Mutex
 		full := map[Node]bool{}
 		ok := forEach(ctx, try, func(ctx context.Context, n Node) error {
@@ -230,8 +200,8 @@ func (r *refresher) learn(ctx context.Context, lists [][]Node, need int) (added 
 			mu.Lock()
 			defer mu.Unlock()
 			full[n] = refused == http.StatusConflict
-			if notANode(err) { // a web server, say: not taken from any list for -f rounds
-				r.shunned[n] = r.round + r.fails + 1
+			if notANode(err) { // a web server, say (notnode.go)
+				r.shunned.add(n, r.round)
 			}
 			return err
 		})
@@ -245,15 +215,17 @@ func (r *refresher) learn(ctx context.Context, lists [][]Node, need int) (added 
 			case ok[i]:
 				spare = append(spare, n)
 			}
-			if m, l, more := next(from[i]); more {
+			if m, l, more := q.next(from[i]); more {
 				again, againFrom = append(again, m), append(againFrom, l)
 			}
 		}
+		var got []Node
+		var err error
 		if len(alive) == 0 && len(spare) > 0 && r.table.Len() == 0 {
-			alive = spare[:1] // alone, and every one is full: a foothold
-			r.foothold = spare[0]
+			got, err = r.table.AddFoothold(spare[0]) // alone, and every one is full
+		} else {
+			got, err = r.table.Add(alive...)
 		}
-		got, err := r.table.Add(alive...)
 		if err != nil {
 			r.log.Warn("not all learned peers were added", "err", err)
 		}
@@ -261,4 +233,94 @@ func (r *refresher) learn(ctx context.Context, lists [][]Node, need int) (added 
 		try, from = again, againFrom
 	}
 	return added
+}
+
+// candidateQueues is, for each list learn takes candidates from, those
+// left to try, in order.
+type candidateQueues [][]Node
+
+// candidates queues each list's entries that may be tried: not this
+// process, not known, not shunned (notnode.go), each once, with groups
+// taking turns as in a sample (groups.go).
+func (r *refresher) candidates(lists [][]Node) candidateQueues {
+	seen := map[Node]bool{r.client.self: true}
+	q := make(candidateQueues, len(lists))
+	for i, l := range lists {
+		for _, n := range balanced(l, len(l), r.rng) {
+			if !seen[n] && !r.table.Has(n) && !r.shunned.has(n, r.round) {
+				seen[n] = true
+				q[i] = append(q[i], n)
+			}
+		}
+	}
+	return q
+}
+
+// any reports whether a candidate is left.
+func (q candidateQueues) any() bool {
+	return slices.ContainsFunc(q, func(l []Node) bool { return len(l) > 0 })
+}
+
+// next takes the next candidate of list, or else of the next list with
+// candidates left, and says which list it came from.
+func (q candidateQueues) next(list int) (Node, int, bool) {
+	for i := range q {
+		l := (list + i) % len(q)
+		if len(q[l]) > 0 {
+			n := q[l][0]
+			q[l] = q[l][1:]
+			return n, l, true
+		}
+	}
+	return Node{}, 0, false
+}
+
+// contact returns the check of a peer or seed, for sweep and forEach: reach, less the refusal.
+func (r *refresher) contact(who string) func(context.Context, Node) error {
+	return func(ctx context.Context, n Node) error {
+		_, err := r.reach(ctx, who, n)
+		return err
+	}
+}
+
+// reach checks n: an announce, or GET / while n backs off after a refusal.
+// err is nil if n answered as a node; refused is then the status it refused
+// us with, if it did. It warns when who (the seed, a peer) refuses us for a
+// reason about us: then we may stay unlisted until our flags change.
+func (r *refresher) reach(ctx context.Context, who string, n Node) (refused int, err error) {
+	if r.backoffs.waiting(n, r.round) {
+		return 0, r.client.ping(ctx, n)
+	}
+	refused, err = r.client.announce(ctx, n)
+	if err != nil {
+		return 0, err
+	}
+	r.backoffs.note(n, refused == http.StatusForbidden || refused == http.StatusConflict, r.round)
+	self := r.client.self
+	switch refused {
+	case http.StatusUnprocessableEntity:
+		r.log.Warn(fmt.Sprintf("the %s %s could not reach us at %s; see -a", who, n, self))
+	case http.StatusForbidden:
+		if seen, ok := r.client.seen.by(n); ok && seen.String() != self.IP {
+			r.log.Warn(fmt.Sprintf("the %s %s refused us: it sees our calls come from %s, not %s; see -a",
+				who, n, seen, self.IP))
+		} else {
+			r.log.Warn(fmt.Sprintf("the %s %s refused us: "+
+				"it sees our calls come from another address than %s; see -a", who, n, self))
+		}
+	case http.StatusConflict: // normal for a peer, which takes a few: worth a word from the seed only
+		if who == "seed" {
+			r.log.Warn(fmt.Sprintf("the seed %s is full, or has as many nodes from our host as it takes", n))
+		}
+	}
+	return refused, nil
+}
+
+// leave tells every peer, and the seeds, that this node is going: a DELETE
+// /nodes/ of itself to each, all at once, for at most leaveTimeout. They
+// drop it at once instead of at their next round.
+func (r *refresher) leave() {
+	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+	defer cancel()
+	forEach(ctx, append(r.table.List(), r.otherSeeds()...), r.client.remove)
 }

@@ -1,8 +1,9 @@
 package main
 
-// Peers: what a peer is (Node, as the blog puts it on the wire), how this
-// process talks to one (peerClient: every outbound call, bounded in time
-// and bytes), and what peers tell us about our own address (sightings).
+// Peers: what a peer is (Node, as the blog puts it on the wire), and how
+// this process talks to one: peerClient makes every outbound call of the
+// blog's protocol (ping, announce, list, remove), each bounded in time
+// (-t) and in bytes, and says why a call failed in its own words.
 
 import (
 	"bytes"
@@ -87,14 +88,16 @@ func newPeerClient(timeout time.Duration, self Node) *peerClient {
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var d net.Dialer
 		to, err := netip.ParseAddrPort(addr)
-		if to := to.Addr().Unmap(); err == nil && from.IsValid() && to.Is4() == from.Is4() && to.IsLoopback() == from.IsLoopback() {
+		ip := to.Addr().Unmap()
+		sameScope := ip.Is4() == from.Is4() && ip.IsLoopback() == from.IsLoopback()
+		if err == nil && from.IsValid() && sameScope {
 			d.LocalAddr = &net.TCPAddr{IP: from.AsSlice()}
 		}
 		return d.DialContext(ctx, network, addr)
 	}
 	return &peerClient{
 		self: self,
-		seen: &sightings{seen: map[netip.Addr]netip.Addr{}},
+		seen: newSightings(),
 		http: &http.Client{
 			Timeout: timeout,
 			// A redirect is not an answer: following one would let a peer
@@ -126,6 +129,9 @@ type peerError struct {
 
 func (e *peerError) Error() string { return e.reason }
 
+// notObject is why an answer to GET / or POST / is not a node's (notnode.go).
+const notObject = "not a node: its answer is not a JSON object"
+
 // timedOut reports whether err is a call that got no answer in time.
 func timedOut(err error) bool {
 	var pe *peerError
@@ -150,10 +156,18 @@ func failure(err error) *peerError {
 }
 
 // call sends one request to n and returns the status and body of its
-// answer, the body read up to maxBytes and one more, so that the caller
-// can tell a longer one. err is set only when n gave no HTTP answer.
-func (c *peerClient) call(ctx context.Context, method string, n Node, path string, body []byte, maxBytes int64) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+n.String()+path, bytes.NewReader(body))
+// answer, the body read up to its bound (maxReply for /, maxListBody for
+// /nodes/) and one more byte, so that the caller can tell a longer one.
+// err is set only when n gave no HTTP answer. A check (GET /) says whom it
+// comes from (checkedby.go); an answer's observedHeader is noted (nat.go).
+func (c *peerClient) call(ctx context.Context, method string, n Node, path string,
+	body []byte) (int, []byte, error) {
+	maxBytes := int64(maxListBody)
+	if path == "/" {
+		maxBytes = maxReply
+	}
+	url := "http://" + n.String() + path
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -180,14 +194,14 @@ func (c *peerClient) call(ctx context.Context, method string, n Node, path strin
 
 // ping is the liveness check: a node answers GET / with 2xx and a JSON object.
 func (c *peerClient) ping(ctx context.Context, n Node) error {
-	status, data, err := c.call(ctx, http.MethodGet, n, "/", nil, 1<<10)
+	status, data, err := c.call(ctx, http.MethodGet, n, "/", nil)
 	switch {
 	case err != nil:
 		return err
 	case status/100 != 2:
 		return &peerError{reason: fmt.Sprintf("answered %d", status), status: status}
 	case !isObject(data):
-		return &peerError{reason: "not a node: its answer is not a JSON object", status: status, notNode: true}
+		return &peerError{reason: notObject, status: status, notNode: true}
 	}
 	return nil
 }
@@ -199,14 +213,15 @@ func (c *peerClient) ping(ctx context.Context, n Node) error {
 // introduces us to it.
 func (c *peerClient) announce(ctx context.Context, n Node) (refused int, err error) {
 	self, _ := json.Marshal(c.self)
-	status, data, err := c.call(ctx, http.MethodPost, n, "/", self, 1<<10)
+	status, data, err := c.call(ctx, http.MethodPost, n, "/", self)
 	switch {
 	case err != nil:
 		return 0, err
 	case status/100 != 2 && status/100 != 4:
-		return 0, &peerError{reason: fmt.Sprintf("answered %d", status), status: status, notNode: status/100 != 5}
+		reason := fmt.Sprintf("answered %d", status)
+		return 0, &peerError{reason: reason, status: status, notNode: status/100 != 5}
 	case !isObject(data):
-		return 0, &peerError{reason: "not a node: its answer is not a JSON object", status: status, notNode: true}
+		return 0, &peerError{reason: notObject, status: status, notNode: true}
 	case status/100 == 4:
 		return status, nil
 	}
@@ -216,7 +231,7 @@ func (c *peerClient) announce(ctx context.Context, n Node) (refused int, err err
 // remove asks n to drop this node: DELETE /nodes/ of itself, when it leaves.
 func (c *peerClient) remove(ctx context.Context, n Node) error {
 	self, _ := json.Marshal(c.self)
-	status, _, err := c.call(ctx, http.MethodDelete, n, "/nodes/", self, maxListBody)
+	status, _, err := c.call(ctx, http.MethodDelete, n, "/nodes/", self)
 	if err == nil && status/100 != 2 {
 		err = &peerError{reason: fmt.Sprintf("answered %d", status), status: status}
 	}
@@ -225,16 +240,16 @@ func (c *peerClient) remove(ctx context.Context, n Node) error {
 
 // list fetches n's known nodes: a random sample of at most sample of them
 // (GET /nodes/?sample=N), or all if sample is 0, and at most sample (or
-// maxListEntries) from an answer of at most maxListBody bytes. Entries that are not valid
-// nodes are dropped, and so are loopback and link-local ones unless n is on
-// loopback itself: another host cannot make this process call its own
-// services.
+// maxListEntries) from an answer of at most maxListBody bytes
+// (hostilelists.go). Entries that are not valid nodes are dropped, and so
+// are loopback and link-local ones unless n is on loopback itself: another
+// host cannot make this process call its own services.
 func (c *peerClient) list(ctx context.Context, n Node, sample int) ([]Node, error) {
 	path := "/nodes/"
 	if sample > 0 {
 		path += "?sample=" + strconv.Itoa(sample)
 	}
-	status, data, err := c.call(ctx, http.MethodGet, n, path, nil, maxListBody)
+	status, data, err := c.call(ctx, http.MethodGet, n, path, nil)
 	if err != nil {
 		return nil, err
 	}

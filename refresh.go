@@ -1,8 +1,8 @@
 package main
 
-// The rounds both roles run: the sweep that checks every peer, the loop
-// that runs a round about every -u, and the bounded fan-out they share;
-// and serve, which runs the API beside the rounds until the process stops.
+// The rounds both roles run: the sweep that checks every peer (the blog's
+// step 1), the loop that runs a round about every -u, and the bounded
+// fan-out they share. The node's round is in node.go, the seed's in seed.go.
 
 import (
 	"cmp"
@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -53,16 +52,12 @@ type refresher struct {
 	retry        time.Duration // the first wait before another round while alone
 	failedInARow map[Node]int
 	rng          *rand.Rand // the round's random choices; seeded in the simulation
-	told         map[netip.Addr]bool
 	log          *slog.Logger
+	round        int // rounds run; set by the round, before its calls start
 
 	aloneWait time.Duration // the last wait while alone (loop only)
-
-	mu       sync.Mutex
-	round    int              // rounds run
-	backoffs map[Node]backoff // peers that refused our announce lately
-	shunned  map[Node]int     // addresses that answered not as a node: taken from no list before this round
-	foothold Node             // a full peer taken while alone, let go at -k (see learn)
+	backoffs  *backoffs     // peers that refused our announce lately (backoff.go)
+	shunned   *shunned      // addresses that answered not as a node (notnode.go)
 }
 
 // roundStats is what one round did, for its log line.
@@ -72,7 +67,8 @@ type roundStats struct {
 }
 
 // newRefresher opens the table in -d (or defaultDir) for the process listening on ln.
-func newRefresher(cfg config, ln net.Listener, defaultDir string, log *slog.Logger) (*refresher, error) {
+func newRefresher(cfg config, ln net.Listener, defaultDir string,
+	log *slog.Logger) (*refresher, error) {
 	self := Node{IP: cfg.advertise, Port: ln.Addr().(*net.TCPAddr).Port}
 	t, err := openTable(cmp.Or(cfg.dir, defaultDir), cfg.file, self, cfg.max, cfg.hostMax)
 	if err != nil {
@@ -90,14 +86,16 @@ func newProcess(cfg config, t *Table, c *peerClient, log *slog.Logger) *refreshe
 		client:   c,
 		enough:   cfg.enough,
 		fails:    cfg.fails,
-		retry:    time.Second,
+		retry:    aloneRetry,
 		rng:      rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-		told:     map[netip.Addr]bool{},
 		log:      log,
-		backoffs: map[Node]backoff{},
-		shunned:  map[Node]int{},
+		backoffs: newBackoffs(),
+		shunned:  newShunned(cfg.fails),
 	}
 }
+
+// nextRound counts a round, before any of its calls.
+func (r *refresher) nextRound() { r.round++ }
 
 // sweep checks every known node with check and removes, and returns, those
 // that have now failed r.fails times in a row. Every one, every round: a
@@ -107,8 +105,10 @@ func newProcess(cfg config, t *Table, c *peerClient, log *slog.Logger) *refreshe
 //
 // A check that timed out may say more about us than about the peer: an
 // overloaded seed times out on live nodes. So timeouts remove at most 1 in
-// 100 entries a round (at least one); the others stay, failing, for later
-// rounds. A refused call or a wrong answer is not ours: those go at once.
+// timeoutShare entries a round (at least one); the others stay, failing,
+// for later rounds. A refused call or a wrong answer is not ours: those go
+// at once. An answer that no node gives also keeps the address off every
+// list for -f rounds (notnode.go).
 func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node) error) []Node {
 	nodes := r.table.List()
 	var mu sync.Mutex
@@ -120,8 +120,8 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 		switch {
 		case timedOut(err):
 			slow[n] = true
-		case notANode(err): // once dropped, taken from no list for -f rounds
-			r.shunned[n] = r.round + r.fails + 1
+		case notANode(err):
+			r.shunned.add(n, r.round)
 		}
 		return err
 	})
@@ -144,23 +144,13 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 		}
 	}
 	r.rng.Shuffle(len(late), func(i, j int) { late[i], late[j] = late[j], late[i] })
-	gone = append(gone, late[:min(len(late), max(1, len(nodes)/100))]...)
+	gone = append(gone, late[:min(len(late), max(1, len(nodes)/timeoutShare))]...)
 	for _, n := range gone {
 		delete(failed, n)
 	}
 	r.failedInARow = failed
-	r.mu.Lock()
-	for n := range r.backoffs { // forget peers that are gone
-		if !slices.Contains(r.seeds, n) && !r.table.Has(n) {
-			delete(r.backoffs, n)
-		}
-	}
-	for n, until := range r.shunned {
-		if r.round >= until {
-			delete(r.shunned, n)
-		}
-	}
-	r.mu.Unlock()
+	r.backoffs.forget(func(n Node) bool { return !slices.Contains(r.seeds, n) && !r.table.Has(n) })
+	r.shunned.expire(r.round)
 	removed, err := r.table.Remove(gone...)
 	if err != nil {
 		r.log.Error("remove dead peers", "err", err)
@@ -175,7 +165,8 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 // others added or removed through the API since the last round (announces,
 // operator calls), so that known = before + learned + announced - removed;
 // failing counts the peers kept although their last check failed (-f).
-func (r *refresher) loop(ctx context.Context, interval time.Duration, round func(context.Context) roundStats) {
+func (r *refresher) loop(ctx context.Context, interval time.Duration,
+	round func(context.Context) roundStats) {
 	before := r.table.Len()
 	first := []any{"loaded", before} // from the file: the first round's known adds up too
 	for {
@@ -185,8 +176,10 @@ func (r *refresher) loop(ctx context.Context, interval time.Duration, round func
 			return
 		}
 		known := r.table.Len()
-		r.log.Info("round", append(first, "known", known, "learned", names(s.learned), "removed", names(s.removed),
-			"announced", known-before-len(s.learned)+len(s.removed), "failing", len(r.failedInARow), "took", time.Since(start).Round(time.Millisecond))...)
+		line := append(first, "known", known, "learned", names(s.learned), "removed", names(s.removed),
+			"announced", known-before-len(s.learned)+len(s.removed), "failing", len(r.failedInARow),
+			"took", time.Since(start).Round(time.Millisecond))
+		r.log.Info("round", line...)
 		before, first = known, nil
 		select {
 		case <-ctx.Done():
@@ -197,7 +190,7 @@ func (r *refresher) loop(ctx context.Context, interval time.Duration, round func
 }
 
 // wait is the time from the start of a round to the start of the next:
-// interval give or take 10%, at random, so that processes started together,
+// interval give or take jitter (10%), at random, so that processes started together,
 // or brought back together by a seed's outage, drift apart. While rounds
 // end alone it is shorter: r.retry, then twice that, and so on up to
 // interval, so that a node started before its seed joins soon after the
@@ -205,18 +198,18 @@ func (r *refresher) loop(ctx context.Context, interval time.Duration, round func
 func (r *refresher) wait(s roundStats, interval time.Duration) time.Duration {
 	if !s.alone {
 		r.aloneWait = 0
-		return time.Duration(float64(interval) * (0.9 + 0.2*r.rng.Float64()))
+		return time.Duration(float64(interval) * (1 - jitter + 2*jitter*r.rng.Float64()))
 	}
 	r.aloneWait = min(max(2*r.aloneWait, r.retry), interval)
 	return r.aloneWait
 }
 
-// names lists nodes for a log line: at most 8 addresses, then how many more.
+// names lists nodes for a log line: at most logNames addresses, then how many more.
 func names(nodes []Node) string {
 	var b strings.Builder
 	b.WriteByte('[')
 	for i, n := range nodes {
-		if i == 8 {
+		if i == logNames {
 			fmt.Fprintf(&b, " +%d more", len(nodes)-i)
 			break
 		}

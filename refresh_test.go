@@ -312,9 +312,9 @@ func TestNodeNeedNotAnnounceToASeedThatChecksIt(t *testing.T) {
 	seed := startPeer(t, "127.0.0.1", config{max: 10}) // and a seed's checks say who it is
 	_, err := seed.table.Add(p.self())
 	is.NoErr(err)
-	p.table.TakeCheckers()
+	p.table.checkedBy.take()
 	seed.seedRound(context.Background())
-	is.True(p.table.TakeCheckers()[seed.self()])
+	is.True(p.table.checkedBy.take()[seed.self()])
 }
 
 func TestWaitIsJitteredAndBacksOffWhileAlone(t *testing.T) {

@@ -1,13 +1,15 @@
 package main
 
+// The seed, the blog's "DNS server": it keeps the nodes that announce
+// themselves, and every round drops those that stop answering.
+
 import (
 	"context"
 	"log/slog"
 	"time"
 )
 
-// runSeed runs the seed (the blog's "DNS server"): it keeps the nodes that
-// announce themselves, and every round drops those that stop answering.
+// runSeed runs the seed on -p, the blog's 42020 by default.
 func runSeed(ctx context.Context, cfg config, log *slog.Logger) error {
 	port := cfg.port
 	if port < 0 {
@@ -23,10 +25,12 @@ func runSeed(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer r.table.Close()
-	return serve(ctx, cfg, ln, r.table, r.client.ping, func(ctx context.Context) { r.loop(ctx, time.Duration(cfg.interval), r.seedRound) }, nil, log)
+	rounds := func(ctx context.Context) { r.loop(ctx, time.Duration(cfg.interval), r.seedRound) }
+	return serve(ctx, cfg, ln, r, rounds)
 }
 
-// seedRound checks every known node with GET / and removes the dead.
+// seedRound is the blog's seed thread: check every known node with GET /
+// and remove those that fail -f checks in a row.
 func (r *refresher) seedRound(ctx context.Context) roundStats {
 	return roundStats{removed: r.sweep(ctx, r.client.ping)}
 }

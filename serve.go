@@ -1,5 +1,7 @@
 package main
 
+// serve runs a process: its API beside its rounds, until it stops.
+
 import (
 	"context"
 	"errors"
@@ -9,19 +11,21 @@ import (
 	"time"
 )
 
-// serve answers the API for t on ln and runs rounds until ctx is done, then
-// stops the rounds, lets requests in flight finish, and returns. check is the
-// connect-back check of announces. leave, if not nil, runs once the listener
-// is closed, beside the requests still finishing.
-func serve(ctx context.Context, cfg config, ln net.Listener, t *Table, check func(context.Context, Node) error, rounds func(context.Context), leave func(), log *slog.Logger) error {
+// serve answers the API of r's table on ln and runs rounds until ctx is
+// done, then stops the rounds, lets requests in flight finish, and returns.
+// A node then says goodbye (refresher.leave) once the listener is closed,
+// beside the requests still finishing.
+func serve(ctx context.Context, cfg config, ln net.Listener, r *refresher,
+	rounds func(context.Context)) error {
 	timeout := time.Duration(cfg.timeout)
+	checks := newVerifier(r.client.ping, timeout, time.Duration(cfg.interval))
 	srv := &http.Server{
-		Handler:           newAPI(cfg, t, newVerifier(check, timeout, time.Duration(cfg.interval)), hostAddrs(), log),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      timeout + 10*time.Second, // POST / waits for a connect-back check
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		Handler:           newAPI(cfg, r.table, checks, hostAddrs(), r.log),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      timeout + writeSlack, // POST / waits for a connect-back check
+		IdleTimeout:       idleTimeout,
+		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
 	}
 	// Requests run under their own context, cancelled at shutdown, so that a
 	// connect-back check in flight gives up and its request is still answered.
@@ -31,28 +35,29 @@ func serve(ctx context.Context, cfg config, ln net.Listener, t *Table, check fun
 	left := make(chan struct{})
 	srv.RegisterOnShutdown(func() { // Shutdown calls it once the listener is closed
 		defer close(left)
-		if leave != nil {
-			leave()
+		if cfg.role == "node" {
+			r.leave()
 		}
 	})
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	go func() { stop(srv.Serve(ln)) }()
-	log.Info("started", "role", cfg.role, "address", t.self.String(), "file", t.path)
+	r.log.Info("started", "role", cfg.role, "address", r.table.self.String(), "file", r.table.path)
 
 	rounds(ctx)
 
 	stopRequests()
-	shutdown, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	shutdown, cancel := context.WithTimeout(context.Background(), shutdownWait)
 	defer cancel()
 	if err := srv.Shutdown(shutdown); err != nil {
-		log.Warn("requests still running at exit", "err", err)
+		r.log.Warn("requests still running at exit", "err", err)
 		srv.Close()
 	}
 	<-left
-	if err := context.Cause(ctx); !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
+	err := context.Cause(ctx)
+	if !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	log.Info("stopped")
+	r.log.Info("stopped")
 	return nil
 }

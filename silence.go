@@ -1,5 +1,16 @@
 package main
 
+// Leave by silence: what stops another host from removing a live node.
+// The blog's DELETE /nodes/ removed whatever it was sent. Here a DELETE
+// from another host, the node's own address included (behind a NAT, a
+// neighbour shares it), removes a node only once it no longer answers:
+// checksToLeave checks in a row must fail, and an answer holds for -u. A
+// leaving node closes its listener before its goodbye, so that is believed
+// at once (TestLeaveIsProvenBySilence, TestProcessLeave). In the
+// simulation with 5% loss, 20 DELETEs of each of 10 live nodes every round
+// keep them out of the seed's list 2.0% of the time, against 43.5% with
+// one check per DELETE (TestAttackDeleteLoop).
+
 import (
 	"context"
 	"errors"
@@ -7,15 +18,16 @@ import (
 )
 
 // errAnswers refuses a DELETE of a node that still answers.
-var errAnswers = errors.New("that node still answers: it leaves the lists once it stops answering; only a caller on this host may remove it before")
+var errAnswers = errors.New("that node still answers: it leaves the lists once it stops " +
+	"answering; only a caller on this host may remove it before")
 
-// gone is the check behind a DELETE of n from a caller not on this host,
-// the node itself included (behind a NAT, a neighbour shares its address):
-// a leave is proven by silence. n is gone (nil) only if two checks in a
-// row fail, since one lost packet proves nothing.
-func (v *verifier) gone(ctx context.Context, src netip.Addr, n Node) error {
-	for range 2 {
-		switch err := v.answering(ctx, src, n); {
+// gone is the check behind a DELETE of n from a caller at src, not on this
+// host: n is gone (nil) only if checksToLeave checks in a row fail, since
+// one lost packet proves nothing.
+func gone(ctx context.Context, v *verifier, src netip.Addr, n Node) error {
+	for range checksToLeave {
+		err := v.answering(ctx, src, n)
+		switch {
 		case err == nil:
 			return errAnswers
 		case errors.Is(err, errBusy), errors.Is(err, errNoSlot), ctx.Err() != nil:
@@ -23,27 +35,4 @@ func (v *verifier) gone(ctx context.Context, src netip.Addr, n Node) error {
 		}
 	}
 	return nil
-}
-
-// answering checks that n, a node we list, still answers, for a caller at
-// src that would see it go. An answer is remembered for holdOff: a DELETE
-// loop, or announces that ask n to make room, cost a check per holdOff.
-func (v *verifier) answering(ctx context.Context, src netip.Addr, n Node) error {
-	v.mu.Lock()
-	at, ok := v.answers[n]
-	delete(v.failed, n) // a new check, not the failure remembered from the last
-	v.mu.Unlock()
-	if ok && v.now().Sub(at) < v.holdOff {
-		return nil
-	}
-	err := v.verify(ctx, src, false, n)
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if len(v.answers) >= maxFailed {
-		clear(v.answers) // a flood of DELETEs costs checks again, not memory
-	}
-	if err == nil {
-		v.answers[n] = v.now()
-	}
-	return err
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,21 +36,21 @@ type Table struct {
 	lock     *os.File   // holds the lock on the data directory for the whole run
 	nodes    []Node
 	known    map[Node]bool
-	perHost  map[netip.Addr]int
-	inbound  map[Node]bool // nodes taken by their own announce, under a node's cap (AddUpTo)
-	byGroup  map[netip.Prefix][]Node
-	groups   []netip.Prefix // the keys of byGroup, for drawing one at random
-	checkers map[Node]bool  // processes that checked us since the last TakeCheckers
-	changes  uint64         // changes made in memory, counted from start
-	saved    uint64         // changes on disk
-	writing  bool           // a caller is writing the file; the others wait for it
-	wrote    time.Time      // when the last write ended
-	gap      time.Duration  // writeGap; tests of other things may shorten it
-	writes   int            // files written since start
+	groups   groupIndex    // the entries by address group and by address (groups.go)
+	inbound  map[Node]bool // nodes taken by their own announce, under a node's cap (hubs.go)
+	foothold Node          // a full peer taken while alone, let go at -k (hubs.go)
+	changes  uint64        // changes made in memory, counted from start
+	saved    uint64        // changes on disk
+	writing  bool          // a caller is writing the file; the others wait for it
+	wrote    time.Time     // when the last write ended
+	gap      time.Duration // writeGap; tests of other things may shorten it
+	writes   int           // files written since start
 
 	body   atomic.Pointer[[]byte] // the bytes on disk, served by GET /nodes/
 	public atomic.Pointer[[]byte] // the same less loopback and link-local entries, for other hosts
-	rng    *rand.Rand             // for samples, under mu; seeded in the simulation
+	rng    *rand.Rand             // for samples and room, under mu; seeded in the simulation
+
+	checkedBy checkers // the processes that checked us lately, noted by the API (checkedby.go)
 }
 
 // openTable locks dir, removes temp files a crash may have left, and loads
@@ -80,8 +79,16 @@ func openTable(dir, file string, self Node, max, hostMax int) (*Table, error) {
 // memTable returns an empty table kept in memory only, with no file and no
 // lock, so that a simulation can hold 10,000 of them without a disk.
 func memTable(self Node, max, hostMax int) *Table {
-	t := &Table{self: self, max: max, hostMax: hostMax, known: map[Node]bool{}, perHost: map[netip.Addr]int{}, checkers: map[Node]bool{}, inbound: map[Node]bool{}, byGroup: map[netip.Prefix][]Node{},
-		rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), gap: writeGap}
+	t := &Table{
+		self:    self,
+		max:     max,
+		hostMax: hostMax,
+		known:   map[Node]bool{},
+		groups:  newGroupIndex(),
+		inbound: map[Node]bool{},
+		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		gap:     writeGap,
+	}
 	t.written = sync.NewCond(&t.mu)
 	return t
 }
@@ -90,14 +97,7 @@ func memTable(self Node, max, hostMax int) *Table {
 func (t *Table) insert(n Node) {
 	t.known[n] = true
 	t.nodes = append(t.nodes, n)
-	g, _ := groupOf(n)
-	if t.byGroup[g] == nil {
-		t.groups = append(t.groups, g)
-	}
-	t.byGroup[g] = append(t.byGroup[g], n)
-	if host, ok := hostOf(n); ok {
-		t.perHost[host]++
-	}
+	t.groups.add(n)
 }
 
 // publish makes body, the file's bytes for nodes, what GET /nodes/ serves,
@@ -125,8 +125,8 @@ func (t *Table) Len() int {
 	return len(t.nodes)
 }
 
-// Outbound is the number of nodes not taken by their own announce (AddUpTo):
-// the peers a node found itself, and those loaded from disk.
+// Outbound is the number of nodes not taken by their own announce
+// (AddAnnounced): the peers a node chose itself, and those loaded from disk.
 func (t *Table) Outbound() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -162,27 +162,11 @@ func (t *Table) bodies(which *atomic.Pointer[[]byte]) *[]byte {
 // Sample is at most n entries picked at random, as compact JSON; public
 // leaves out loopback and link-local ones, as for another host. A joining
 // node asks for a few, so that a join costs a few entries, not the table.
-// Groups take turns (see balanced), so an allocation with a thousand
-// entries is drawn no more often than one with a single entry.
+// Groups take turns (groups.go), so an allocation with a thousand entries
+// is drawn no more often than one with a single entry.
 func (t *Table) Sample(n int, public bool) []byte {
 	t.mu.Lock()
-	var picked []Node
-	if 4*n >= len(t.nodes) { // a small table: take turns over all of it
-		eligible := t.nodes
-		if public {
-			eligible = slices.DeleteFunc(slices.Clone(t.nodes), Node.scoped)
-		}
-		picked = balanced(eligible, n, t.rng)
-	} else { // a large one: draw a group, then an entry, and redraw a repeat; O(n) expected
-		chosen := map[Node]bool{}
-		for tries := 0; len(picked) < n && tries < 16*n; tries++ {
-			members := t.byGroup[t.groups[t.rng.IntN(len(t.groups))]]
-			if m := members[t.rng.IntN(len(members))]; !chosen[m] && !(public && m.scoped()) {
-				chosen[m] = true
-				picked = append(picked, m)
-			}
-		}
-	}
+	picked := t.groups.sample(t.nodes, n, public, t.rng)
 	t.mu.Unlock()
 	body, _ := json.Marshal(picked) // outside the lock: encoding costs more than picking
 	return append(body, '\n')
@@ -193,10 +177,11 @@ func (t *Table) Sample(n int, public bool) []byte {
 // if it had to skip a node for that reason.
 func (t *Table) Add(nodes ...Node) ([]Node, error) { return t.AddAnnounced(0, nodes...) }
 
-// AddAnnounced is Add for the peers a node takes by their announce: it counts
-// them, and stops at inbound of them (0: no cap but -m) with errEnough. The
-// cap is held under the same lock as the add, so that concurrent announces
-// cannot pass it. The peers a node finds itself do not count against it.
+// AddAnnounced is Add for nodes that announced themselves: a node counts
+// them, and stops at maxInbound of them with errEnough (hubs.go); the seed
+// (0) takes them up to -m. The cap is held under the same lock as the add,
+// so that concurrent announces cannot pass it. The peers a node finds
+// itself do not count against it.
 func (t *Table) AddAnnounced(maxInbound int, nodes ...Node) ([]Node, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -208,7 +193,7 @@ func (t *Table) AddAnnounced(maxInbound int, nodes ...Node) ([]Node, error) {
 			skipped = errSelf
 		case t.known[n]:
 		default:
-			victim, err := t.room(maxInbound, n)
+			victim, err := t.roomFor(maxInbound, n)
 			if err != nil {
 				skipped = err
 				continue
@@ -228,6 +213,25 @@ func (t *Table) AddAnnounced(maxInbound int, nodes ...Node) ([]Node, error) {
 	}
 	// Wait even if nothing changed: a node found here may still be on its way to disk.
 	return added, cmp.Or(t.save(t.changes), skipped)
+}
+
+// AddFoothold adds n as the foothold: a full peer, taken by a node that
+// knows none, to let go once it has found -k others (hubs.go).
+func (t *Table) AddFoothold(n Node) ([]Node, error) {
+	added, err := t.Add(n)
+	if len(added) > 0 {
+		t.mu.Lock()
+		t.foothold = n
+		t.mu.Unlock()
+	}
+	return added, err
+}
+
+// Foothold is the foothold, if it is in the table.
+func (t *Table) Foothold() (Node, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.foothold, t.known[t.foothold]
 }
 
 // Remove removes the given nodes and returns those it removed, once the
@@ -250,27 +254,37 @@ func (t *Table) Remove(nodes ...Node) ([]Node, error) {
 }
 
 // drop removes the nodes in gone, all known, from memory, in one pass over
-// the table and one over each group they were in: a sweep may remove
-// thousands at once. t.mu is held.
+// the table: a sweep may remove thousands at once. t.mu is held.
 func (t *Table) drop(gone map[Node]bool) {
-	touched := map[netip.Prefix]bool{}
 	for n := range gone {
 		delete(t.known, n)
 		delete(t.inbound, n)
-		if host, ok := hostOf(n); ok {
-			t.perHost[host]--
-		}
-		g, _ := groupOf(n)
-		touched[g] = true
 	}
-	for g := range touched {
-		if t.byGroup[g] = slices.DeleteFunc(t.byGroup[g], func(m Node) bool { return gone[m] }); len(t.byGroup[g]) == 0 {
-			delete(t.byGroup, g)
-		}
-	}
-	t.groups = slices.DeleteFunc(t.groups, func(g netip.Prefix) bool { return touched[g] && t.byGroup[g] == nil })
+	t.groups.drop(gone)
 	t.nodes = slices.DeleteFunc(t.nodes, func(m Node) bool { return gone[m] })
 	t.changes++
+}
+
+// WouldRefuse returns why AddAnnounced(maxInbound, n) would refuse n, were
+// it new, so that callers can refuse it before any work: errFull,
+// errEnough or errHostFull, or a *crowdedError, whose incumbent must fail
+// a check to make room. nil means there is room, or room can be made.
+func (t *Table) WouldRefuse(maxInbound int, n Node) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, err := t.roomFor(maxInbound, n)
+	return err
+}
+
+// roomFor asks the rules whether n, new, may come in: -hm (groups.go),
+// then room by diversity (room.go), which may name a victim to make room
+// for n. t.mu is held.
+func (t *Table) roomFor(maxInbound int, n Node) (victim Node, err error) {
+	if t.groups.hostFull(n, t.hostMax) {
+		return Node{}, errHostFull
+	}
+	s := roomState{nodes: t.nodes, inbound: t.inbound, max: t.max, maxInbound: maxInbound}
+	return room(s, n, t.rng)
 }
 
 // Close releases the lock. The table must not be used after.
@@ -293,7 +307,7 @@ func (t *Table) load() error {
 		return err
 	}
 	if data != nil {
-		nodes, err := parseNodes(data, t.max+1) // +1: the file may list this process
+		nodes, err := parseNodes(data, t.max+1) // one more: the file may list this process
 		if errors.Is(err, errTooMany) {
 			return fmt.Errorf("%s holds more than -m %d nodes: raise -m", t.path, t.max)
 		} else if err != nil {
