@@ -69,7 +69,7 @@ func parseFlags(name string, args []string, stderr io.Writer) (config, error) {
 	fs.Var(&c.interval, "u", "round interval: whole seconds (60) or a Go duration (500ms)")
 	fs.Var(&c.timeout, "t", "per-request timeout: whole seconds or a Go duration")
 	c.enough, c.max, c.fails, c.hostMax = defaultEnough, defaultMax, defaultFails, defaultHostMax
-	fs.Var(&intFlag{&c.enough, 0, math.MaxInt32}, "k",
+	fs.Var(&intFlag{&c.enough, 1, math.MaxInt32}, "k",
 		"node: the peers it looks for; below this it looks for more")
 	fs.Var(&intFlag{&c.max, 1, math.MaxInt32}, "m",
 		"most nodes the table holds; map: most processes it asks")

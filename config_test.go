@@ -28,7 +28,8 @@ func TestRunUsage(t *testing.T) {
 		{"port out of range", []string{"-role=seed", "-p", "70000"}, `error: invalid value "70000" for flag -p: want a whole number from 0 to 65535`},
 		{"seed port out of range", []string{"-role=node", "-dp", "99999"}, `error: invalid value "99999" for flag -dp: want a whole number from 1 to 65535`},
 		{"-m 0", []string{"-role=seed", "-m", "0"}, `error: invalid value "0" for flag -m: want a whole number, 1 or more`},
-		{"-k not a number", []string{"-role=node", "--kn_limit", "ten"}, `error: invalid value "ten" for flag -kn_limit: want a whole number, 0 or more`},
+		{"-k not a number", []string{"-role=node", "--kn_limit", "ten"}, `error: invalid value "ten" for flag -kn_limit: want a whole number, 1 or more`},
+		{"-k 0", []string{"-role=node", "-k", "0"}, `error: invalid value "0" for flag -k: want a whole number, 1 or more`},
 		{"every interface without -a", []string{"-role=node", "-i", "0.0.0.0"}, "error: -i 0.0.0.0 listens on every interface: give -a"},
 		{"every ipv6 interface without -a", []string{"-role=seed", "-i", "::"}, "error: -i :: listens on every interface: give -a"},
 		{"unspecified -a", []string{"-role=node", "-i", "0.0.0.0", "-a", "0.0.0.0"}, "error: -a "},
@@ -40,7 +41,9 @@ func TestRunUsage(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			is := is.New(t)
 			var stderr bytes.Buffer
-			err := run(context.Background(), append([]string{"./peerdisc"}, tc.args...), io.Discard, &stderr)
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel() // a command line that is taken runs a role, which stops at once
+			err := run(ctx, append([]string{"./peerdisc"}, tc.args...), io.Discard, &stderr)
 			is.Equal(exitCode(err, &stderr), 2) // exit status of a bad command line
 			lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
 			is.Equal(len(lines), 2)                                 // one line of error, one of help; not the whole usage
