@@ -131,6 +131,33 @@ func TestFootholdIsLetGo(t *testing.T) {
 	is.Equal(p.table.Len(), 2)
 }
 
+// TestFootholdIsForgottenWhenItLeaves: a foothold that leaves the table,
+// and is later found again as an ordinary peer, counts as one and is not
+// let go at -k.
+func TestFootholdIsForgottenWhenItLeaves(t *testing.T) {
+	is := is.New(t)
+	cfg := config{enough: 2, max: 10}
+	z := startPeer(t, "127.0.0.1", cfg)
+	full := startPeer(t, "127.0.0.1", config{enough: 2, max: 1}) // full: it takes nobody more
+	_, err := full.table.Add(z.self())
+	is.NoErr(err)
+	seed := startPeer(t, "127.0.0.1", config{max: 10})
+	_, err = seed.table.Add(full.self())
+	is.NoErr(err)
+	p := startPeer(t, "127.0.0.1", cfg)
+	p.seeds = []Node{seed.self()}
+	p.nodeRound(context.Background())
+	is.True(p.table.Has(full.self())) // alone, and the only candidate is full: a foothold
+	_, err = p.table.Remove(full.self())
+	is.NoErr(err) // it left, as after failed checks
+	ys := startPeers(t, 2, cfg)
+	_, err = p.table.Add(full.self(), ys[0].self(), ys[1].self())
+	is.NoErr(err) // found again, as an ordinary peer, beside two others
+	p.nodeRound(context.Background())
+	is.True(p.table.Has(full.self())) // kept: it is not the foothold any more
+	is.Equal(p.table.Len(), 3)
+}
+
 func TestSeedRelearnsANodeItDropped(t *testing.T) {
 	is := is.New(t)
 	seed := startPeer(t, "127.0.0.1", config{max: 10})

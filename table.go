@@ -38,7 +38,7 @@ type Table struct {
 	known    map[Node]bool
 	groups   groupIndex    // the entries by address group and by address (groups.go)
 	inbound  map[Node]bool // nodes taken by their own announce, under a node's cap (hubs.go)
-	foothold Node          // a full peer taken while alone, let go at -k (hubs.go)
+	foothold Node          // a full peer taken while alone, let go at -k (hubs.go), while it stays
 	changes  uint64        // changes made in memory, counted from start
 	saved    uint64        // changes on disk
 	writing  bool          // a caller is writing the file; the others wait for it
@@ -231,7 +231,7 @@ func (t *Table) AddFoothold(n Node) ([]Node, error) {
 func (t *Table) Foothold() (Node, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.foothold, t.known[t.foothold]
+	return t.foothold, t.foothold != Node{}
 }
 
 // Remove removes the given nodes and returns those it removed, once the
@@ -259,6 +259,9 @@ func (t *Table) drop(gone map[Node]bool) {
 	for n := range gone {
 		delete(t.known, n)
 		delete(t.inbound, n)
+	}
+	if gone[t.foothold] {
+		t.foothold = Node{} // forgotten: if it comes back, it is an ordinary peer
 	}
 	t.groups.drop(gone)
 	t.nodes = slices.DeleteFunc(t.nodes, func(m Node) bool { return gone[m] })
