@@ -7,12 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/matryer/is"
 )
@@ -261,73 +258,4 @@ func TestSample(t *testing.T) {
 	is.Equal(ask(h, "GET", "/nodes/?sample=x", "127.0.0.1:4000", "").Code, 400) // not a number
 	is.Equal(ask(h, "GET", "/nodes/?sample=-1", "127.0.0.1:4000", "").Code, 400)
 	is.Equal(ask(h, "GET", "/nodes/", "127.0.0.1:4000", "").Body.String(), string(tbl.Body())) // the blog's client: the whole file
-}
-
-func TestInboundCap(t *testing.T) {
-	for _, role := range []string{"node", "seed"} {
-		t.Run(role, func(t *testing.T) {
-			is := is.New(t)
-			cfg, err := parseFlags("peerdisc", []string{"-role=" + role, "-k", "1"}, io.Discard)
-			is.NoErr(err)
-			tbl := newTable(t, 100, distinctNodes(3)...) // peers it found itself: they do not count
-			h := newAPI(cfg, tbl, newVerifier(alive, 10*time.Second, time.Minute), netip.Addr.IsLoopback, quiet)
-			want := []int{200, 200, 409} // a node at -k 1 takes 2 x -k by announce, then refuses
-			if role == "seed" {
-				want = []int{200, 200, 200} // the seed takes all, up to -m
-			}
-			for i, w := range want {
-				ip := fmt.Sprintf("203.0.113.%d", i+1)
-				is.Equal(ask(h, "POST", "/", ip+":4000", nodeJSON(ip, 5000)).Code, w)
-			}
-			is.Equal(ask(h, "POST", "/", "203.0.113.1:4000", nodeJSON("203.0.113.1", 5000)).Code, 200) // known peers still announce
-			is.Equal(tbl.Len(), 3+2+strings.Count(role, "seed"))
-		})
-	}
-}
-
-func TestInboundCapHoldsUnderConcurrentAnnounces(t *testing.T) {
-	is := is.New(t)
-	tbl := newTable(t, 1000)
-	var waiting atomic.Int32
-	release := make(chan struct{})
-	check := func(context.Context, Node) error { // every check passes, once all 50 are under way
-		if waiting.Add(1) == 50 {
-			close(release)
-		}
-		<-release
-		return nil
-	}
-	mux := http.NewServeMux()
-	v := newVerifier(check, 10*time.Second, time.Minute)
-	addRoutes(mux, api{table: tbl, checks: v, local: netip.Addr.IsLoopback, maxInbound: 16, log: quiet})
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	codes := postConcurrently(t, srv.URL+"/", distinctNodes(50))
-	is.Equal(codes[200], 16) // all 50 found room before their checks; 16 are taken
-	is.Equal(codes[409], 34) // the rest are refused after theirs
-	is.Equal(tbl.Len(), 16)  // never past the cap
-}
-
-// TestSampleTurns: a group's sample requests are served one at a time, a
-// caller that gives up leaves the queue, and other groups do not wait.
-func TestSampleTurns(t *testing.T) {
-	is := is.New(t)
-	ts := &sampleTurns{of: map[netip.Prefix]*groupTurn{}}
-	attacker, honest := netip.MustParsePrefix("198.51.0.0/16"), netip.MustParsePrefix("203.0.0.0/16")
-	done := ts.take(context.Background(), attacker) // a caller that never reads its answer keeps its turn
-	is.True(done != nil)
-
-	gaveUp, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	is.Equal(ts.take(gaveUp, attacker), nil) // its group's next caller waits, until it gives up
-
-	other := ts.take(context.Background(), honest) // another group does not wait
-	is.True(other != nil)
-	other()
-
-	next := make(chan func())
-	go func() { next <- ts.take(context.Background(), attacker) }()
-	done() // the turn passes to the group's next caller
-	(<-next)()
-	is.Equal(len(ts.of), 0) // nothing is kept for groups with no caller
 }

@@ -4,16 +4,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/matryer/is"
 )
@@ -39,123 +36,6 @@ func TestNodeSendsOneCheckPerPeerPerRoundOnceLimitMet(t *testing.T) {
 	is.Equal(other.Load(), int32(0))         // no list fetched: past the limit, no fresh candidate is tried
 	is.Equal(seedAnnounces.Load(), int32(5)) // one announce per round keeps the seed's list whole
 	is.Equal(seedOther.Load(), int32(0))     // no list asked of the seed
-}
-
-// TestNodeAtLimitTriesAFreshCandidate: a node that found exactly -k peers
-// still asks the seed for a candidate about one round in four, and takes
-// one that answers, so that a bad first sample heals.
-func TestNodeAtLimitTriesAFreshCandidate(t *testing.T) {
-	is := is.New(t)
-	seed := startPeer(t, "127.0.0.1", config{max: 10})
-	fresh := startPeer(t, "127.0.0.1", config{enough: 1, max: 10})
-	_, err := seed.table.Add(fresh.self())
-	is.NoErr(err)
-	peer, _, _ := countingServer(t)
-	inbound, _, _ := countingServer(t)
-	p := startPeer(t, "127.0.0.1", config{enough: 1, max: 10})
-	p.rng = rand.New(rand.NewPCG(1, 2)) // the same rounds every run
-	p.seeds = []Node{seed.self()}
-	_, err = p.table.Add(peer)
-	is.NoErr(err)
-	_, err = p.table.AddAnnounced(2, inbound) // a peer announced itself: others reach this node
-	is.NoErr(err)
-	rounds := 0
-	for ; rounds < 40 && !p.table.Has(fresh.self()); rounds++ {
-		p.nodeRound(context.Background())
-	}
-	is.True(p.table.Has(fresh.self())) // the fresh candidate was tried and taken
-	for range 20 {
-		p.nodeRound(context.Background())
-	}
-	is.Equal(p.table.Len(), 3) // and then no more: it has found more than -k
-
-	// How often: a seed whose lists are not lists is asked again and again.
-	counting, _, asked := countingServer(t)
-	q := startPeer(t, "127.0.0.1", config{enough: 1, max: 10})
-	q.rng = rand.New(rand.NewPCG(1, 2))
-	q.seeds = []Node{counting}
-	_, err = q.table.Add(peer)
-	is.NoErr(err)
-	_, err = q.table.AddAnnounced(2, inbound)
-	is.NoErr(err)
-	for range 40 {
-		q.nodeRound(context.Background())
-	}
-	t.Logf("asked the seed for a candidate in %d of 40 rounds", asked.Load())
-	is.True(asked.Load() >= 5 && asked.Load() <= 20) // about one round in four
-}
-
-// TestRefillsComeFromTwoHopsAway: a node short of -k, whose seeds give it
-// nothing, takes a peer of its peer's peer, not its peer's own peer, which
-// would close a triangle.
-func TestRefillsComeFromTwoHopsAway(t *testing.T) {
-	is := is.New(t)
-	cfg := config{enough: 2, max: 10}
-	far, hop, peer, p := startPeer(t, "127.0.0.1", cfg), startPeer(t, "127.0.0.1", cfg), startPeer(t, "127.0.0.1", cfg), startPeer(t, "127.0.0.1", cfg)
-	_, err := hop.table.Add(far.self())
-	is.NoErr(err)
-	_, err = peer.table.Add(hop.self())
-	is.NoErr(err)
-	_, err = p.table.Add(peer.self())
-	is.NoErr(err)
-	p.nodeRound(context.Background())
-	is.True(p.table.Has(far.self()))  // two hops away
-	is.True(!p.table.Has(hop.self())) // not one hop
-	is.Equal(p.table.Len(), 2)
-}
-
-// TestFootholdIsLetGo: a newcomer whose seed lists only a full node takes
-// it as a foothold, finds -k others through it, and lets it go.
-func TestFootholdIsLetGo(t *testing.T) {
-	is := is.New(t)
-	cfg := config{enough: 2, max: 10}
-	ys := startPeers(t, 2, cfg)
-	x := startPeer(t, "127.0.0.1", cfg)
-	_, err := x.table.Add(ys[0].self(), ys[1].self())
-	is.NoErr(err)
-	full := startPeer(t, "127.0.0.1", config{enough: 2, max: 1}) // full: it takes nobody more
-	_, err = full.table.Add(x.self())
-	is.NoErr(err)
-	seed := startPeer(t, "127.0.0.1", config{max: 10})
-	_, err = seed.table.Add(full.self())
-	is.NoErr(err)
-	p := startPeer(t, "127.0.0.1", cfg)
-	p.seeds = []Node{seed.self()}
-	p.nodeRound(context.Background())
-	is.True(p.table.Has(full.self())) // alone, and the only candidate is full: a foothold
-	for range 2 {
-		p.nodeRound(context.Background())
-	}
-	is.True(p.table.Has(ys[0].self()) && p.table.Has(ys[1].self())) // found through it
-	is.True(!p.table.Has(full.self()))                              // and let go
-	is.Equal(p.table.Len(), 2)
-}
-
-// TestFootholdIsForgottenWhenItLeaves: a foothold that leaves the table,
-// and is later found again as an ordinary peer, counts as one and is not
-// let go at -k.
-func TestFootholdIsForgottenWhenItLeaves(t *testing.T) {
-	is := is.New(t)
-	cfg := config{enough: 2, max: 10}
-	z := startPeer(t, "127.0.0.1", cfg)
-	full := startPeer(t, "127.0.0.1", config{enough: 2, max: 1}) // full: it takes nobody more
-	_, err := full.table.Add(z.self())
-	is.NoErr(err)
-	seed := startPeer(t, "127.0.0.1", config{max: 10})
-	_, err = seed.table.Add(full.self())
-	is.NoErr(err)
-	p := startPeer(t, "127.0.0.1", cfg)
-	p.seeds = []Node{seed.self()}
-	p.nodeRound(context.Background())
-	is.True(p.table.Has(full.self())) // alone, and the only candidate is full: a foothold
-	_, err = p.table.Remove(full.self())
-	is.NoErr(err) // it left, as after failed checks
-	ys := startPeers(t, 2, cfg)
-	_, err = p.table.Add(full.self(), ys[0].self(), ys[1].self())
-	is.NoErr(err) // found again, as an ordinary peer, beside two others
-	p.nodeRound(context.Background())
-	is.True(p.table.Has(full.self())) // kept: it is not the foothold any more
-	is.Equal(p.table.Len(), 3)
 }
 
 func TestSeedRelearnsANodeItDropped(t *testing.T) {
@@ -222,19 +102,6 @@ func TestIPv6Network(t *testing.T) {
 	is.Equal(nodes[0].table.List()[0].IP, "::1")
 }
 
-func TestListenRandomSkipsTakenPorts(t *testing.T) {
-	is := is.New(t)
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	is.NoErr(err)
-	defer taken.Close()
-	free := deadAddr(t).Port
-	picks := []int{taken.Addr().(*net.TCPAddr).Port, free}
-	ln, err := listenRandom("127.0.0.1", func() int { p := picks[0]; picks = picks[1:]; return p })
-	is.NoErr(err) // a taken port is not fatal
-	defer ln.Close()
-	is.Equal(ln.Addr().(*net.TCPAddr).Port, free) // the next pick is used
-}
-
 func TestNodeSaysWhyItIsAlone(t *testing.T) {
 	tests := []struct {
 		status int
@@ -262,65 +129,6 @@ func TestNodeSaysWhyItIsAlone(t *testing.T) {
 			is.True(strings.Contains(logs.String(), "level=WARN msg=\""+want)) // says why, in our words
 			is.True(!strings.Contains(logs.String(), "SECRET"))                // never the seed's
 		})
-	}
-}
-
-func TestAloneNodeRetriesSooner(t *testing.T) {
-	is := is.New(t)
-	p := startPeer(t, "127.0.0.1", config{})
-	p.retry = time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan struct{})
-	rounds := 0
-	go func() {
-		defer close(done)
-		p.loop(ctx, time.Hour, func(context.Context) roundStats {
-			if rounds++; rounds == 5 {
-				cancel()
-			}
-			return roundStats{alone: true}
-		})
-	}()
-	select {
-	case <-done: // 1, 2, 4 and 8 ms between rounds, not an hour
-	case <-time.After(10 * time.Second):
-		t.Fatal("an alone node waited the whole interval")
-	}
-	is.Equal(rounds, 5)
-}
-
-// TestNodeNobodyAnnouncesToSwapsAPeer: a node at -k that no peer announced
-// itself to (behind NAT, or eclipsed) swaps one peer for a fresh candidate
-// every round, so that a bad first sample does not stay.
-func TestNodeNobodyAnnouncesToSwapsAPeer(t *testing.T) {
-	is := is.New(t)
-	seed := startPeer(t, "127.0.0.1", config{max: 100})
-	var fresh []Node
-	for _, f := range startPeers(t, 3, config{enough: 3, max: 10}) {
-		fresh = append(fresh, f.self())
-	}
-	_, err := seed.table.Add(fresh...)
-	is.NoErr(err)
-	var bad []Node
-	for range 3 {
-		n, _, _ := countingServer(t) // live, but what a liar would hand out
-		bad = append(bad, n)
-	}
-	p := startPeer(t, "127.0.0.1", config{enough: 3, max: 10})
-	p.seeds = []Node{seed.self()}
-	_, err = p.table.Add(bad...)
-	is.NoErr(err)
-	for round := 1; round <= 3; round++ {
-		p.nodeRound(context.Background())
-		is.Equal(p.table.Len(), 3) // still -k: one in, one out
-		good := 0
-		for _, n := range p.table.List() {
-			if slices.Contains(fresh, n) {
-				good++
-			}
-		}
-		is.True(good >= 1) // a fresh one came in at once
 	}
 }
 
@@ -386,33 +194,4 @@ func TestNoSingleSeedDecides(t *testing.T) {
 			}
 		})
 	}
-}
-
-// TestNodeShunsWhatIsNotANode: a seed's list names a web server (200 with
-// HTML to everything). A node tries it once, then takes it from no list
-// for -f rounds; once no list names it, nobody calls it.
-func TestNodeShunsWhatIsNotANode(t *testing.T) {
-	is := is.New(t)
-	var calls atomic.Int32
-	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		io.WriteString(w, "<html>hello</html>")
-	}))
-	t.Cleanup(web.Close)
-	victim := nodeOf(t, web.URL)
-	list := []Node{victim}
-	seed := listServer(t, "127.0.0.1", &list)
-	p := startPeer(t, "127.0.0.1", config{enough: 1, max: 10, fails: 2})
-	p.seeds = []Node{seed}
-	var perRound []int32
-	for round := range 6 {
-		if round == 4 {
-			list = nil // the list that named it is gone
-		}
-		before := calls.Load()
-		p.nodeRound(context.Background())
-		perRound = append(perRound, calls.Load()-before)
-	}
-	is.Equal(p.table.Len(), 0)                    // never a peer
-	is.Equal(perRound, []int32{1, 0, 0, 1, 0, 0}) // tried, shunned for -f rounds, tried again; then no list names it
 }

@@ -1,10 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/matryer/is"
 )
@@ -75,49 +77,16 @@ func TestNodeValidation(t *testing.T) {
 	}
 }
 
-// FuzzDecodeNode checks that the decoder never panics and that whatever it
-// accepts is a valid, canonical node that survives a round trip.
-func FuzzDecodeNode(f *testing.F) {
-	for _, tc := range invalidNodes {
-		f.Add([]byte(tc.json))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		n, err := decodeNode(bytes.NewReader(data))
-		if err != nil {
-			return
-		}
-		if err := n.Valid(); err != nil {
-			t.Fatalf("accepted an invalid node %+v: %v", n, err)
-		}
-		if n != n.canonical() {
-			t.Fatalf("accepted node %+v is not canonical", n)
-		}
-		enc, _ := json.Marshal(n)
-		back, err := decodeNode(bytes.NewReader(enc))
-		if err != nil || back != n {
-			t.Fatalf("round trip of %+v gave %+v, %v", n, back, err)
-		}
-	})
-}
-
-// FuzzParseNodes checks that the list parser never panics, never returns more
-// than its bound, and returns only valid, canonical nodes.
-func FuzzParseNodes(f *testing.F) {
-	f.Add([]byte(`[{"ip_address": "127.0.0.1", "port": 1}, 0, {"ip_address": "::1", "port": 2}]`), 1)
-	f.Add([]byte(`[0,0,0,0]`), 2)
-	f.Add([]byte(`[{"port": 1, "port": 2}]`), 5)
-	f.Fuzz(func(t *testing.T, data []byte, limit int) {
-		limit = 1 + abs(limit)%20
-		nodes, _ := parseNodes(data, limit)
-		if len(nodes) > limit {
-			t.Fatalf("%d nodes from a list bounded at %d", len(nodes), limit)
-		}
-		for _, n := range nodes {
-			if n.Valid() != nil || n != n.canonical() {
-				t.Fatalf("returned %+v, which is not a valid canonical node", n)
-			}
-		}
-	})
-}
-
 func abs(x int) int { return max(x, -x) }
+
+func TestRedirectIsNotAnAnswer(t *testing.T) {
+	is := is.New(t)
+	live, announces, other := countingServer(t)
+	redirector := httptest.NewServer(http.RedirectHandler("http://"+live.String()+"/", http.StatusTemporaryRedirect))
+	defer redirector.Close()
+	c := newPeerClient(2*time.Second, self)
+	is.True(c.ping(context.Background(), nodeOf(t, redirector.URL)) != nil) // a 307 is not a 2xx
+	_, err := c.announce(context.Background(), nodeOf(t, redirector.URL))
+	is.True(err != nil)                               // nor for POST
+	is.Equal(announces.Load()+other.Load(), int32(0)) // the redirects were not followed
+}

@@ -79,40 +79,6 @@ func TestSweepBoundsRemovalsForTimeouts(t *testing.T) {
 	}
 }
 
-func TestListFromHostilePeer(t *testing.T) {
-	tests := []struct {
-		name, body string
-		want       []Node // nil: the list is refused
-	}{
-		{"invalid entries skipped", `[{"ip_address": "localhost", "port": 1}, {"ip_address": "127.0.0.5", "port": 5000}, "x", null, 7]`, []Node{{IP: "127.0.0.5", Port: 5000}}},
-		{"not a list", `{"ip_address": "127.0.0.5", "port": 5000}`, nil},
-		{"garbage", `<html>`, nil},
-		{"over the limit", "[" + strings.Repeat(`{"ip_address": "127.0.0.5", "port": 5000},`, maxListBody/40) + `{"ip_address": "127.0.0.5", "port": 5000}]`, nil},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			is := is.New(t)
-			peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, tc.body) }))
-			defer peer.Close()
-			got, err := newPeerClient(2*time.Second, self).list(context.Background(), nodeOf(t, peer.URL), 0)
-			is.Equal(got, tc.want)               // what is learned
-			is.Equal(err != nil, tc.want == nil) // refused lists are errors
-		})
-	}
-}
-
-func TestRedirectIsNotAnAnswer(t *testing.T) {
-	is := is.New(t)
-	live, announces, other := countingServer(t)
-	redirector := httptest.NewServer(http.RedirectHandler("http://"+live.String()+"/", http.StatusTemporaryRedirect))
-	defer redirector.Close()
-	c := newPeerClient(2*time.Second, self)
-	is.True(c.ping(context.Background(), nodeOf(t, redirector.URL)) != nil) // a 307 is not a 2xx
-	_, err := c.announce(context.Background(), nodeOf(t, redirector.URL))
-	is.True(err != nil)                               // nor for POST
-	is.Equal(announces.Load()+other.Load(), int32(0)) // the redirects were not followed
-}
-
 func TestFailThreshold(t *testing.T) {
 	is := is.New(t)
 	var down atomic.Bool
@@ -281,42 +247,6 @@ func TestAnnounceIsNotACheck(t *testing.T) {
 	is.Equal(seed.table.Len(), 0) // every dead port dropped, although its address kept calling
 }
 
-// TestNodeNeedNotAnnounceToASeedThatChecksIt: a seed's check carries the
-// address it is listed at (fromHeader); a node that a seed checked since
-// its last round does not announce itself to that seed. A header naming
-// another address than the call's own is ignored.
-func TestNodeNeedNotAnnounceToASeedThatChecksIt(t *testing.T) {
-	needAliases(t)
-	is := is.New(t)
-	a, toA, _ := countingServer(t)
-	b, toB, _ := countingServer(t)
-	p := startPeer(t, "127.0.0.1", config{enough: 1, max: 10})
-	p.seeds = []Node{a, b}
-	check := func(from string, as Node) {
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-		c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
-		req, _ := http.NewRequest("GET", "http://"+p.self().String()+"/", nil)
-		req.Header.Set(fromHeader, as.String())
-		resp, err := c.Do(req)
-		is.NoErr(err)
-		resp.Body.Close()
-	}
-	check("127.0.0.1", a) // a checks p
-	check("127.0.0.2", b) // a lie: b is not at 127.0.0.2
-	p.nodeRound(context.Background())
-	is.Equal(toA.Load(), int32(0)) // a checked p: no announce to it
-	is.Equal(toB.Load(), int32(1)) // b did not
-	p.nodeRound(context.Background())
-	is.Equal(toA.Load(), int32(1)) // a round later, unchecked, p announces to a again
-
-	seed := startPeer(t, "127.0.0.1", config{max: 10}) // and a seed's checks say who it is
-	_, err := seed.table.Add(p.self())
-	is.NoErr(err)
-	p.table.checkedBy.take()
-	seed.seedRound(context.Background())
-	is.True(p.table.checkedBy.take()[seed.self()])
-}
-
 func TestWaitIsJitteredAndBacksOffWhileAlone(t *testing.T) {
 	is := is.New(t)
 	p := startPeer(t, "127.0.0.1", config{})
@@ -335,4 +265,29 @@ func TestWaitIsJitteredAndBacksOffWhileAlone(t *testing.T) {
 	d := p.wait(roundStats{}, 20*time.Second)
 	is.True(d >= 18*time.Second && d <= 22*time.Second)                           // not alone: the interval again
 	is.Equal(p.wait(roundStats{alone: true}, 20*time.Second), time.Duration(1e9)) // and the backoff starts over
+}
+
+func TestAloneNodeRetriesSooner(t *testing.T) {
+	is := is.New(t)
+	p := startPeer(t, "127.0.0.1", config{})
+	p.retry = time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	rounds := 0
+	go func() {
+		defer close(done)
+		p.loop(ctx, time.Hour, func(context.Context) roundStats {
+			if rounds++; rounds == 5 {
+				cancel()
+			}
+			return roundStats{alone: true}
+		})
+	}()
+	select {
+	case <-done: // 1, 2, 4 and 8 ms between rounds, not an hour
+	case <-time.After(10 * time.Second):
+		t.Fatal("an alone node waited the whole interval")
+	}
+	is.Equal(rounds, 5)
 }

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/matryer/is"
+)
+
+func TestSampleIsBalancedByGroup(t *testing.T) {
+	is := is.New(t)
+	var nodes []Node
+	for i := range 1000 {
+		nodes = append(nodes, Node{IP: fmt.Sprintf("198.51.%d.%d", i/250, 1+i%250), Port: 5000}) // one /16
+	}
+	for i := range 20 {
+		nodes = append(nodes, Node{IP: fmt.Sprintf("203.%d.0.1", i), Port: 5000}) // 20 more groups
+	}
+	tbl := newTable(t, len(nodes), nodes...)
+	tbl.rng = rand.New(rand.NewPCG(1, 2))
+	big := 0
+	for range 100 {
+		sample, err := parseNodes(tbl.Sample(10, true), maxListEntries)
+		is.NoErr(err)
+		is.Equal(len(sample), 10)
+		seen := map[Node]bool{}
+		for _, n := range sample {
+			is.True(!seen[n]) // no repeats
+			seen[n] = true
+			if strings.HasPrefix(n.IP, "198.51.") {
+				big++
+			}
+		}
+	}
+	t.Logf("the /16 holding 98%% of the entries gave %d of 1,000 sampled", big)
+	is.True(big <= 100) // about its share of the groups (1 in 21), not of the entries
+}
+
+// TestRemoveKeepsGroupsWhole removes nodes in one call, emptying some
+// groups: samples never return a removed node, and still reach every group
+// left, so the table's index by group matches its entries.
+func TestRemoveKeepsGroupsWhole(t *testing.T) {
+	is := is.New(t)
+	var nodes, gone []Node
+	for g := range 20 {
+		for i := range 10 {
+			n := Node{IP: fmt.Sprintf("203.%d.0.%d", g, 1+i), Port: 5000}
+			nodes = append(nodes, n)
+			if g < 5 || i%2 == 0 { // 5 groups emptied, half of each other one
+				gone = append(gone, n)
+			}
+		}
+	}
+	tbl := newTable(t, len(nodes), nodes...)
+	removed, err := tbl.Remove(append(gone, gone[0])...) // a node named twice is removed once
+	is.NoErr(err)
+	is.Equal(len(removed), len(gone))
+	is.Equal(tbl.Len(), len(nodes)-len(gone))
+	left := map[Node]bool{}
+	for _, n := range tbl.List() {
+		left[n] = true
+	}
+	groups := map[string]bool{}
+	for range 50 {
+		sample, err := parseNodes(tbl.Sample(10, true), maxListEntries) // 10 of 75: the draw by group
+		is.NoErr(err)
+		for _, n := range sample {
+			is.True(left[n]) // never a removed node
+			g, _ := groupOf(n)
+			groups[g.String()] = true
+		}
+	}
+	is.Equal(len(groups), 15) // every group left, none of those emptied
+	_, err = tbl.Add(gone[0])
+	is.NoErr(err)
+	is.True(strings.Contains(string(tbl.Sample(100, true)), gone[0].IP)) // an emptied group comes back
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/matryer/is"
+)
+
+// TestRoomByDiversity fills a seed's table (-m 100) from one /16, then
+// lets other groups in: first come is not first kept.
+func TestRoomByDiversity(t *testing.T) {
+	is := is.New(t)
+	tbl := newTable(t, 100)
+	tbl.hostMax = 8
+	var dead atomic.Value // the one incumbent that stops answering
+	dead.Store(Node{})
+	var mu sync.Mutex
+	checks := map[Node]int{}
+	h := remoteHandler(tbl, func(_ context.Context, n Node) error {
+		mu.Lock()
+		checks[n]++
+		mu.Unlock()
+		if n == dead.Load().(Node) || n.IP == "198.51.201.1" { // and a newcomer that does not answer either
+			return &peerError{reason: "refused"}
+		}
+		return nil
+	})
+	from := func(ip string, port int) int { return ask(h, "POST", "/", ip+":4000", nodeJSON(ip, port)).Code }
+	for i := range 100 {
+		is.Equal(from(fmt.Sprintf("198.51.%d.%d", i/8, 1+i%8), 5000), 200) // one /16 fills the table
+	}
+	groups := func() map[string]int {
+		count := map[string]int{}
+		for _, n := range tbl.List() {
+			g, _ := groupOf(n)
+			count[g.String()]++
+		}
+		return count
+	}
+	for i := range 40 {
+		ip := fmt.Sprintf("203.%d.0.1", i)
+		is.Equal(from(ip, 5000), 200) // a newcomer from another group always gets in
+		is.Equal(tbl.Len(), 100)      // in the place of an entry of the largest group
+	}
+	is.Equal(groups()["198.51.0.0/16"], 60)
+
+	// Groups level out: a group that has as many as the largest waits for an incumbent to fail.
+	for i := range 8 {
+		is.Equal(from(fmt.Sprintf("203.0.0.%d", 2+i), 5000), 200) // 203.0/16 grows while 198.51/16 is larger
+	}
+	code := from("198.51.200.1", 5000)
+	is.Equal(code, 409) // the largest group's newcomer, while its incumbents answer
+	w := ask(h, "POST", "/", "198.51.200.1:4000", nodeJSON("198.51.200.1", 5000))
+	is.True(strings.Contains(w.Body.String(), "198.51.0.0/16 has as many entries as any other")) // says why
+	for range 30 {                                                                               // a random incumbent each time: some picked twice or more
+		is.Equal(from("198.51.200.1", 5000), 409)
+	}
+	mu.Lock()
+	is.Equal(checks[Node{IP: "198.51.200.1", Port: 5000}], 0) // refused without a check of its own: an incumbent answered
+	for n, c := range checks {
+		is.True(c <= 2 || !strings.HasPrefix(n.IP, "198.51.")) // an incumbent: once as it came in, once to keep its place for -u
+	}
+	mu.Unlock()
+	for _, n := range tbl.List() {
+		if g, _ := groupOf(n); g.String() == "198.51.0.0/16" && checks[n] == 1 {
+			dead.Store(n) // one incumbent of the group stops answering: the last in the table not checked since it came in (an answer counts for -u)
+		}
+	}
+	failed := false
+	for i := 0; i < 2000 && !failed; i++ { // a random incumbent of about 50 is tested each time: the dead one is found in time (missed 2,000 times: e^-40)
+		failed = from("198.51.201.1", 5000) == 422
+	}
+	is.True(failed)                      // the dead one was found, and the newcomer then failed its own check
+	is.True(tbl.Has(dead.Load().(Node))) // so the dead one keeps its place, for the sweep to remove
+	var got int
+	for range 2000 {
+		if got = from("198.51.200.1", 5000); got == 200 {
+			break
+		}
+	}
+	is.Equal(got, 200)                      // in, in the place of the one that failed its check
+	is.True(!tbl.Has(dead.Load().(Node)))   // which is gone
+	is.Equal(from("127.0.0.5", 5000), 409)  // loopback entries never make room
+	is.Equal(groups()["198.51.0.0/16"], 52) // 100, less 40 and 8 for other groups; one out, one in
+}
