@@ -235,7 +235,18 @@ func (t *Table) Foothold() (Node, bool) {
 }
 
 // Remove removes the given nodes and returns those it removed, once the
-// table it leaves is on disk.
+// table it leaves is on disk. Every way an entry leaves a table comes
+// through here or through room in AddAnnounced:
+//   - it failed -f checks in a row, or answered not as a node (sweep,
+//     refresh.go); timeouts remove at most 1 in timeoutShare a round;
+//   - a DELETE: the operator's at once, another host's once checksToLeave
+//     checks in a row fail (handleRemove, silence.go), such as a leaving
+//     node's goodbye;
+//   - at a node at -k, the foothold let go, or a random peer swapped for a
+//     fresh candidate when nobody announced to it (atLimit, node.go; hubs.go);
+//   - in a full table, a largest group's entry makes room for a newcomer of a
+//     smaller group (room), or an incumbent that failed its check for one of
+//     its own group (testBeforeEvict, room.go).
 func (t *Table) Remove(nodes ...Node) ([]Node, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
