@@ -140,11 +140,9 @@ func handleList(a api) http.Handler {
 	turns := newSampleTurns()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		here := a.local(remoteIP(r))
-		body := a.table.Body()
-		if !here {
-			body = a.table.PublicBody()
-		}
-		if r.URL.RawQuery != "" && r.URL.Query().Has("sample") { // no parsing for the blog's client
+		var body []byte
+		switch {
+		case r.URL.RawQuery != "" && r.URL.Query().Has("sample"): // no parsing for the blog's client
 			n, err := strconv.Atoi(r.URL.Query().Get("sample"))
 			if err != nil || n < 0 {
 				writeError(w, http.StatusBadRequest, "sample must be a whole number of nodes")
@@ -159,6 +157,10 @@ func handleList(a api) http.Handler {
 			if body == nil {
 				return
 			}
+		case here:
+			body = a.table.Body()
+		default:
+			body = a.table.PublicBody()
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))

@@ -37,6 +37,10 @@ func groupOf(n Node) (g netip.Prefix, ok bool) {
 	return g, true
 }
 
+// evictable reports whether g, a group groupOf gave, is an allocation's:
+// not a loopback or link-local address, each a group of its own.
+func evictable(g netip.Prefix) bool { return g.Bits() < g.Addr().BitLen() }
+
 // callerGroup is the group a caller counts against for perGroup: the
 // same as an entry's (groupOf), so that one allocation, however many
 // addresses and subnets it holds, has no more checks under way than one

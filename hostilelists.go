@@ -12,12 +12,12 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 )
 
 // exampleNode is a node as the blog writes one, for error messages.
@@ -33,16 +33,23 @@ var (
 // parseNode reads one Node from a single JSON object holding exactly the keys
 // ip_address and port, each once, and returns it in canonical form.
 func parseNode(raw []byte) (Node, error) {
-	n, err := nextNode(json.NewDecoder(bytes.NewReader(raw)))
+	n, err := nextNode(newDecoder(raw))
 	if errors.Is(err, errBroken) {
 		return Node{}, errNotNode
 	}
 	return n, err
 }
 
-// nextNode reads the next JSON value from dec as a Node. It reads the value
-// token by token, so a hostile entry costs a few small allocations, never a
-// map. If the value is not a valid Node it has still read all of it, so that
+// newDecoder reads data for nextNode, numbers as json.Number.
+func newDecoder(data []byte) *json.Decoder {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	return dec
+}
+
+// nextNode reads the next JSON value from dec (a newDecoder) as a Node. It
+// reads the value token by token, so a hostile entry costs a few small
+// allocations, never a map. If the value is not a valid Node it has still read all of it, so that
 // a list can go on with the next; only an error wrapping errBroken (the
 // input is not JSON) leaves dec unusable.
 func nextNode(dec *json.Decoder) (Node, error) {
@@ -61,25 +68,26 @@ func nextNode(dec *json.Decoder) (Node, error) {
 		if err != nil {
 			return Node{}, fmt.Errorf("%w: %w", errBroken, err)
 		}
-		var value any = new(json.RawMessage) // skipped
 		key, _ := tok.(string)
+		value, err := dec.Token()
+		if err != nil {
+			return Node{}, fmt.Errorf("%w: %w", errBroken, err)
+		}
+		if d, ok := value.(json.Delim); ok { // an object or an array: read to its end
+			if err := skip(dec, d, nil); err != nil {
+				return Node{}, err
+			}
+		}
 		switch {
 		case bad != nil:
 		case key == "ip_address" && ip == nil:
-			value = &ip
+			ip, bad = stringValue(key, value)
 		case key == "port" && port == nil:
-			value = &port
+			port, bad = intValue(key, value)
 		case key == "ip_address" || key == "port":
 			bad = fmt.Errorf("%s appears twice", key)
 		default:
 			bad = fmt.Errorf("unknown field %q: a node has only ip_address and port", key)
-		}
-		if err := dec.Decode(value); err != nil {
-			var typeErr *json.UnmarshalTypeError
-			if !errors.As(err, &typeErr) {
-				return Node{}, fmt.Errorf("%w: %w", errBroken, err)
-			}
-			bad = cmp.Or(bad, fmt.Errorf("%s has the wrong type", key))
 		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace
@@ -98,6 +106,32 @@ func nextNode(dec *json.Decoder) (Node, error) {
 		return Node{}, err
 	}
 	return n.canonical(), nil
+}
+
+// stringValue is the string that value, key's, holds; nil for null.
+func stringValue(key string, value json.Token) (*string, error) {
+	switch v := value.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		return &v, nil
+	}
+	return nil, fmt.Errorf("%s has the wrong type", key)
+}
+
+// intValue is the whole number that value, key's, holds; nil for null.
+// The decoder gives numbers as json.Number (UseNumber), so that a number
+// past an int or with a fraction is refused, not rounded.
+func intValue(key string, value json.Token) (*int, error) {
+	switch v := value.(type) {
+	case nil:
+		return nil, nil
+	case json.Number:
+		if n, err := strconv.Atoi(string(v)); err == nil {
+			return &n, nil
+		}
+	}
+	return nil, fmt.Errorf("%s has the wrong type", key)
 }
 
 // skip reads the rest of a value whose first token was tok, and returns err.
@@ -143,7 +177,7 @@ func decodeNode(r io.Reader) (Node, error) {
 // or there were more than maxEntries, an error saying so. One decoder reads the
 // whole array, so what it allocates grows with the bytes it reads.
 func parseNodes(data []byte, maxEntries int) ([]Node, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
+	dec := newDecoder(data)
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
 		return nil, errNotList
 	}

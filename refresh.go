@@ -19,24 +19,29 @@ import (
 
 // forEach calls fn for every node, at most maxInFlight at once, and reports
 // which calls succeeded, in the order of nodes. It keeps no error: a sweep
-// of 10,000 dead peers should not hold 10,000 of them until it ends.
+// of 10,000 dead peers should not hold 10,000 of them until it ends. Its
+// workers take the nodes one after another, so that each call does not
+// start a goroutine of its own and grow its stack again.
 func forEach(ctx context.Context, nodes []Node, fn func(context.Context, Node) error) (ok []bool) {
 	ok = make([]bool, len(nodes))
-	slots := make(chan struct{}, maxInFlight)
+	next := make(chan int)
 	var wg sync.WaitGroup
-	for i, n := range nodes {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			continue
-		}
+	for range min(maxInFlight, len(nodes)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-slots }()
-			ok[i] = fn(ctx, n) == nil
+			for i := range next {
+				ok[i] = fn(ctx, nodes[i]) == nil
+			}
 		}()
 	}
+	for i := range nodes {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+		}
+	}
+	close(next)
 	wg.Wait()
 	return ok
 }

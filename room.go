@@ -32,13 +32,16 @@ func (e *crowdedError) Error() string {
 		"and your group %s has as many entries as any other", e.group)
 }
 
-// roomState is what room weighs: a table's entries, those a node took by
-// their announce, and the table's caps.
+// roomState is what room weighs: how many entries a table holds, how many
+// of those a node took by their announce, the table's caps, and the
+// entries by group.
 type roomState struct {
-	nodes      []Node
-	inbound    map[Node]bool
-	max        int // -m
-	maxInbound int // a node's cap on peers taken by announce; 0 for the seed, which has none
+	entries, inbound int
+	max              int // -m
+	maxInbound       int // a node's cap on peers taken by announce; 0 for the seed, which has none
+	// byGroup gives the entries by group, all of them or only those taken
+	// by announce, each group's in the order they came in.
+	byGroup func(announced bool) map[netip.Prefix][]Node
 }
 
 // room decides whether n, new, may come in. A full table (-m, or a node's
@@ -47,52 +50,43 @@ type roomState struct {
 // place of a random entry of a largest group (victim); one from a largest
 // group gets a *crowdedError. At a node, only peers taken by announce are
 // weighed, and only a group with givesWayAt of them gives way; a node full
-// to -m refuses.
+// to -m refuses. Loopback and link-local entries are groups of their own,
+// and are never weighed.
 func room(s roomState, n Node, rng *rand.Rand) (victim Node, err error) {
-	set, refusal := s.nodes, errFull
+	refusal := errFull
 	switch {
-	case len(s.nodes) >= s.max && s.maxInbound > 0:
+	case s.entries >= s.max && s.maxInbound > 0:
 		return Node{}, errFull
-	case s.maxInbound > 0 && len(s.inbound) >= s.maxInbound:
-		set = slices.DeleteFunc(slices.Clone(s.nodes), func(m Node) bool { return !s.inbound[m] })
+	case s.maxInbound > 0 && s.inbound >= s.maxInbound:
 		refusal = errEnough
-	case len(s.nodes) < s.max:
+	case s.entries < s.max:
 		return Node{}, nil
 	}
 	group, ok := groupOf(n)
 	if !ok {
 		return Node{}, refusal
 	}
-	count := map[netip.Prefix]int{}
+	byGroup := s.byGroup(refusal == errEnough)
 	largest := 0
-	for _, m := range set {
-		if g, ok := groupOf(m); ok {
-			count[g]++
-			largest = max(largest, count[g])
+	for g, members := range byGroup {
+		if evictable(g) {
+			largest = max(largest, len(members))
 		}
 	}
-	pick := func(in netip.Prefix) Node {
-		var from []Node
-		for _, m := range set {
-			if g, ok := groupOf(m); ok && g == in {
-				from = append(from, m)
-			}
-		}
-		return from[rng.IntN(len(from))]
-	}
+	pick := func(g netip.Prefix) Node { return byGroup[g][rng.IntN(len(byGroup[g]))] }
 	if s.maxInbound > 0 && largest < givesWayAt {
 		// As when a few hosts fill every node's slots: among 2 x -k honest
 		// peers that is rare, and an evicted peer still lists the node, so
 		// evicting from diverse sets would only grow its in-degree.
 		return Node{}, refusal
 	}
-	if count[group] < largest {
+	if len(byGroup[group]) < largest {
 		// Every group the same chance, then every entry in it: a random
 		// entry of a random largest group. Map order is random, so the
 		// groups are sorted: the choice must come from rng alone.
 		var groups []netip.Prefix
-		for g, c := range count {
-			if c == largest {
+		for g, members := range byGroup {
+			if evictable(g) && len(members) == largest {
 				groups = append(groups, g)
 			}
 		}

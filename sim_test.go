@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -99,11 +100,11 @@ func (l simLink) RoundTrip(req *http.Request) (*http.Response, error) {
 		l.proc.late.Store(true)
 		return nil, context.DeadlineExceeded
 	}
-	in := req.Clone(req.Context())
+	in := *req // a shallow copy: no handler changes a request's headers, and a deep one cost 7% of a run
 	in.RemoteAddr = net.JoinHostPort(l.proc.from, "40000")
 	in.RequestURI = req.URL.RequestURI()
 	w := httptest.NewRecorder()
-	h.ServeHTTP(w, in)
+	h.ServeHTTP(w, &in)
 	if s.chance(slow, req, from, "late") {
 		s.lateRequests.Add(1)
 		l.proc.late.Store(true)
@@ -141,8 +142,15 @@ type sim struct {
 	groups int // /16s the nodes' hosts are spread over
 }
 
+// lessGC makes the collector run a quarter as often, once a simulation
+// starts: a run allocates much and keeps little, and at the default the
+// collector took a third of its time. The memory benchmarks, which read
+// the heap, run without the simulations (-run '^$').
+var lessGC sync.Once
+
 // newSim starts a seed; nodes join with join.
 func newSim(t testing.TB, rngSeed uint64, flags ...string) *sim {
+	lessGC.Do(func() { debug.SetGCPercent(400) })
 	s := &sim{t: t, flags: flags, rng: rand.New(rand.NewPCG(rngSeed, 1)), groups: 250, net: &simNet{
 		handlers: map[string]http.Handler{}, private: map[string]bool{}, dead: map[string]bool{}, slow: map[string]float64{},
 	}}
@@ -174,6 +182,7 @@ func (s *sim) process(role string, self Node, nat bool) *simProc {
 	}
 	c := newPeerClient(time.Duration(cfg.timeout), self)
 	c.http.Transport = simLink{s.net, p}
+	c.http.Timeout = 0 // simLink says which calls are late, and no call takes time: no timer per call
 	t := memTable(self, cfg.max, cfg.hostMax)
 	t.rng = rand.New(rand.NewPCG(s.rng.Uint64(), 2))
 	p.refresher = newProcess(cfg, t, c, quiet)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -297,8 +298,25 @@ func (t *Table) roomFor(maxInbound int, n Node) (victim Node, err error) {
 	if t.groups.hostFull(n, t.hostMax) {
 		return Node{}, errHostFull
 	}
-	s := roomState{nodes: t.nodes, inbound: t.inbound, max: t.max, maxInbound: maxInbound}
+	s := roomState{entries: len(t.nodes), inbound: len(t.inbound), max: t.max, maxInbound: maxInbound,
+		byGroup: t.byGroup}
 	return room(s, n, t.rng)
+}
+
+// byGroup is the entries by group, from the index, or only those a node
+// took by their announce. t.mu is held.
+func (t *Table) byGroup(announced bool) map[netip.Prefix][]Node {
+	if !announced {
+		return t.groups.members
+	}
+	byGroup := map[netip.Prefix][]Node{}
+	for _, n := range t.nodes {
+		if t.inbound[n] {
+			g, _ := groupOf(n)
+			byGroup[g] = append(byGroup[g], n)
+		}
+	}
+	return byGroup
 }
 
 // Close releases the lock. The table must not be used after.
