@@ -89,7 +89,11 @@ func handleAnnounce(a api) http.Handler {
 				return
 			}
 		}
-		if writeAdd(w, a.table, a.maxInbound, n, a.log) {
+		add := func() ([]Node, error) { return a.table.AddAnnounced(a.maxInbound, n) }
+		if crowded != nil { // the incumbent failed its check, and n passed
+			add = func() ([]Node, error) { return a.table.Replace(crowded.incumbent, n) }
+		}
+		if writeAdd(w, n, add, a.log) {
 			writeJSON(w, http.StatusOK, n)
 		}
 	})
@@ -97,18 +101,22 @@ func handleAnnounce(a api) http.Handler {
 
 // admit is every rule that an announce of n from src must pass before any
 // check, and the status it is refused with:
-//   - 409 when the table has no room for n: it is full (-m, errFull), n's
-//     address has -hm entries (errHostFull, groups.go), or a node has
-//     taken its cap of peers by announce (errEnough, hubs.go). This comes
-//     before the caller's address is looked at, so that a node behind NAT,
-//     which every peer refuses, still learns which ones have room;
+//   - 409 when the table has no room for n (Table.WouldRefuse): n's address
+//     has -hm entries (errHostFull, groups.go); a node has taken its cap of
+//     peers by announce and no group of them gives way (errEnough, hubs.go,
+//     room.go); a node is full to -m, or a full seed has nothing to evict
+//     for n, a loopback or link-local newcomer or a table of them (errFull,
+//     room.go); a full seed otherwise makes room. This comes before the
+//     caller's address is looked at, so that a node behind NAT, which every
+//     peer refuses, still learns which ones have room;
 //   - 403 when a caller on another host announces anyone but itself, or a
 //     link-local address (mayAnnounce, connectback.go).
 //
 // A full table whose largest group is n's does not refuse yet: crowded
 // names the incumbent that must fail a check first, and the 409 comes if it
 // answers (room.go). The add refuses with 409 again, under the table's
-// lock, if other announces took the room meanwhile (writeAdd).
+// lock, if other announces took the room meanwhile (writeAdd); then
+// nothing has changed.
 func (a api) admit(src netip.Addr, n Node) (crowded *crowdedError, status int, err error) {
 	err = a.table.WouldRefuse(a.maxInbound, n)
 	if err != nil && !a.table.Has(n) && !errors.As(err, &crowded) {
@@ -181,7 +189,7 @@ func handleAdd(a api, list http.Handler) http.Handler {
 		if !ok {
 			return
 		}
-		if writeAdd(w, a.table, 0, n, a.log) {
+		if writeAdd(w, n, func() ([]Node, error) { return a.table.Add(n) }, a.log) {
 			list.ServeHTTP(w, r)
 		}
 	})
@@ -233,11 +241,10 @@ func checkFailed(w http.ResponseWriter, r *http.Request, err error, status int, 
 	return true
 }
 
-// writeAdd adds n, as announced under a node's cap of maxInbound (0: no
-// cap but -m), and reports whether it is in the table, having answered
-// the request with an error if not.
-func writeAdd(w http.ResponseWriter, t *Table, maxInbound int, n Node, log *slog.Logger) bool {
-	_, err := t.AddAnnounced(maxInbound, n)
+// writeAdd adds n with add, and reports whether it is in the table, having
+// answered the request with an error if not.
+func writeAdd(w http.ResponseWriter, n Node, add func() ([]Node, error), log *slog.Logger) bool {
+	_, err := add()
 	switch {
 	case err == nil:
 		return true

@@ -94,8 +94,9 @@ func (r *refresher) need() int {
 // server): each gives a random sample of its list, and candidates are
 // taken from the samples in turn, so that no one seed supplies them all.
 // Then, for whatever the seeds' candidates leave short (they were dead, or
-// full), the peers' lists: but two hops away, not the peers' own peers
-// (walk.go). So a node also reaches the nodes a full seed does not list.
+// full), the peers' lists, as the blog's step 2, but one step further:
+// the lists of the peers' peers, not the peers' own lists (walk.go). So a
+// node also reaches the nodes a full seed does not list.
 func (r *refresher) findPeers(ctx context.Context, need int) []Node {
 	added := r.learn(ctx, r.samples(ctx, r.otherSeeds(), askPerMissing*need+askExtra), need)
 	if short := need - len(added); short > 0 {
@@ -141,9 +142,9 @@ func (r *refresher) tryNewCandidate(ctx context.Context) []Node {
 	return r.findPeers(ctx, 1)
 }
 
-// walk looks for need new peers two hops away: each peer names one of its
-// own at random, and candidates come from samples of those ones' lists
-// (walk.go).
+// walk looks for need new peers through nodes two hops away: each peer
+// names one of its own peers at random (a hop), and candidates come from
+// samples of the hops' lists (walk.go).
 func (r *refresher) walk(ctx context.Context, need int) []Node {
 	skip := func(n Node) bool { return n == r.client.self || r.table.Has(n) }
 	hops := twoHops(r.samples(ctx, r.table.List(), walkSample), skip, r.rng)

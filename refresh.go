@@ -111,9 +111,9 @@ func (r *refresher) nextRound() { r.round++ }
 // A check that timed out may say more about us than about the peer: an
 // overloaded seed times out on live nodes. So timeouts remove at most 1 in
 // timeoutShare entries a round (at least one); the others stay, failing,
-// for later rounds. A refused call or a wrong answer is not ours: those go
-// at once. An answer that no node gives also keeps the address off every
-// list for -f rounds (notnode.go).
+// for later rounds. A refused call or a wrong answer is not ours: those
+// are not capped. An answer that no node gives also keeps the address off
+// every list for -f rounds (notnode.go).
 func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node) error) []Node {
 	nodes := r.table.List()
 	var mu sync.Mutex

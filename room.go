@@ -106,9 +106,10 @@ func room(s roomState, n Node, rng *rand.Rand) (victim Node, err error) {
 // which a full table can take only in the place of crowded's incumbent.
 // The incumbent is checked first (an answer holds for -u: see
 // verifier.answering), and n only if the incumbent failed; the incumbent
-// leaves only once n has passed, so that a caller with no node behind it
-// cannot evict its own group's entries on one lost packet. It returns
-// crowded while the incumbent answers.
+// leaves only once n has passed, in the same change as n comes in
+// (Table.Replace), so that a caller with no node behind it cannot evict
+// its own group's entries on one lost packet. It returns crowded while the
+// incumbent answers.
 func testBeforeEvict(ctx context.Context, a api, src netip.Addr, n Node,
 	crowded *crowdedError) error {
 	err := a.checks.answering(ctx, src, crowded.incumbent)
@@ -118,11 +119,5 @@ func testBeforeEvict(ctx context.Context, a api, src netip.Addr, n Node,
 	case errors.Is(err, errBusy), errors.Is(err, errNoSlot), ctx.Err() != nil:
 		return err
 	}
-	if err := a.checks.verify(ctx, src, a.local(src), n); err != nil {
-		return err
-	}
-	if _, err := a.table.Remove(crowded.incumbent); err != nil {
-		a.log.Error("remove", "node", crowded.incumbent, "err", err)
-	}
-	return nil
+	return a.checks.verify(ctx, src, a.local(src), n)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -87,4 +88,24 @@ func TestRoomByDiversity(t *testing.T) {
 	is.True(!tbl.Has(dead.Load().(Node)))   // which is gone
 	is.Equal(from("127.0.0.5", 5000), 409)  // loopback entries never make room
 	is.Equal(groups()["198.51.0.0/16"], 52) // 100, less 40 and 8 for other groups; one out, one in
+}
+
+// TestReplaceIsOneChange: a newcomer takes a failed incumbent's place in
+// one write, and where it cannot come in after all (its address has -hm
+// entries by then), the incumbent stays: a refusal changes nothing.
+func TestReplaceIsOneChange(t *testing.T) {
+	is := is.New(t)
+	tbl := newTable(t, 3, Node{IP: "198.51.0.1", Port: 1}, Node{IP: "198.51.0.2", Port: 1}, Node{IP: "203.0.0.1", Port: 1})
+	tbl.hostMax = 1
+	old := Node{IP: "198.51.0.1", Port: 1}
+	writes := tbl.writes
+	added, err := tbl.Replace(old, Node{IP: "198.51.0.9", Port: 1})
+	is.NoErr(err)
+	is.Equal(len(added), 1)        // in
+	is.True(!tbl.Has(old))         // in the incumbent's place
+	is.Equal(tbl.writes, writes+1) // in one write
+	_, err = tbl.Replace(Node{IP: "198.51.0.2", Port: 1}, Node{IP: "203.0.0.1", Port: 2})
+	is.True(errors.Is(err, errHostFull))              // 203.0.0.1 has its -hm 1 already
+	is.True(tbl.Has(Node{IP: "198.51.0.2", Port: 1})) // so the incumbent stays
+	is.Equal(tbl.Len(), 3)
 }

@@ -186,6 +186,23 @@ func (t *Table) Add(nodes ...Node) ([]Node, error) { return t.AddAnnounced(0, no
 func (t *Table) AddAnnounced(maxInbound int, nodes ...Node) ([]Node, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.add(maxInbound, nodes)
+}
+
+// Replace adds n in the place of old, an incumbent that failed its check
+// (room.go), in one change: if n cannot come in (it is known, or its
+// address has -hm entries), old stays, for the sweep to remove.
+func (t *Table) Replace(old, n Node) ([]Node, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.known[old] && !t.known[n] && n != t.self && !t.groups.hostFull(n, t.hostMax) {
+		t.drop(map[Node]bool{old: true})
+	}
+	return t.add(0, []Node{n})
+}
+
+// add is AddAnnounced with t.mu held.
+func (t *Table) add(maxInbound int, nodes []Node) ([]Node, error) {
 	var skipped error
 	var added []Node
 	for _, n := range nodes {
@@ -237,9 +254,10 @@ func (t *Table) Foothold() (Node, bool) {
 
 // Remove removes the given nodes and returns those it removed, once the
 // table it leaves is on disk. Every way an entry leaves a table comes
-// through here or through room in AddAnnounced:
-//   - it failed -f checks in a row, or answered not as a node (sweep,
-//     refresh.go); timeouts remove at most 1 in timeoutShare a round;
+// through here, through room in AddAnnounced, or through load at start:
+//   - it failed -f checks in a row: no answer, a refusal of the connection,
+//     or an answer that no node gives (sweep, refresh.go; notnode.go);
+//     timeouts remove at most 1 in timeoutShare a round;
 //   - a DELETE: the operator's at once, another host's once checksToLeave
 //     checks in a row fail (handleRemove, silence.go), such as a leaving
 //     node's goodbye;
@@ -247,7 +265,8 @@ func (t *Table) Foothold() (Node, bool) {
 //     fresh candidate when nobody announced to it (atLimit, node.go; hubs.go);
 //   - in a full table, a largest group's entry makes room for a newcomer of a
 //     smaller group (room), or an incumbent that failed its check for one of
-//     its own group (testBeforeEvict, room.go).
+//     its own group (testBeforeEvict, room.go; Replace);
+//   - at start, the file's entries for this process itself, and repeats (load).
 func (t *Table) Remove(nodes ...Node) ([]Node, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -5,9 +5,9 @@ package main
 // peers' own peers; each such candidate closes a triangle with the peer,
 // and at 10,000 nodes, where the seed lists a tenth and the rest are found
 // through peers, that clustered the overlay 27 times a random graph's. Now
-// each peer names one of its own peers at random, and candidates come from
-// those ones' samples: two hops away, clustering after three rounds of 20%
-// churn is 1.8x random at 10,000 nodes (TestRefillsComeFromTwoHopsAway,
+// each peer names one of its own peers at random, a node two hops away, and
+// candidates come from those hops' samples: clustering after three rounds
+// of 20% churn is 1.8x random at 10,000 nodes (TestRefillsComeFromTwoHopsAway,
 // TestSimulation).
 
 import (
