@@ -149,6 +149,7 @@ func simulateAttack(t *testing.T, n, addrs, groups int) attackReport {
 		s.round()
 		a.announce(s.seed())
 	}
+	t.Logf("%d honest nodes ran 8 rounds beside the attacker; now %d newcomers join", n, n/10)
 	newcomers := s.join(n / 10)
 	for range 3 {
 		s.round()
@@ -184,6 +185,7 @@ func simulateAttack(t *testing.T, n, addrs, groups int) attackReport {
 // TestAttack runs each attacker against 1,000 honest nodes, every flag at
 // its default: the seed's table (-m 1000) is then what they compete for.
 func TestAttack(t *testing.T) {
+	skipIfShort(t, "1,000 simulated nodes against each attacker")
 	skipUnderRace(t)
 	t.Parallel()
 	const n = 1000
@@ -245,6 +247,7 @@ func newcomerLinks(t *testing.T, n int, filler bool) int {
 	for range 8 {
 		round()
 	}
+	t.Logf("%d nodes ran 8 rounds (attacker: %v); now %d newcomers join", n, filler, n/10)
 	established := map[Node]bool{}
 	for _, p := range s.live() {
 		established[p.client.self] = true
@@ -265,6 +268,7 @@ func newcomerLinks(t *testing.T, n int, filler bool) int {
 }
 
 func TestAttackFillingInboundSlots(t *testing.T) {
+	skipIfShort(t, "1,000 simulated nodes, with and without the attacker")
 	skipUnderRace(t)
 	t.Parallel()
 	is := is.New(t)
@@ -279,6 +283,7 @@ func TestAttackFillingInboundSlots(t *testing.T) {
 // an answer holds for a round: the victims are out of the seed's list at
 // most 5% of the time.
 func TestAttackDeleteLoop(t *testing.T) {
+	skipIfShort(t, "1,000 simulated nodes for 28 rounds")
 	skipUnderRace(t)
 	t.Parallel()
 	is := is.New(t)
@@ -297,7 +302,10 @@ func TestAttackDeleteLoop(t *testing.T) {
 	attacker := &simProc{addr: "5.0.0.1:6000", from: "5.0.0.1"}
 	c := &http.Client{Transport: simLink{s.net, attacker}}
 	out, samples := 0, 0
-	for range 20 {
+	for round := range 20 {
+		if round%5 == 0 {
+			t.Logf("DELETE loop, round %d of 20", round)
+		}
 		for _, v := range victims {
 			for range 20 {
 				s.net.clock.Add(int64(time.Microsecond)) // spread in time, so that each check is lost or not on its own

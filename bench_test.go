@@ -178,6 +178,7 @@ func TestSimulation200(t *testing.T) {
 	if testing.Short() {
 		t.Skip("simulation of 200 nodes")
 	}
+	t.Parallel()
 	const size, limit = 200, 10
 	var requests, bytes atomic.Int64
 	count := func(p *testPeer) {

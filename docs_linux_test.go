@@ -29,6 +29,7 @@ func TestReadmeAsANewcomer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the program twice and runs five processes")
 	}
+	t.Parallel()
 	host := newLab(t, 1).hosts[0]
 	is := is.New(t)
 	blocks := fences(t, "README.md")

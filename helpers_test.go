@@ -501,6 +501,15 @@ func rawServer(t testing.TB, reply string) Node {
 	return Node{IP: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}
 }
 
+// skipIfShort skips, under -short, a test that takes more than 10 s, and
+// says why: -short is for the edit-test loop, and go test ./... runs it.
+func skipIfShort(t testing.TB, why string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: " + why)
+	}
+}
+
 // skipUnderRace skips a test of 1,000 simulated nodes or more, or of 300
 // processes, under the race detector, which makes it take minutes (the
 // processes starve beside the race-checked tests): .ci/run runs those

@@ -57,6 +57,7 @@ type labHost struct {
 // newLab makes n hosts, h0 to h(n-1), at 10.77.0.(i+1) and fd77::(i+1).
 func newLab(t *testing.T, n int) *lab {
 	t.Helper()
+	skipIfShort(t, "the lab of hosts needs root and takes seconds")
 	if os.Geteuid() != 0 {
 		t.Skip("the lab of hosts needs root, to make network namespaces")
 	}

@@ -21,6 +21,7 @@ import (
 )
 
 func TestNAT(t *testing.T) {
+	t.Parallel()
 	is := is.New(t)
 	l := newLab(t, 6) // h0 the seed, h1-h4 nodes, h5 the router
 	if _, err := exec.LookPath("nft"); err != nil {

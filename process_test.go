@@ -26,6 +26,7 @@ import (
 )
 
 func TestProcessNetwork(t *testing.T) {
+	t.Parallel()
 	needAliases(t)
 	is := is.New(t)
 	dir := t.TempDir()
@@ -80,6 +81,7 @@ func TestProcessLock(t *testing.T) {
 }
 
 func TestProcessKill9KeepsAcknowledgedAdds(t *testing.T) {
+	t.Parallel()
 	is := is.New(t)
 	dir := t.TempDir()
 	p := startProc(t, dir, "-role=seed", "-p", "0", "-d", "data", "-m", "100000")
@@ -153,6 +155,7 @@ func TestProcessCorruptFile(t *testing.T) {
 // and requests, against a seed that knows 300 nodes: it joins, and its
 // GET /nodes/ without a sample parameter gets the whole list.
 func TestBlogNodeJoins(t *testing.T) {
+	t.Parallel()
 	is := is.New(t)
 	if err := exec.Command("python3", "-c", "import flask, requests").Run(); err != nil {
 		t.Skip("needs python3 with flask and requests:", err)
@@ -184,6 +187,7 @@ func TestBlogNodeJoins(t *testing.T) {
 // the seed refuses join through its samples all the same. Within 20 rounds
 // every node knows -k peers, and the overlay is one component.
 func TestProcessPastTheSeedsTable(t *testing.T) {
+	skipIfShort(t, "300 processes")
 	skipUnderRace(t)
 	needAliases(t)
 	is := is.New(t)
@@ -222,13 +226,19 @@ func TestProcessPastTheSeedsTable(t *testing.T) {
 	}
 	// A generous deadline: 300 processes on a small machine make rounds
 	// slow, and what is asserted is a count of rounds, not seconds.
+	told := time.Now()
 	eventually(t, 3*time.Minute, func() bool {
+		at := 0
 		for i := range nodes {
-			if !atK(i) {
-				return false
+			if atK(i) {
+				at++
 			}
 		}
-		return true
+		if time.Since(told) > 3*time.Second { // signs of life for go test -v
+			t.Logf("%d of 300 nodes at -k, %v after the last start", at, time.Since(start).Round(time.Second))
+			told = time.Now()
+		}
+		return at == len(nodes)
 	})
 	rounds, slowest := 0, 0 // the most rounds a node ran, after the last start, before it knew -k
 	for i, p := range nodes {

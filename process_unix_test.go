@@ -64,6 +64,7 @@ func TestProcessFailThreshold(t *testing.T) {
 		wantKept bool
 	}{{"3", true}, {"1", false}} {
 		t.Run("-f "+tc.fails, func(t *testing.T) {
+			t.Parallel()
 			is := is.New(t)
 			dir := t.TempDir()
 			seed := startProc(t, dir, "-role=seed", "-p", "0", "-u", "1", "-t", "300ms", "-f", tc.fails)
@@ -92,6 +93,7 @@ func TestProcessFailThreshold(t *testing.T) {
 // default -u 60, forgets it at once instead of at its next round, and the
 // node exits promptly although one of its peers never answers.
 func TestProcessLeave(t *testing.T) {
+	t.Parallel()
 	is := is.New(t)
 	dir := t.TempDir()
 	seed := startProc(t, dir, "-role=seed", "-p", "0", "-d", "seed")

@@ -576,6 +576,7 @@ func simulate(t *testing.T, rngSeed uint64, n int, flags ...string) simReport {
 	// All join at once: each starts at its own moment of the first interval.
 	s.join(n)
 	rep.joinRounds = s.until(30, func() bool { return s.short() == 0 && s.seedKnowsAll() })
+	t.Logf("%d nodes joined, all at -k within %d rounds; now 3 x 20%% killed", n, rep.joinRounds)
 	rep.joinRequests = float64(s.net.seedRequests.Load()) / float64(n)
 	rep.joinBytes = float64(s.net.seedBytes.Load()) / float64(n)
 	before := s.net.seedRequests.Load()
@@ -619,6 +620,7 @@ func simulate(t *testing.T, rngSeed uint64, n int, flags ...string) simReport {
 	is.True(rep.churnClustering <= 3*rep.churnRandomClustering) // refills stay random
 
 	// Stop the seed: the overlay holds on its own.
+	t.Logf("churn done (purged in %v rounds); now the seed stops for 3 rounds", rep.churnPurge)
 	s.setDead(s.seed(), true)
 	for range 3 {
 		s.round()
@@ -629,6 +631,7 @@ func simulate(t *testing.T, rngSeed uint64, n int, flags ...string) simReport {
 	s.until(20, func() bool { return s.short() == 0 && s.seedKnowsAll() })
 
 	// 10% new nodes join while half the seed's calls answer after -t.
+	t.Log("the seed is back; now 10% join while half its calls are late")
 	s.net.mu.Lock()
 	s.net.slow[s.net.seed] = 0.5
 	s.net.mu.Unlock()
@@ -648,6 +651,7 @@ func simulate(t *testing.T, rngSeed uint64, n int, flags ...string) simReport {
 	is.True(float64(rep.overloadMaxDropped) <= 0.01*float64(len(s.live()))) // the seed keeps its live nodes
 
 	// 5% of requests lost at random.
+	t.Log("overload done; now 10 rounds with 5% of requests lost")
 	s.net.loss = 0.05
 	rep.flapFewestListed = s.seed().table.Len()
 	missing := map[Node]int{}
@@ -720,6 +724,7 @@ func simRows() []struct {
 
 // TestSimulation runs the scenario for each row and prints the table that DESIGN.md shows.
 func TestSimulation(t *testing.T) {
+	skipIfShort(t, "1,000 simulated nodes, twice")
 	skipUnderRace(t)
 	t.Parallel()
 	var lines []string

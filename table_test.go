@@ -137,6 +137,7 @@ func TestRemovedDataDirectoryIsRecreated(t *testing.T) {
 // most once per writeGap, and every acknowledged add is on disk when it is
 // answered.
 func TestWritesAreCoalesced(t *testing.T) {
+	t.Parallel()
 	is := is.New(t)
 	tbl := newTable(t, 2000, distinctNodes(1000)...)
 	tbl.gap = writeGap // as shipped
