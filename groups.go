@@ -37,6 +37,20 @@ func groupOf(n Node) (g netip.Prefix, ok bool) {
 	return g, true
 }
 
+// subnetOf is the subnet of src within its group: its IPv4 /24 or IPv6 /64;
+// a loopback or link-local address is a subnet of its own.
+func subnetOf(src netip.Addr) netip.Prefix {
+	if src.IsLoopback() || src.IsLinkLocalUnicast() {
+		return netip.PrefixFrom(src, src.BitLen())
+	}
+	bits := subnetBits4
+	if src.Is6() {
+		bits = subnetBits6
+	}
+	p, _ := src.Prefix(bits)
+	return p
+}
+
 // evictable reports whether g, a group groupOf gave, is an allocation's:
 // not a loopback or link-local address, each a group of its own.
 func evictable(g netip.Prefix) bool { return g.Bits() < g.Addr().BitLen() }

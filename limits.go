@@ -80,6 +80,9 @@ const (
 	// groupBits4 and groupBits6 are an address group: one allocation, an
 	// IPv4 /16 or an IPv6 /32 (TestManyAddresses).
 	groupBits4, groupBits6 = 16, 32
+	// subnetBits4 and subnetBits6 are a subnet, inside a group: an IPv4 /24
+	// or an IPv6 /64, such as one customer of a provider (checkslots.go).
+	subnetBits4, subnetBits6 = 24, 64
 	// smallSample: a sample of n from at most smallSample x n entries
 	// takes groups in turn over all of them; from a larger table it draws
 	// a group, then an entry, up to sampleTries x n times (TestSampleIsBalancedByGroup).
@@ -92,12 +95,15 @@ const (
 // Connect-back checks and their slots (connectback.go, checkslots.go, silence.go).
 const (
 	// maxVerifying bounds the connect-back checks that run at once: so
-	// many that callers in 64 groups, perGroup each, hold only half of them.
+	// many that callers in 128 subnets, perSubnet each, hold only half of them.
 	maxVerifying = 512
-	// perGroup bounds the checks that callers of one group on another host
-	// can have running or waiting, however many addresses and subnets it
-	// holds: past it, 429 (TestCheckSlotsAreFair).
-	perGroup = 4
+	// perSubnet and perGroup bound the checks that callers on another host
+	// can have running or waiting: those of one subnet (an IPv4 /24, an
+	// IPv6 /64), however many addresses it holds, and those of one group,
+	// however many subnets. Past either, 429. So one subnet cannot take its
+	// group's share from another subnet of the group (TestCheckSlotsAreFair,
+	// TestFairVerification).
+	perSubnet, perGroup = 4, 16
 	// slotWaitShare: a check waits for a slot at most -t / slotWaitShare,
 	// and is then refused with 503, leaving the caller time for the check.
 	slotWaitShare = 4

@@ -168,7 +168,7 @@ func TestFairVerification(t *testing.T) {
 		ip := fmt.Sprintf("203.0.113.%d", i)
 		is.Equal(ask(h, "POST", "/", ip+":4000", nodeJSON(ip, 5000)).Code, 200) // honest announce succeeds meanwhile
 	}
-	is.Equal(attackerChecks.Load(), int32(perGroup)) // the attacker never has more than a few checks running
+	is.Equal(attackerChecks.Load(), int32(perSubnet)) // the attacker never has more than a few checks running
 	close(release)
 	held.Wait()
 	codes := map[int]int{}

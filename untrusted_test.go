@@ -141,7 +141,7 @@ func TestManyAddresses(t *testing.T) {
 			// seed says its group has perGroup checks under way (429): the
 			// adds then share the seed's writes, which come at most 4 a
 			// second, instead of 4 adds a write.
-			forEachIndex(len(fake), 16*perGroup, func(i int) {
+			forEachIndex(len(fake), 16*perSubnet, func(i int) {
 				body := nodeJSON(fake[i].IP, fake[i].Port)
 				status, _ := attacker.doFrom(fake[i].IP, "POST", seed.addr, "/", body)
 				for status == http.StatusTooManyRequests {
@@ -209,110 +209,136 @@ func TestOneIPv6LAN(t *testing.T) {
 // again. Meanwhile 3 other hosts announce 15 honest nodes, one after
 // another, and 2 real nodes join: at -t 1 and at -t 3, at least 14 of the
 // 15 announces succeed within -t, and both nodes are listed within their
-// first 2 rounds.
+// first 2 rounds. The honest hosts are in other groups, or in another
+// subnet (IPv4 /24, IPv6 /64) of the attacker's group, as customers of one
+// provider are. The two families run side by side, each on hosts of its
+// own; the cases one after another, since more attackers at once on 2
+// cores would measure the CPU.
 func TestCheckSlotsAreFair(t *testing.T) {
 	for _, tc := range []struct {
-		family, timeout string
-		spread          bool // 64 groups, not one network
-	}{{"IPv4", "1", false}, {"IPv6", "1", false}, {"IPv4", "3", false}, {"IPv6", "3", false}, {"IPv4", "1", true}, {"IPv6", "1", true}} {
-		where := "one network"
-		if tc.spread {
-			where = "64 groups"
-		}
-		t.Run(fmt.Sprintf("%s -t %s %s", tc.family, tc.timeout, where), func(t *testing.T) { // one at a time: 4 attackers at once on 2 cores would measure the CPU
-			is := is.New(t)
-			l := newLab(t, 7) // h0 the seed, h1 the attacker, h2-h4 honest announcers, h5-h6 real nodes
-			for _, h := range l.hosts {
-				h.onLink()
+		timeout, where string
+	}{
+		{"1", "one network"}, {"3", "one network"}, {"1", "64 groups"},
+		{"1", "the honest hosts' group"}, {"3", "the honest hosts' group"},
+	} {
+		t.Run(fmt.Sprintf("-t %s %s", tc.timeout, tc.where), func(t *testing.T) {
+			for _, family := range []string{"IPv4", "IPv6"} {
+				t.Run(family, func(t *testing.T) {
+					t.Parallel()
+					checkSlotsAreFair(t, family, tc.timeout, tc.where)
+				})
 			}
-			seedHost, attacker := l.hosts[0], l.hosts[1]
-			seedIP := map[string]string{"IPv4": seedHost.v4, "IPv6": seedHost.v6}[tc.family]
-			seed := seedHost.start("-role=seed", "-i", seedIP, "-p", "0", "-u", "1", "-t", tc.timeout, "-d", "seed")
-			secs, _ := strconv.Atoi(tc.timeout)
-			timeout := time.Duration(secs) * time.Second
-
-			var hung []Node
-			for i := range 64 {
-				ip, prefix := fmt.Sprintf("10.91.0.%d", i+1), "/24"
-				switch {
-				case tc.spread && tc.family == "IPv6":
-					ip, prefix = fmt.Sprintf("fd91:%x::1", i+1), "/64" // fd91:1::/32, fd91:2::/32, ...
-				case tc.spread:
-					ip, prefix = fmt.Sprintf("10.%d.0.1", 100+i), "/24" // 10.100/16, 10.101/16, ...
-				case tc.family == "IPv6":
-					ip, prefix = fmt.Sprintf("fd91::%x", i+1), "/64"
-				}
-				attacker.addAddress(ip + prefix)
-				hung = append(hung, attacker.listen(4, "hang", ip)...)
-			}
-			stop := make(chan struct{})
-			var attacking sync.WaitGroup
-			var answered atomic.Int32 // the seed has answered an attacker: 429 or 503 at once, or 422 when a check gives up
-			for _, n := range hung {
-				attacking.Add(1)
-				go func() {
-					defer attacking.Done()
-					for {
-						start := time.Now()
-						attacker.doFrom(n.IP, "POST", seed.addr, "/", nodeJSON(n.IP, n.Port))
-						answered.Add(1)
-						if time.Since(start) < 100*time.Millisecond {
-							select { // refused at once: again a little later, as Retry-After asks, so that the test's CPU goes to the seed
-							case <-stop:
-								return
-							case <-time.After(100 * time.Millisecond):
-							}
-						}
-						select {
-						case <-stop:
-							return
-						default:
-						}
-					}
-				}()
-			}
-			eventually(t, 10*time.Second, func() bool { return answered.Load() > 0 }) // the seed is checking them, and stuck
-
-			var nodes []*proc
-			for _, h := range l.hosts[5:7] {
-				ip := map[string]string{"IPv4": h.v4, "IPv6": h.v6}[tc.family]
-				nodes = append(nodes, h.start("-role=node", "-i", ip, "-p", "0", "-u", "1", "-t", tc.timeout, "-d", "node",
-					"-di", seed.addr.IP, "-dp", strconv.Itoa(seed.addr.Port)))
-			}
-			ok, slowest := 0, time.Duration(0)
-			var mu sync.Mutex
-			var honest sync.WaitGroup
-			for _, h := range l.hosts[2:5] {
-				ip := map[string]string{"IPv4": h.v4, "IPv6": h.v6}[tc.family]
-				announced := h.listen(5, "ok", ip)
-				honest.Add(1)
-				go func() {
-					defer honest.Done()
-					for _, n := range announced {
-						start := time.Now()
-						status, _ := h.do("POST", seed.addr, "/", nodeJSON(n.IP, n.Port))
-						took := time.Since(start)
-						mu.Lock()
-						if status == 200 && took < timeout {
-							ok++
-						}
-						slowest = max(slowest, took)
-						mu.Unlock()
-					}
-				}()
-			}
-			honest.Wait()
-			eventually(t, 20*time.Second, func() bool {
-				listed := seedHost.list(seed.addr)
-				return slices.Contains(listed, nodes[0].addr) && slices.Contains(listed, nodes[1].addr)
-			})
-			listedAfter := max(strings.Count(nodes[0].stderr.String(), "msg=round"), strings.Count(nodes[1].stderr.String(), "msg=round"))
-			close(stop)
-			attacking.Wait()
-			t.Logf("%s, -t %s, 256 hung announces from 64 addresses of %s: %d of 15 honest announces succeeded within -t, the slowest took %v; both nodes listed within their first %d rounds",
-				tc.family, tc.timeout, where, ok, slowest.Round(time.Millisecond), listedAfter)
-			is.True(ok >= 14)         // at least 14 of 15 within -t
-			is.True(listedAfter <= 2) // both real nodes listed within their first 2 rounds
 		})
 	}
+}
+
+// checkSlotsAreFair is one case of TestCheckSlotsAreFair.
+func checkSlotsAreFair(t *testing.T, family, timeoutFlag, where string) {
+	is := is.New(t)
+	l := newLab(t, 7) // h0 the seed, h1 the attacker, h2-h4 honest announcers, h5-h6 real nodes
+	for _, h := range l.hosts {
+		h.onLink()
+	}
+	v6 := family == "IPv6"
+	pick := func(v4, v6addr string) string {
+		if v6 {
+			return v6addr
+		}
+		return v4
+	}
+	seedHost, attacker := l.hosts[0], l.hosts[1]
+	seed := seedHost.start("-role=seed", "-i", pick(seedHost.v4, seedHost.v6), "-p", "0", "-u", "1",
+		"-t", timeoutFlag, "-d", "seed")
+	secs, _ := strconv.Atoi(timeoutFlag)
+	timeout := time.Duration(secs) * time.Second
+
+	var hung []Node
+	for i := range 64 {
+		ip, prefix := pick(fmt.Sprintf("10.91.0.%d", i+1), fmt.Sprintf("fd91::%x", i+1)), pick("/24", "/64")
+		if where == "64 groups" {
+			// 10.100/16, 10.101/16, ...; fd91:1::/32, fd91:2::/32, ...
+			ip = pick(fmt.Sprintf("10.%d.0.1", 100+i), fmt.Sprintf("fd91:%x::1", i+1))
+		}
+		attacker.addAddress(ip + prefix)
+		hung = append(hung, attacker.listen(4, "hang", ip)...)
+	}
+	// The honest hosts' addresses: their own, or another subnet of the
+	// attacker's group (10.91.1.0/24 beside 10.91.0.0/24; fd91:0:0:1::/64
+	// beside fd91::/64, both in fd91::/32).
+	honestIP := func(i int, h *labHost) string {
+		if where != "the honest hosts' group" {
+			return pick(h.v4, h.v6)
+		}
+		ip := pick(fmt.Sprintf("10.91.1.%d", i+1), fmt.Sprintf("fd91:0:0:1::%x", i+1))
+		h.addAddress(ip + pick("/24", "/64"))
+		return ip
+	}
+	stop := make(chan struct{})
+	var attacking sync.WaitGroup
+	var answered atomic.Int32 // the seed has answered an attacker: 429 or 503 at once, or 422 when a check gives up
+	for _, n := range hung {
+		attacking.Add(1)
+		go func() {
+			defer attacking.Done()
+			for {
+				start := time.Now()
+				attacker.doFrom(n.IP, "POST", seed.addr, "/", nodeJSON(n.IP, n.Port))
+				answered.Add(1)
+				if time.Since(start) < 100*time.Millisecond {
+					select { // refused at once: again a little later, as Retry-After asks, so that the test's CPU goes to the seed
+					case <-stop:
+						return
+					case <-time.After(100 * time.Millisecond):
+					}
+				}
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		}()
+	}
+	eventually(t, 10*time.Second, func() bool { return answered.Load() > 0 }) // the seed is checking them, and stuck
+
+	var nodes []*proc
+	for i, h := range l.hosts[5:7] {
+		nodes = append(nodes, h.start("-role=node", "-i", honestIP(5+i, h), "-p", "0", "-u", "1", "-t", timeoutFlag,
+			"-d", "node", "-di", seed.addr.IP, "-dp", strconv.Itoa(seed.addr.Port)))
+	}
+	ok, slowest := 0, time.Duration(0)
+	var mu sync.Mutex
+	var honest sync.WaitGroup
+	for i, h := range l.hosts[2:5] {
+		ip := honestIP(2+i, h)
+		announced := h.listen(5, "ok", ip)
+		honest.Add(1)
+		go func() {
+			defer honest.Done()
+			for _, n := range announced {
+				start := time.Now()
+				status, _ := h.doFrom(ip, "POST", seed.addr, "/", nodeJSON(n.IP, n.Port))
+				took := time.Since(start)
+				mu.Lock()
+				if status == 200 && took < timeout {
+					ok++
+				}
+				slowest = max(slowest, took)
+				mu.Unlock()
+			}
+		}()
+	}
+	honest.Wait()
+	eventually(t, 20*time.Second, func() bool {
+		listed := seedHost.list(seed.addr)
+		return slices.Contains(listed, nodes[0].addr) && slices.Contains(listed, nodes[1].addr)
+	})
+	listedAfter := max(strings.Count(nodes[0].stderr.String(), "msg=round"), strings.Count(nodes[1].stderr.String(), "msg=round"))
+	close(stop)
+	attacking.Wait()
+	t.Logf("%s, -t %s, 256 hung announces from 64 addresses of %s: %d of 15 honest announces succeeded within -t, "+
+		"the slowest took %v; both nodes listed within their first %d rounds",
+		family, timeoutFlag, where, ok, slowest.Round(time.Millisecond), listedAfter)
+	is.True(ok >= 14)         // at least 14 of 15 within -t
+	is.True(listedAfter <= 2) // both real nodes listed within their first 2 rounds
 }
