@@ -43,7 +43,7 @@ func mayAnnounce(src netip.Addr, local bool, n Node) error {
 type verifier struct {
 	check    func(context.Context, Node) error
 	cooldown time.Duration    // -t: no address is checked more often than a hung check would allow
-	holdOff  time.Duration    // -u: a node that answered is not checked again for a DELETE so soon
+	holdOff  time.Duration    // -u and its jitter: a node that answered is not checked again for a DELETE so soon
 	now      func() time.Time // time.Now; the simulation's clock moves a round at a time
 	slots    *checkSlots
 
@@ -159,13 +159,20 @@ func (v *verifier) answering(ctx context.Context, src netip.Addr, n Node) error 
 		return nil
 	}
 	err := v.verify(ctx, src, false, n)
+	if err == nil {
+		v.answered(n)
+	}
+	return err
+}
+
+// answered notes that n has just answered a check: one of answering's, or
+// one of the round's (refresher.sweep), so that a DELETE loop or crowded
+// announces cost no check of their own while the rounds see n answer.
+func (v *verifier) answered(n Node) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if len(v.answers) >= maxAnswers {
 		clear(v.answers) // a flood of DELETEs costs checks again, not memory
 	}
-	if err == nil {
-		v.answers[n] = v.now()
-	}
-	return err
+	v.answers[n] = v.now()
 }

@@ -316,11 +316,25 @@ func (h *labHost) accepted(n Node) int {
 	return count
 }
 
+// countingListener counts the connections it accepts.
+type countingListener struct {
+	net.Listener
+	count *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.count.Add(1)
+	}
+	return c, err
+}
+
 // serveAs answers connections on l as mode says (see labHost.listen).
 func serveAs(l net.Listener, mode string) {
 	count := accepted(l.Addr().(*net.TCPAddr).Port)
 	if mode == "ok" || mode == "empty" {
-		http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Serve(countingListener{l, count}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if mode == "empty" && r.URL.Path == "/nodes/" {
 				io.WriteString(w, "[]\n") // a seed that lists nobody
 				return

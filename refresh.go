@@ -58,7 +58,9 @@ type refresher struct {
 	failedInARow map[Node]int
 	rng          *rand.Rand // the round's random choices; seeded in the simulation
 	log          *slog.Logger
-	round        int // rounds run; set by the round, before its calls start
+	round        int       // rounds run; set by the round, before its calls start
+	checks       *verifier // the API's connect-back checks, told who answered the sweep (serve sets it)
+	answered     []Node    // the peers that answered this round's sweep
 
 	aloneWait time.Duration // the last wait while alone (loop only)
 	backoffs  *backoffs     // peers that refused our announce lately (backoff.go)
@@ -132,6 +134,15 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 	})
 	if ctx.Err() != nil {
 		return nil // shutting down: a cancelled check says nothing about the peer
+	}
+	r.answered = nil
+	for i, n := range nodes {
+		if ok[i] {
+			r.answered = append(r.answered, n)
+			if r.checks != nil {
+				r.checks.answered(n)
+			}
+		}
 	}
 	failed := map[Node]int{} // forget peers that left the table some other way
 	var gone, late []Node
@@ -207,6 +218,13 @@ func (r *refresher) wait(s roundStats, interval time.Duration) time.Duration {
 	}
 	r.aloneWait = min(max(2*r.aloneWait, r.retry), interval)
 	return r.aloneWait
+}
+
+// longestWait is the most that rounds are apart: interval and its jitter.
+// An answer to a round's check holds that long (verifier.answering), so
+// that DELETEs between two rounds cost no check of their own.
+func longestWait(interval time.Duration) time.Duration {
+	return time.Duration(float64(interval) * (1 + jitter))
 }
 
 // names lists nodes for a log line: at most logNames addresses, then how many more.

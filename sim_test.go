@@ -187,8 +187,9 @@ func (s *sim) process(role string, self Node, nat bool) *simProc {
 	t.rng = rand.New(rand.NewPCG(s.rng.Uint64(), 2))
 	p.refresher = newProcess(cfg, t, c, quiet)
 	p.rng = rand.New(rand.NewPCG(s.rng.Uint64(), 3))
-	v := newVerifier(c.ping, time.Duration(cfg.timeout), time.Duration(cfg.interval))
+	v := newVerifier(c.ping, time.Duration(cfg.timeout), longestWait(time.Duration(cfg.interval)))
 	v.now = func() time.Time { return time.Unix(0, s.net.clock.Load()) }
+	p.checks = v // as serve does
 	own := netip.MustParseAddr(self.IP)
 	h := newAPI(cfg, t, v, func(a netip.Addr) bool { return a.IsLoopback() || a == own }, quiet)
 	s.net.mu.Lock()

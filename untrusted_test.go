@@ -203,6 +203,52 @@ func TestOneIPv6LAN(t *testing.T) {
 	is.Equal(len(seedHost.list(seed.addr)), 20) // every one of them, not 8 for the /64
 }
 
+// TestDeleteLoopCostsOneCheckPerRound: 4 loops on another host send
+// DELETEs of a live node the seed lists, as fast as the seed answers them:
+// the node is never removed, and the seed calls it about once a round (-u),
+// its own round's check and the DELETEs' together, whatever their rate.
+func TestDeleteLoopCostsOneCheckPerRound(t *testing.T) {
+	is := is.New(t)
+	l := newLab(t, 3) // h0 the seed, h1 the node, h2 the attacker
+	seedHost, nodeHost, attacker := l.hosts[0], l.hosts[1], l.hosts[2]
+	seed := seedHost.start("-role=seed", "-i", seedHost.v4, "-p", "0", "-u", "1", "-t", "1", "-d", "seed")
+	node := nodeHost.listen(1, "ok", nodeHost.v4)[0] // answers as a node does, and counts its calls
+	status, _ := nodeHost.do("POST", seed.addr, "/", nodeJSON(node.IP, node.Port))
+	is.Equal(status, 200) // listed
+	stop := make(chan struct{})
+	var loops sync.WaitGroup
+	var deletes, kept atomic.Int32
+	for range 4 {
+		loops.Add(1)
+		go func() {
+			defer loops.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if code, _ := attacker.do("DELETE", seed.addr, "/nodes/", nodeJSON(node.IP, node.Port)); code == 403 {
+					kept.Add(1)
+				}
+				deletes.Add(1)
+			}
+		}()
+	}
+	eventually(t, 10*time.Second, func() bool { return deletes.Load() > 0 })
+	before, start := nodeHost.accepted(node), time.Now()
+	eventually(t, 10*time.Second, func() bool { return time.Since(start) > 5*time.Second })
+	calls, took := nodeHost.accepted(node)-before, time.Since(start)
+	close(stop)
+	loops.Wait()
+	rounds := float64(took) / float64(900*time.Millisecond) // rounds are -u less 10% apart at the most
+	t.Logf("%d DELETEs in %v: the seed called the node %d times, in at most %.1f rounds", deletes.Load(),
+		took.Round(time.Millisecond), calls, rounds)
+	is.True(float64(calls) <= rounds+1)                      // one call a round, however many DELETEs
+	is.Equal(kept.Load(), deletes.Load())                    // every DELETE refused: the node answers
+	is.True(slices.Contains(seedHost.list(seed.addr), node)) // and still listed
+}
+
 // TestCheckSlotsAreFair: 64 attacker addresses, of one IPv4 /24 or of one
 // IPv6 /64, or each in a group (allocation) of its own, each hold 4
 // announces of its own addresses that accept and never answer, again and
