@@ -62,7 +62,10 @@ const (
 	tries = 2
 	// walkSample is the sample each peer is asked for in the two-hop walk:
 	// one entry of it, at random, is the hop (TestRefillsComeFromTwoHopsAway).
-	walkSample = 4
+	// walkPeers is how many peers are asked, at random among those that
+	// answered the round's check, so that the walk costs a few requests and
+	// no timeout (TestRoundCostsOneTimeout).
+	walkSample, walkPeers = 4, 4
 	// freshOneIn: a node at -k tries a fresh candidate one round in
 	// freshOneIn (TestNodeAtLimitTriesAFreshCandidate), half the time
 	// (walkOneIn) from two hops away.

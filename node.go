@@ -142,12 +142,13 @@ func (r *refresher) tryNewCandidate(ctx context.Context) []Node {
 	return r.findPeers(ctx, 1)
 }
 
-// walk looks for need new peers through nodes two hops away: each peer
-// names one of its own peers at random (a hop), and candidates come from
-// samples of the hops' lists (walk.go).
+// walk looks for need new peers through nodes two hops away: a few peers
+// that answered this round each name one of their own peers at random (a
+// hop), and candidates come from samples of the hops' lists (walk.go).
 func (r *refresher) walk(ctx context.Context, need int) []Node {
 	skip := func(n Node) bool { return n == r.client.self || r.table.Has(n) }
-	hops := twoHops(r.samples(ctx, r.table.List(), walkSample), skip, r.rng)
+	peers := slices.DeleteFunc(walkFrom(r.answered, r.rng), func(n Node) bool { return !r.table.Has(n) })
+	hops := twoHops(r.samples(ctx, peers, walkSample), skip, r.rng)
 	return r.learn(ctx, r.samples(ctx, hops, askPerMissing*need+askExtra), need)
 }
 

@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/matryer/is"
 )
@@ -24,4 +28,65 @@ func TestRefillsComeFromTwoHopsAway(t *testing.T) {
 	is.True(p.table.Has(far.self()))  // two hops away
 	is.True(!p.table.Has(hop.self())) // not one hop
 	is.Equal(p.table.Len(), 2)
+}
+
+// TestRoundCostsOneTimeout: a node short of -k, whose table holds peers
+// that accept and never answer, walks only from peers that answered this
+// round, a few of them: each hung peer is called once in the round (its
+// check, which times out), not twice, and the walk asks at most walkPeers
+// peers for a sample, not every one.
+func TestRoundCostsOneTimeout(t *testing.T) {
+	is := is.New(t)
+	p := startPeer(t, "127.0.0.1", config{enough: 10, max: 100, timeout: seconds(300 * time.Millisecond)})
+	var hung []Node
+	var calls []*atomic.Int32
+	for range 3 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		is.NoErr(err)
+		count := new(atomic.Int32)
+		var held []net.Conn
+		var mu sync.Mutex
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				count.Add(1)
+				mu.Lock()
+				held = append(held, c) // never read or answered
+				mu.Unlock()
+			}
+		}()
+		t.Cleanup(func() {
+			ln.Close()
+			mu.Lock()
+			defer mu.Unlock()
+			for _, c := range held {
+				c.Close()
+			}
+		})
+		hung = append(hung, nodeOf(t, "http://"+ln.Addr().String()))
+		calls = append(calls, count)
+	}
+	var live []Node
+	var samples []*atomic.Int32
+	for range 6 {
+		n, _, other := countingServer(t) // answers as a node; other counts its GET /nodes/
+		live = append(live, n)
+		samples = append(samples, other)
+	}
+	_, err := p.table.Add(append(hung, live...)...)
+	is.NoErr(err)
+	start := time.Now()
+	p.nodeRound(context.Background())
+	t.Logf("a round with 3 hung peers at -t 300ms took %v", time.Since(start).Round(time.Millisecond))
+	for _, c := range calls {
+		is.Equal(c.Load(), int32(1)) // a hung peer is called once: its check, not again by the walk
+	}
+	asked := int32(0)
+	for _, s := range samples {
+		asked += s.Load()
+	}
+	is.True(asked >= 1 && asked <= walkPeers) // the walk asks a few peers that answered, not every one
 }
