@@ -47,10 +47,11 @@ type verifier struct {
 	now      func() time.Time // time.Now; the simulation's clock moves a round at a time
 	slots    *checkSlots
 
-	mu      sync.Mutex
-	running map[Node]*pendingCheck
-	failed  map[Node]failedCheck
-	answers map[Node]time.Time // when answering last found the node answering
+	mu           sync.Mutex
+	running      map[Node]*pendingCheck
+	failed       map[Node]failedCheck
+	answers      map[Node]time.Time // when answering last found the node answering
+	roundAnswers map[Node]time.Time // when the round's check last did (roundAnswered)
 }
 
 // pendingCheck is one check under way; done is closed when err is set.
@@ -71,14 +72,15 @@ type failedCheck struct {
 func newVerifier(check func(context.Context, Node) error,
 	cooldown, holdOff time.Duration) *verifier {
 	return &verifier{
-		check:    check,
-		cooldown: cooldown,
-		holdOff:  holdOff,
-		now:      time.Now,
-		slots:    newCheckSlots(cooldown / slotWaitShare),
-		running:  map[Node]*pendingCheck{},
-		failed:   map[Node]failedCheck{},
-		answers:  map[Node]time.Time{},
+		check:        check,
+		cooldown:     cooldown,
+		holdOff:      holdOff,
+		now:          time.Now,
+		slots:        newCheckSlots(cooldown / slotWaitShare),
+		running:      map[Node]*pendingCheck{},
+		failed:       map[Node]failedCheck{},
+		answers:      map[Node]time.Time{},
+		roundAnswers: map[Node]time.Time{},
 	}
 }
 
@@ -148,31 +150,42 @@ func (v *verifier) remember(n Node, err error) {
 
 // answering checks that n, a node we list, still answers, for a caller at
 // src that would see it go: a DELETE (silence.go), or a newcomer that asks
-// n to make room (room.go). An answer is remembered for holdOff, so that a
-// loop of either costs a check per holdOff.
+// n to make room (room.go). An answer is remembered for holdOff, and so is
+// an answer to the round's check of n (roundAnswered), so that a loop of
+// either costs no check while the rounds see n answer. But a caller at
+// n's own address (n leaving, having closed its listener; or a neighbour
+// behind its NAT) is not told the round's answer: its DELETE is checked,
+// once per holdOff.
 func (v *verifier) answering(ctx context.Context, src netip.Addr, n Node) error {
+	own := src == netip.MustParseAddr(n.IP)
 	v.mu.Lock()
 	at, ok := v.answers[n]
+	round, byRound := v.roundAnswers[n]
 	delete(v.failed, n) // a new check, not the failure remembered from the last
 	v.mu.Unlock()
-	if ok && v.now().Sub(at) < v.holdOff {
+	switch {
+	case ok && v.now().Sub(at) < v.holdOff:
+		return nil
+	case byRound && !own && v.now().Sub(round) < v.holdOff:
 		return nil
 	}
 	err := v.verify(ctx, src, false, n)
 	if err == nil {
-		v.answered(n)
+		v.note(v.answers, n)
 	}
 	return err
 }
 
-// answered notes that n has just answered a check: one of answering's, or
-// one of the round's (refresher.sweep), so that a DELETE loop or crowded
-// announces cost no check of their own while the rounds see n answer.
-func (v *verifier) answered(n Node) {
+// roundAnswered notes that n has just answered the round's check of it
+// (refresher.sweep).
+func (v *verifier) roundAnswered(n Node) { v.note(v.roundAnswers, n) }
+
+// note records in answers that n answered now, keeping at most maxAnswers.
+func (v *verifier) note(answers map[Node]time.Time, n Node) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if len(v.answers) >= maxAnswers {
-		clear(v.answers) // a flood of DELETEs costs checks again, not memory
+	if len(answers) >= maxAnswers {
+		clear(answers) // a flood of DELETEs costs checks again, not memory
 	}
-	v.answers[n] = v.now()
+	answers[n] = v.now()
 }

@@ -140,7 +140,7 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 		if ok[i] {
 			r.answered = append(r.answered, n)
 			if r.checks != nil {
-				r.checks.answered(n)
+				r.checks.roundAnswered(n)
 			}
 		}
 	}
