@@ -81,8 +81,11 @@ func handleAnnounce(a api) http.Handler {
 			return
 		}
 		// A known node's announce changes nothing: the sweep checks it,
-		// whoever calls from its address.
-		if !a.table.Has(n) {
+		// whoever calls from its address. It is noted: the peer acts as a
+		// node (notnode.go).
+		if a.table.Has(n) {
+			a.table.announcedBy.note(n)
+		} else {
 			err := a.checkNewcomer(r.Context(), src, n, crowded)
 			msg := fmt.Sprintf("could not reach you at %s: %v", n, err)
 			if checkFailed(w, r, err, http.StatusUnprocessableEntity, msg) {

@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -501,4 +502,79 @@ func TestAttackTableRules(t *testing.T) {
 			is.True(results["ours"][1] >= results[other][1]) // and as many newcomers in, or more, at the same size or more
 		}
 	}
+}
+
+// TestSimulationVictimOfALiar: a lying seed, the only seed 10 honest nodes
+// know, lists 10,000 ports of one victim address, which answers 200 {} to
+// every request, GET /nodes/ included, as a web server might. A node takes
+// at most 2 peers at one address, and a list that is not a list shows the
+// victim is not a node: once the liar is gone, each node calls the victim
+// at most twice a round, and after -f rounds not at all.
+func TestSimulationVictimOfALiar(t *testing.T) {
+	is := is.New(t)
+	s := newSim(t, 66)
+	var calls atomic.Int64 // to the victim
+	victim := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		io.WriteString(w, "{}\n")
+	})
+	var ports []Node
+	s.net.mu.Lock()
+	for i := range 10_000 {
+		n := Node{IP: "6.6.6.6", Port: 10_000 + i}
+		ports = append(ports, n)
+		s.net.handlers[n.String()] = victim
+	}
+	liar := Node{IP: "6.7.0.1", Port: seedPort}
+	s.net.handlers[liar.String()] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/nodes/" {
+			io.WriteString(w, "{}\n")
+			return
+		}
+		size, _ := strconv.Atoi(r.URL.Query().Get("sample"))
+		h := fnv.New64a()
+		fmt.Fprint(h, r.RemoteAddr, s.net.clock.Load())
+		rng := rand.New(rand.NewPCG(h.Sum64(), 5))
+		var list []Node
+		for range min(max(size, 1), maxSample) {
+			list = append(list, ports[rng.IntN(len(ports))])
+		}
+		json.NewEncoder(w).Encode(list)
+	})
+	s.net.mu.Unlock()
+	nodes := s.join(10)
+	for _, p := range nodes {
+		p.seeds = []Node{liar}
+	}
+	perRound := func() int64 {
+		before := calls.Load()
+		s.round()
+		return calls.Load() - before
+	}
+	var during []int64
+	for range 5 {
+		during = append(during, perRound())
+	}
+	most := 0 // peers at one address, and in one group, that an honest node holds
+	for _, p := range nodes {
+		at := map[string]int{}
+		for _, n := range p.table.List() {
+			at[n.IP]++
+			most = max(most, at[n.IP])
+		}
+	}
+	s.net.mu.Lock()
+	s.net.dead[liar.String()] = true // the liar goes away
+	s.net.mu.Unlock()
+	var after []int64
+	for range 2 * s.k {
+		after = append(after, perRound())
+	}
+	t.Logf("10 nodes whose only seed lists 10,000 ports of one address: calls to it a round %v, "+
+		"at most %d peers at that address; then, the liar gone, calls to it a round: %v", during, most, after)
+	is.True(most <= maxPerIP) // at most 2 peers at one address
+	for _, c := range after {
+		is.True(c <= 2*int64(len(nodes))) // at most 2 a node a round once the list is gone
+	}
+	is.Equal(after[len(after)-1], int64(0)) // and none once the victim showed it is not a node
 }

@@ -30,15 +30,16 @@ func checkerOf(r *http.Request) (Node, bool) {
 	return Node{IP: from.Addr().Unmap().String(), Port: int(from.Port())}, true
 }
 
-// checkers is the processes that checked us since a node's last round, at
-// most maxCheckers of them.
-type checkers struct {
+// callers is the processes that called us in some way (checked us, or
+// announced themselves) since a node's last round, at most maxCheckers of
+// them.
+type callers struct {
 	mu   sync.Mutex
 	seen map[Node]bool
 }
 
 // note remembers that n has just checked us.
-func (c *checkers) note(n Node) {
+func (c *callers) note(n Node) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.seen == nil {
@@ -50,7 +51,7 @@ func (c *checkers) note(n Node) {
 }
 
 // take returns the processes that checked us since it was last called.
-func (c *checkers) take() map[Node]bool {
+func (c *callers) take() map[Node]bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	seen := c.seen

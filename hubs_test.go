@@ -82,10 +82,12 @@ func TestNodeAtLimitTriesAFreshCandidate(t *testing.T) {
 	is.NoErr(err)
 	rounds := 0
 	for ; rounds < 40 && !p.table.Has(fresh.self()); rounds++ {
+		actAsNodes(t, p, peer, inbound)
 		p.nodeRound(context.Background())
 	}
 	is.True(p.table.Has(fresh.self())) // the fresh candidate was tried and taken
 	for range 20 {
+		actAsNodes(t, p, peer, inbound, fresh.self())
 		p.nodeRound(context.Background())
 	}
 	is.Equal(p.table.Len(), 3) // and then no more: it has found more than -k
@@ -100,6 +102,7 @@ func TestNodeAtLimitTriesAFreshCandidate(t *testing.T) {
 	_, err = q.table.AddAnnounced(2, inbound)
 	is.NoErr(err)
 	for range 40 {
+		actAsNodes(t, q, peer, inbound)
 		q.nodeRound(context.Background())
 	}
 	t.Logf("asked the seed for a candidate in %d of 40 rounds", asked.Load())

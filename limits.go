@@ -73,6 +73,9 @@ const (
 	// inboundPerEnough is a node's cap on peers taken by their announce,
 	// in units of -k: 2 x -k (TestInboundCap).
 	inboundPerEnough = 2
+	// idleRounds: a peer that has not acted as a node for idleRounds x -f
+	// rounds is asked for its list (notnode.go).
+	idleRounds = 4
 	// firstBackoff and maxBackoff are the rounds between announces to a
 	// peer that refused the last (403, 409): 2, 4, ... up to 16.
 	firstBackoff, maxBackoff = 2, 16
@@ -90,6 +93,9 @@ const (
 	// takes groups in turn over all of them; from a larger table it draws
 	// a group, then an entry, up to sampleTries x n times (TestSampleIsBalancedByGroup).
 	smallSample, sampleTries = 4, 16
+	// maxPerIP is the most peers a node's own picks take at one address
+	// (loopback exempt): a host cannot be many of its peers by its ports.
+	maxPerIP = 2
 	// givesWayAt is the least a group must hold of a node's peers taken by
 	// announce before it gives one up to a newcomer (TestAttackFillingInboundSlots).
 	givesWayAt = 3

@@ -60,8 +60,13 @@ func (r *refresher) nodeRound(ctx context.Context) roundStats {
 // checkPeers is the blog's step 1: check every known peer, and drop those
 // that fail -f checks in a row (refresh.go). The check is an announce
 // (POST /), not the blog's GET /, so that a peer that lost us learns us
-// again; a peer that refused our announce lately gets GET / instead.
+// again; a peer that refused our announce lately gets GET / instead. The
+// peers that announced themselves to us since the last round acted as
+// nodes (notnode.go).
 func (r *refresher) checkPeers(ctx context.Context) []Node {
+	for n := range r.table.announcedBy.take() {
+		r.acting.saw(n, r.round)
+	}
 	return r.sweep(ctx, r.contact("peer"))
 }
 
@@ -107,13 +112,17 @@ func (r *refresher) findPeers(ctx context.Context, need int) []Node {
 
 // atLimit is what a node does at -k (hubs.go): if atK, it swaps a peer for a
 // fresh candidate, or tries one more, as atLimitRule says, so that a bad
-// first sample heals; and it lets the foothold go once it has -k others.
-// It returns the peers it added and removed.
+// first sample heals, and asks a peer that has long not acted as a node for
+// its list (askIdle); and it lets the foothold go once it has -k others.
+// The swap's candidate comes from the seeds (two hops away only if they
+// give none): a node that nobody announces to heals from a source of its
+// own neighbourhood's choosing no more. It returns the peers it added and
+// removed.
 func (r *refresher) atLimit(ctx context.Context, atK bool) (learned, removed []Node) {
 	if atK {
 		switch atLimitRule(r.table.Outbound(), r.table.Len(), r.enough, r.rng) {
 		case swapOne:
-			learned = r.tryNewCandidate(ctx)
+			learned = r.findPeers(ctx, 1)
 			if len(learned) > 0 {
 				peers := slices.DeleteFunc(r.table.List(), func(n Node) bool { return n == learned[0] })
 				removed, _ = r.table.Remove(peers[r.rng.IntN(len(peers))])
@@ -121,10 +130,36 @@ func (r *refresher) atLimit(ctx context.Context, atK bool) (learned, removed []N
 		case tryOne:
 			learned = r.tryNewCandidate(ctx)
 		}
+		if idle, ok := r.acting.idle(r.table.List(), r.round, idleRounds*r.fails); ok {
+			more, gone := r.askIdle(ctx, idle)
+			learned, removed = append(learned, more...), append(removed, gone...)
+		}
 	}
 	if foothold, ok := footholdToLetGo(r.table, r.enough); ok {
 		gone, _ := r.table.Remove(foothold)
 		removed = append(removed, gone...)
+	}
+	return learned, removed
+}
+
+// askIdle asks idle, a peer that has not acted as a node for idleRounds x
+// -f rounds, for its list (notnode.go). An answer that is not a list shuns
+// it, and the sweep drops it; one that names someone shows it a node; an
+// empty one makes it give up its place to a new candidate of another
+// group, if one can be found. It returns the peers it added and removed.
+func (r *refresher) askIdle(ctx context.Context, idle Node) (learned, removed []Node) {
+	list, err := r.client.list(ctx, idle, walkSample)
+	r.acting.saw(idle, r.round) // asked: not again for idleRounds x -f rounds
+	switch {
+	case notANode(err):
+		r.shunned.add(idle, r.round)
+		return nil, nil
+	case err != nil || len(list) > 0:
+		return nil, nil
+	}
+	learned = r.tryNewCandidate(ctx)
+	if len(learned) > 0 && !newPickSpread([]Node{idle}).has(learned[0]) {
+		removed, _ = r.table.Remove(idle)
 	}
 	return learned, removed
 }
@@ -163,6 +198,12 @@ func (r *refresher) samples(ctx context.Context, from []Node, size int) [][]Node
 	lists := make([][]Node, len(from))
 	forEach(ctx, from, func(ctx context.Context, n Node) error {
 		list, err := r.client.list(ctx, n, size)
+		switch {
+		case len(list) > 0:
+			r.acting.saw(n, r.round) // it lists someone: it acts as a node (notnode.go)
+		case notANode(err):
+			r.shunned.add(n, r.round)
+		}
 		if err != nil && slices.Contains(r.seeds, n) {
 			r.log.Warn("seed did not answer", "seed", n, "err", err)
 		}
@@ -189,9 +230,10 @@ func (r *refresher) learn(ctx context.Context, lists [][]Node, need int) (added 
 	var from []int // the list each of try came from
 	for i := r.rng.IntN(max(len(lists), 1)); len(try) < need && q.any(); i++ {
 		l := i % len(lists)
-		if len(q[l]) > 0 {
-			n, _, _ := q.next(l)
-			try, from = append(try, n), append(from, l)
+		if len(q.lists[l]) > 0 {
+			if n, _, ok := q.next(l); ok {
+				try, from = append(try, n), append(from, l)
+			}
 		}
 	}
 	for pass := 0; pass < tries && len(try) > 0; pass++ {
@@ -217,6 +259,7 @@ func (r *refresher) learn(ctx context.Context, lists [][]Node, need int) (added 
 			case ok[i]:
 				spare = append(spare, n)
 			}
+			q.spread.add(n, -1) // not taken
 			if m, l, more := q.next(from[i]); more {
 				again, againFrom = append(again, m), append(againFrom, l)
 			}
@@ -232,26 +275,31 @@ func (r *refresher) learn(ctx context.Context, lists [][]Node, need int) (added 
 			r.log.Warn("not all learned peers were added", "err", err)
 		}
 		added = append(added, got...)
+		r.answered = append(r.answered, got...) // they answered this round too: the walk may ask them
 		try, from = again, againFrom
 	}
 	return added
 }
 
 // candidateQueues is, for each list learn takes candidates from, those
-// left to try, in order.
-type candidateQueues [][]Node
+// left to try, in order, and how the node's peers and picks spread over
+// groups and addresses (groups.go).
+type candidateQueues struct {
+	lists  [][]Node
+	spread *pickSpread
+}
 
 // candidates queues each list's entries that may be tried: not this
 // process, not known, not shunned (notnode.go), each once, with groups
 // taking turns as in a sample (groups.go).
 func (r *refresher) candidates(lists [][]Node) candidateQueues {
 	seen := map[Node]bool{r.client.self: true}
-	q := make(candidateQueues, len(lists))
+	q := candidateQueues{lists: make([][]Node, len(lists)), spread: newPickSpread(r.table.List())}
 	for i, l := range lists {
 		for _, n := range balanced(l, len(l), r.rng) {
 			if !seen[n] && !r.table.Has(n) && !r.shunned.has(n, r.round) {
 				seen[n] = true
-				q[i] = append(q[i], n)
+				q.lists[i] = append(q.lists[i], n)
 			}
 		}
 	}
@@ -260,18 +308,27 @@ func (r *refresher) candidates(lists [][]Node) candidateQueues {
 
 // any reports whether a candidate is left.
 func (q candidateQueues) any() bool {
-	return slices.ContainsFunc(q, func(l []Node) bool { return len(l) > 0 })
+	return slices.ContainsFunc(q.lists, func(l []Node) bool { return len(l) > 0 })
 }
 
 // next takes the next candidate of list, or else of the next list with
-// candidates left, and says which list it came from.
+// candidates left, and says which list it came from: the first whose
+// group the node has none of, as long as one is left in any list, and
+// never one whose address has maxPerIP of the node's peers and picks,
+// which it drops. The node counts the one it takes.
 func (q candidateQueues) next(list int) (Node, int, bool) {
-	for i := range q {
-		l := (list + i) % len(q)
-		if len(q[l]) > 0 {
-			n := q[l][0]
-			q[l] = q[l][1:]
-			return n, l, true
+	for _, newGroup := range []bool{true, false} {
+		for i := range q.lists {
+			l := (list + i) % len(q.lists)
+			q.lists[l] = slices.DeleteFunc(q.lists[l], q.spread.full)
+			for j, n := range q.lists[l] {
+				if newGroup && q.spread.has(n) {
+					continue
+				}
+				q.lists[l] = slices.Delete(q.lists[l], j, j+1)
+				q.spread.add(n, 1)
+				return n, l, true
+			}
 		}
 	}
 	return Node{}, 0, false

@@ -264,8 +264,8 @@ func (c *peerClient) list(ctx context.Context, n Node, sample int) ([]Node, erro
 		want = sample // a process that ignores ?sample= is cut short: the rest is not even parsed
 	}
 	nodes, _ := parseNodes(data, want)
-	if nodes == nil {
-		return nil, &peerError{reason: "not a JSON array of nodes"}
+	if nodes == nil { // a node answers GET /nodes/ with an array, if an empty one
+		return nil, &peerError{reason: "not a JSON array of nodes", status: status, notNode: true}
 	}
 	if !n.loopback() {
 		nodes = slices.DeleteFunc(nodes, Node.scoped)

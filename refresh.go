@@ -60,11 +60,12 @@ type refresher struct {
 	log          *slog.Logger
 	round        int       // rounds run; set by the round, before its calls start
 	checks       *verifier // the API's connect-back checks, told who answered the sweep (serve sets it)
-	answered     []Node    // the peers that answered this round's sweep
+	answered     []Node    // the peers that answered this round: its sweep, and those it learned
 
 	aloneWait time.Duration // the last wait while alone (loop only)
 	backoffs  *backoffs     // peers that refused our announce lately (backoff.go)
 	shunned   *shunned      // addresses that answered not as a node (notnode.go)
+	acting    *acting       // when each peer last acted as a node (notnode.go)
 }
 
 // roundStats is what one round did, for its log line.
@@ -98,6 +99,7 @@ func newProcess(cfg config, t *Table, c *peerClient, log *slog.Logger) *refreshe
 		log:      log,
 		backoffs: newBackoffs(),
 		shunned:  newShunned(cfg.fails),
+		acting:   newActing(),
 	}
 }
 
@@ -121,6 +123,9 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 	var mu sync.Mutex
 	slow := map[Node]bool{}
 	ok := forEach(ctx, nodes, func(ctx context.Context, n Node) error {
+		if r.shunned.has(n, r.round) { // it answered not as a node: it fails, without a call
+			return &peerError{reason: "not a node", notNode: true}
+		}
 		err := check(ctx, n)
 		mu.Lock()
 		defer mu.Unlock()
@@ -166,6 +171,7 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 	}
 	r.failedInARow = failed
 	r.backoffs.forget(func(n Node) bool { return !slices.Contains(r.seeds, n) && !r.table.Has(n) })
+	r.acting.forget(func(n Node) bool { return !r.table.Has(n) })
 	r.shunned.expire(r.round)
 	removed, err := r.table.Remove(gone...)
 	if err != nil {

@@ -51,7 +51,8 @@ type Table struct {
 	public atomic.Pointer[[]byte] // the same less loopback and link-local entries, for other hosts
 	rng    *rand.Rand             // for samples and room, under mu; seeded in the simulation
 
-	checkedBy checkers // the processes that checked us lately, noted by the API (checkedby.go)
+	checkedBy   callers // the processes that checked us lately, noted by the API (checkedby.go)
+	announcedBy callers // the peers that announced themselves again lately, noted by the API (notnode.go)
 }
 
 // openTable locks dir, removes temp files a crash may have left, and loads
