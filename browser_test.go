@@ -559,8 +559,9 @@ func TestBrowserMapAt1000(t *testing.T) {
 	is.Equal(p.errors(), []string(nil)) // no error in the console
 }
 
-// TestBrowserScreenshot writes a screenshot of a running map server's page
-// to $PEERDISC_SCREENSHOT (the README's docs/map.png), from
+// TestBrowserScreenshot writes a screenshot of a running map server's page,
+// its first seed clicked, to $PEERDISC_SCREENSHOT (the README's
+// docs/map.png), from
 // $PEERDISC_MAP_URL (default http://127.0.0.1:8042/). It skips unless
 // asked: go test never writes into the checkout by itself.
 func TestBrowserScreenshot(t *testing.T) {
@@ -570,10 +571,12 @@ func TestBrowserScreenshot(t *testing.T) {
 	}
 	b := startBrowser(t)
 	url := cmp.Or(os.Getenv("PEERDISC_MAP_URL"), "http://127.0.0.1:8042/")
-	p := b.open(url, 960, 540)
+	p := b.open(url, 960, 600)
 	eventually(t, 10*time.Second, func() bool {
 		return p.str(drawnMsJS) != "undefined" && p.str(`document.getAnimations().length`) == "0"
 	}) // drawn, and the new nodes' fade-in has ended
+	// The seed clicked: the picture shows its links highlighted and its panel.
+	p.eval(`document.querySelector('#nodes circle.seed').dispatchEvent(new MouseEvent('click', {bubbles: true}))`, nil)
 	p.screenshot(out)
 	t.Logf("wrote %s", out)
 }
