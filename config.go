@@ -74,7 +74,8 @@ func parseFlags(name string, args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.dnsIP, "di", "", "node, map: the seed's address (default: from ./nodes.json, else 127.0.0.1)")
 	fs.Var(&intFlag{&c.dnsPort, 1, 65535}, "dp", "node, map: the seed's port (default: from ./nodes.json, else 42020)")
 	fs.BoolVar(&c.draw, "draw", false, "map: draw the graph even past 50 processes")
-	fs.StringVar(&c.web, "web", "", "map: serve a live map page at host:port (127.0.0.1:8042) instead of printing once")
+	fs.StringVar(&c.web, "web", "",
+		"map: serve a live map page at host:port (127.0.0.1:8042) instead of printing once")
 	for short, name := range long {
 		fs.Var(fs.Lookup(short).Value, name, "same as -"+short)
 	}
@@ -200,8 +201,10 @@ func badWeb(web string) string {
 	host, port, err := net.SplitHostPort(web)
 	n, errPort := strconv.Atoi(port)
 	_, errHost := netip.ParseAddr(host)
-	if web != "" && (err != nil || errPort != nil || n < 0 || n > 65535 || host != "" && errHost != nil) {
-		return fmt.Sprintf("-web %q: want host:port to serve the map page at, such as 127.0.0.1:8042", web)
+	badPort := errPort != nil || n < 0 || n > 65535
+	if web != "" && (err != nil || badPort || host != "" && errHost != nil) {
+		return fmt.Sprintf("-web %q: want host:port to serve the map page at, such as 127.0.0.1:8042",
+			web)
 	}
 	return ""
 }

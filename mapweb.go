@@ -72,12 +72,12 @@ type mapNode struct {
 	Addr      string `json:"addr"`
 	Answered  bool   `json:"answered"`
 	Seed      bool   `json:"seed"`
-	Unlisted  bool   `json:"unlisted"`  // no seed, and no peer lists it: only the seeds do (see mapCounts)
+	Unlisted  bool   `json:"unlisted"`  // no seed, and listed by no peer: only by seeds
 	Component int    `json:"component"` // which connected component; -1 if it did not answer
 	In        int    `json:"in"`        // processes that list it
 	Out       int    `json:"out"`       // entries it lists
 	Lists     []int  `json:"lists"`     // the entries it lists that are in Nodes
-	Beyond    int    `json:"beyond"`    // the entries it lists that are not: past -m or -hm, or left out
+	Beyond    int    `json:"beyond"`    // the entries it lists that are not: past -m, -hm or limit
 }
 
 // mapCounts is the summary's figures, with degrees as [min, median, max].
@@ -87,7 +87,7 @@ type mapCounts struct {
 	Links      int    `json:"links"`      // entries listed by those that answered
 	Mutual     int    `json:"mutual"`     // links whose target lists the lister back
 	Components int    `json:"components"` // connected components of those that answered
-	Unlisted   int    `json:"unlisted"`   // answered, no seed, and listed by no peer, only by seeds: new, or refused
+	Unlisted   int    `json:"unlisted"`   // answered, no seed, listed by seeds only: new, refused
 	InDegree   [3]int `json:"in_degree"`
 	OutDegree  [3]int `json:"out_degree"`
 }
@@ -165,7 +165,8 @@ func runMapWeb(ctx context.Context, cfg config, log *slog.Logger) error {
 	defer stop(nil)
 	go func() { stop(srv.Serve(ln)) }()
 	addr := ln.Addr().String()
-	log.Info("started", "role", "map", "address", addr, "page", "http://"+addr+"/", "seeds", names(seeds))
+	log.Info("started", "role", "map", "address", addr, "page", "http://"+addr+"/",
+		"seeds", names(seeds))
 
 	s.loop(ctx, time.Duration(cfg.interval), log)
 
@@ -191,12 +192,15 @@ func listenWeb(web string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
 	switch {
 	case errors.Is(err, syscall.EADDRINUSE):
-		return nil, fmt.Errorf("-web %s: port %s on %s is in use by another process: stop it, or give -web another port (%s takes any free one)",
+		return nil, fmt.Errorf("-web %s: port %s on %s is in use by another process: "+
+			"stop it, or give -web another port (%s takes any free one)",
 			web, port, host, net.JoinHostPort(host, "0"))
 	case errors.Is(err, syscall.EADDRNOTAVAIL):
-		return nil, fmt.Errorf("-web %s: %s is not an address of this host: give one of its own, such as 127.0.0.1", web, host)
+		return nil, fmt.Errorf("-web %s: %s is not an address of this host: "+
+			"give one of its own, such as 127.0.0.1", web, host)
 	case errors.Is(err, syscall.EACCES):
-		return nil, fmt.Errorf("-web %s: port %s needs privileges on this host: give a port of 1024 or above", web, port)
+		return nil, fmt.Errorf("-web %s: port %s needs privileges on this host: "+
+			"give a port of 1024 or above", web, port)
 	case err != nil:
 		return nil, fmt.Errorf("-web %s: %w", web, err)
 	}
@@ -305,56 +309,35 @@ func (s *mapServer) last() (view, mmd []byte) {
 	return s.view, s.mmd
 }
 
-// newMapView is m as the page draws it: the seeds first, so that a map cut
-// at limit still shows where the crawl began, then those that answered,
-// then those that did not, each by address; and the counts of the whole
-// crawl, as the summary gives them.
+// newMapView is m as the page draws it: at most limit nodes (mapOrder),
+// each with the nodes it lists as indexes; and the counts of the whole
+// crawl, as the summary gives them, even when it left nodes out.
 func newMapView(m netMap, seeds []Node, limit int) mapView {
-	isSeed := map[Node]bool{}
-	var order []Node
-	for _, n := range seeds {
-		if !isSeed[n] && (m.lists[n] != nil || slices.Contains(m.dead, n)) {
-			order = append(order, n)
-		}
-		isSeed[n] = true
-	}
-	for _, n := range m.sorted() {
-		if !isSeed[n] {
-			order = append(order, n)
-		}
-	}
 	v := mapView{Seeds: []string{}, Nodes: []mapNode{}}
+	isSeed := map[Node]bool{}
 	for _, n := range seeds {
 		v.Seeds = append(v.Seeds, n.String())
+		isSeed[n] = true
 	}
 	if !slices.ContainsFunc(seeds, func(s Node) bool { return m.lists[s] != nil }) {
 		v.Why = "no seed answered GET /nodes/: tried " + names(seeds)
 	}
+	order := mapOrder(m, seeds)
 	kept := order[:min(len(order), limit)]
 	index := map[Node]int{}
 	for i, n := range kept {
 		index[n] = i
 	}
 	in, component := mapDegrees(m)
-	// A crawl reaches a node only through a process that lists it, so one
-	// that nobody lists is never on the map, unless it is a seed. What the
-	// map can show is a node that no peer lists, only the seeds.
-	byPeers := map[Node]int{}
-	for a, list := range m.lists {
-		for _, b := range list {
-			if !isSeed[a] {
-				byPeers[b]++
-			}
-		}
-	}
-	var ins, outs []int
+	byPeers := listedByPeers(m, isSeed)
+	unlisted := func(n Node) bool { return byPeers[n] == 0 && !isSeed[n] }
 	for _, n := range kept {
 		list, answered := m.lists[n]
-		mn := mapNode{Addr: n.String(), Answered: answered, Seed: isSeed[n], In: in[n], Out: len(list),
-			Component: -1, Lists: []int{}}
+		mn := mapNode{Addr: n.String(), Answered: answered, Seed: isSeed[n], In: in[n],
+			Out: len(list), Component: -1, Lists: []int{}}
 		if answered {
 			mn.Component = component[n]
-			mn.Unlisted = byPeers[n] == 0 && !isSeed[n]
+			mn.Unlisted = unlisted(n)
 		}
 		for _, l := range list {
 			if i, ok := index[l]; ok {
@@ -365,8 +348,59 @@ func newMapView(m netMap, seeds []Node, limit int) mapView {
 		}
 		v.Nodes = append(v.Nodes, mn)
 	}
-	c := &v.Counts
+	v.Counts = mapCountsOf(m, in, component, unlisted)
+	v.Cut = mapCut{Sample: maxSample, Unasked: m.unasked, Limit: limit,
+		LeftOut: len(order) - len(kept)}
+	for _, list := range m.lists {
+		if len(list) >= maxSample {
+			v.Cut.FullLists++
+		}
+	}
+	return v
+}
+
+// mapOrder is the nodes of m in the order a page gets them: the seeds
+// first, so that a map cut at its limit still shows where the crawl
+// began, then those that answered, then those that did not, by address.
+func mapOrder(m netMap, seeds []Node) []Node {
+	first := map[Node]bool{}
+	var order []Node
+	for _, n := range seeds {
+		if !first[n] && (m.lists[n] != nil || slices.Contains(m.dead, n)) {
+			order = append(order, n)
+		}
+		first[n] = true
+	}
+	for _, n := range m.sorted() {
+		if !first[n] {
+			order = append(order, n)
+		}
+	}
+	return order
+}
+
+// listedByPeers is, for every entry, how many processes that are no seed
+// list it. A crawl reaches a node only through a process that lists it,
+// so one that nobody lists is never on the map, unless it is a seed; what
+// the map can show is a node that no peer lists, only the seeds.
+func listedByPeers(m netMap, isSeed map[Node]bool) map[Node]int {
+	by := map[Node]int{}
+	for a, list := range m.lists {
+		for _, b := range list {
+			if !isSeed[a] {
+				by[b]++
+			}
+		}
+	}
+	return by
+}
+
+// mapCountsOf is the summary's figures for m, given each entry's in-degree
+// and each process's component, and which processes count as unlisted.
+func mapCountsOf(m netMap, in, component map[Node]int, unlisted func(Node) bool) mapCounts {
+	c := mapCounts{Nodes: len(m.lists), Dead: len(m.dead)}
 	roots := map[int]bool{}
+	var ins, outs []int
 	for n, list := range m.lists {
 		roots[component[n]] = true
 		ins, outs = append(ins, in[n]), append(outs, len(list))
@@ -376,18 +410,13 @@ func newMapView(m netMap, seeds []Node, limit int) mapView {
 				c.Mutual++
 			}
 		}
-		if byPeers[n] == 0 && !isSeed[n] {
+		if unlisted(n) {
 			c.Unlisted++
 		}
-		if len(list) >= maxSample {
-			v.Cut.FullLists++
-		}
 	}
-	c.Nodes, c.Dead, c.Components = len(m.lists), len(m.dead), len(roots)
+	c.Components = len(roots)
 	c.InDegree, c.OutDegree = minMedianMax(ins), minMedianMax(outs)
-	v.Cut.Sample, v.Cut.Unasked = maxSample, m.unasked
-	v.Cut.Limit, v.Cut.LeftOut = limit, len(order)-len(kept)
-	return v
+	return c
 }
 
 // mapDegrees is, for every entry, how many processes that answered list
@@ -446,7 +475,8 @@ func mapRoutes(s *mapServer) http.Handler {
 	mux.Handle("/map.mmd", methodNotAllowed("GET, HEAD"))
 	mux.Handle("/events", methodNotAllowed("GET, HEAD"))
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such page "+r.URL.Path+"; see /, /map.json, /map.mmd and /events")
+		writeError(w, http.StatusNotFound,
+			"no such page "+r.URL.Path+"; see /, /map.json, /map.mmd and /events")
 	}))
 	return mux
 }
@@ -472,8 +502,9 @@ func pagePolicy(page []byte) string {
 	_, script, _ := bytes.Cut(page, []byte("<script>"))
 	script, _, _ = bytes.Cut(script, []byte("</script>"))
 	sum := sha256.Sum256(script)
-	return "default-src 'none'; script-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; " +
-		"style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'"
+	hash := base64.StdEncoding.EncodeToString(sum[:])
+	return "default-src 'none'; script-src 'sha256-" + hash + "'; style-src 'unsafe-inline'; " +
+		"connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'"
 }
 
 // handleMapJSON answers the last map, or 503 before the first crawl ends.
@@ -516,7 +547,8 @@ func handleMapEvents(s *mapServer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		views, ok := s.watch()
 		if !ok {
-			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("%d pages watch the map already: close one", s.maxWatchers))
+			msg := fmt.Sprintf("%d pages watch the map already: close one", s.maxWatchers)
+			writeError(w, http.StatusServiceUnavailable, msg)
 			return
 		}
 		defer s.unwatch(views)
@@ -534,7 +566,8 @@ func handleMapEvents(s *mapServer) http.Handler {
 				return
 			case view := <-views:
 				rc.SetWriteDeadline(time.Now().Add(mapWriteTimeout))
-				fmt.Fprintf(w, "event: map\ndata: %s\n\n", view) // JSON from Marshal holds no newline
+				// The JSON of Marshal holds no newline, so it fits one data line.
+				fmt.Fprintf(w, "event: map\ndata: %s\n\n", view)
 				if rc.Flush() != nil {
 					return
 				}

@@ -8,7 +8,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -145,17 +144,23 @@ func TestMapWebFlag(t *testing.T) {
 		args    []string
 		wantErr string
 	}{
-		{"not an address", []string{"-role=map", "-web", "nonsense"}, `error: -web "nonsense": want host:port`},
-		{"port out of range", []string{"-role=map", "-web", "127.0.0.1:99999"}, `error: -web "127.0.0.1:99999": want host:port`},
-		{"host name", []string{"-role=map", "-web", "localhost:8042"}, `error: -web "localhost:8042": want host:port`},
-		{"no port", []string{"-role=map", "--web=127.0.0.1"}, `error: -web "127.0.0.1": want host:port`},
-		{"another role", []string{"-role=seed", "-web", "127.0.0.1:8042"}, "error: -web serves the network map: it goes with -role=map"},
+		{"not an address", []string{"-role=map", "-web", "nonsense"},
+			`error: -web "nonsense": want host:port`},
+		{"port out of range", []string{"-role=map", "-web", "127.0.0.1:99999"},
+			`error: -web "127.0.0.1:99999": want host:port`},
+		{"host name", []string{"-role=map", "-web", "localhost:8042"},
+			`error: -web "localhost:8042": want host:port`},
+		{"no port", []string{"-role=map", "--web=127.0.0.1"},
+			`error: -web "127.0.0.1": want host:port`},
+		{"another role", []string{"-role=seed", "-web", "127.0.0.1:8042"},
+			"error: -web serves the network map: it goes with -role=map"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			is := is.New(t)
 			var stderr strings.Builder
-			err := run(context.Background(), append([]string{"./peerdisc"}, tc.args...), io.Discard, &stderr)
+			args := append([]string{"./peerdisc"}, tc.args...)
+			err := run(context.Background(), args, io.Discard, &stderr)
 			is.Equal(exitCode(err, &stderr), 2) // a bad command line
 			lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
 			is.Equal(len(lines), 2)                          // one line of error, one of help
@@ -168,11 +173,14 @@ func TestMapWebFlag(t *testing.T) {
 		is.NoErr(err)
 		defer ln.Close()
 		var stderr strings.Builder
-		err = run(context.Background(), []string{"./peerdisc", "-role=map", "-web", ln.Addr().String()}, io.Discard, &stderr)
+		args := []string{"./peerdisc", "-role=map", "-web", ln.Addr().String()}
+		err = run(context.Background(), args, io.Discard, &stderr)
 		is.Equal(exitCode(err, &stderr), 1) // an error, not a bad command line
 		port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-		is.Equal(stderr.String(), "error: -web "+ln.Addr().String()+": port "+port+" on 127.0.0.1 is in use by another process: "+
-			"stop it, or give -web another port (127.0.0.1:0 takes any free one)\n") // our words
+		want := "error: -web " + ln.Addr().String() + ": port " + port +
+			" on 127.0.0.1 is in use by another process: " +
+			"stop it, or give -web another port (127.0.0.1:0 takes any free one)\n"
+		is.Equal(stderr.String(), want) // in our words
 	})
 }
 
@@ -198,9 +206,9 @@ func TestMapWebEndpoints(t *testing.T) {
 	}
 	for _, path := range []string{"/map.json", "/map.mmd"} {
 		status, h, body := get("GET", path)
-		is.Equal(status, 503)                                                // no map before the first crawl
-		is.Equal(h.Get("Content-Type"), "application/json")                  // as every error
-		is.Equal(body, `{"error":"the first crawl has not ended yet"}`+"\n") // says so
+		is.Equal(status, 503)                               // no map before the first crawl
+		is.Equal(h.Get("Content-Type"), "application/json") // as every error
+		is.Equal(body, `{"error":"the first crawl has not ended yet"}`+"\n")
 	}
 	_, ok := s.recrawl(context.Background())
 	is.True(ok)
@@ -213,10 +221,13 @@ func TestMapWebEndpoints(t *testing.T) {
 		{"the page", "GET", "/", 200, "text/html; charset=utf-8", `<svg id="map"`},
 		{"the page's head", "HEAD", "/", 200, "text/html; charset=utf-8", ""},
 		{"json", "GET", "/map.json", 200, "application/json", `"addr":"` + a.String() + `"`},
-		{"mermaid", "GET", "/map.mmd", 200, "text/plain; charset=utf-8", "processes reached: 3; entries that did not answer: 0"},
-		{"unknown path", "GET", "/nodes/", 404, "application/json", `{"error":"no such page /nodes/`},
+		{"mermaid", "GET", "/map.mmd", 200, "text/plain; charset=utf-8",
+			"processes reached: 3; entries that did not answer: 0"},
+		{"unknown path", "GET", "/nodes/", 404, "application/json",
+			`{"error":"no such page /nodes/`},
 		{"below the page", "GET", "/x/", 404, "application/json", `"error"`},
-		{"wrong method", "POST", "/map.json", 405, "application/json", `{"error":"POST is not allowed on /map.json; use GET, HEAD"}`},
+		{"wrong method", "POST", "/map.json", 405, "application/json",
+			`{"error":"POST is not allowed on /map.json; use GET, HEAD"}`},
 		{"wrong method on events", "DELETE", "/events", 405, "application/json", `"error"`},
 	}
 	for _, tc := range tests {
@@ -232,19 +243,22 @@ func TestMapWebEndpoints(t *testing.T) {
 		is := is.New(t)
 		_, h, _ := get("GET", "/")
 		policy := h.Get("Content-Security-Policy")
-		is.True(strings.Contains(policy, "default-src 'none'"))                      // nothing from elsewhere
-		is.True(regexp.MustCompile(`script-src 'sha256-[^']+'`).MatchString(policy)) // its own script only
+		is.True(strings.Contains(policy, "default-src 'none'")) // nothing from elsewhere
+		ownScript := regexp.MustCompile(`script-src 'sha256-[^']+'`)
+		is.True(ownScript.MatchString(policy)) // its own script only, by hash
 	})
 	t.Run("the same map as json and mermaid", func(t *testing.T) {
 		is := is.New(t)
 		_, _, body := get("GET", "/map.json")
 		var v mapView
 		is.NoErr(json.Unmarshal([]byte(body), &v))
-		is.Equal(addrsOf(v), strs(a, b, c))                                        // every node that answered
-		is.Equal(v.Nodes[0].Addr, a.String())                                      // the seed first
-		is.True(v.Nodes[0].Seed)                                                   // marked
-		is.Equal(v.Counts, mapCounts{Nodes: 3, Links: 4, Mutual: 4, Components: 1, // as the summary counts
-			InDegree: [3]int{1, 1, 2}, OutDegree: [3]int{1, 1, 2}, Unlisted: 2}) // b and c: only the seed lists them
+		is.Equal(addrsOf(v), strs(a, b, c))   // every node that answered
+		is.Equal(v.Nodes[0].Addr, a.String()) // the seed first
+		is.True(v.Nodes[0].Seed)              // marked
+		// As the summary counts; b and c are listed by the seed only.
+		want := mapCounts{Nodes: 3, Links: 4, Mutual: 4, Components: 1,
+			InDegree: [3]int{1, 1, 2}, OutDegree: [3]int{1, 1, 2}, Unlisted: 2}
+		is.Equal(v.Counts, want)
 		is.True(!v.Nodes[0].Unlisted && v.Nodes[1].Unlisted) // a seed is never unlisted
 		_, _, mmd := get("GET", "/map.mmd")
 		is.True(strings.HasPrefix(mmd, "```mermaid\nflowchart LR\n")) // today's output
@@ -296,8 +310,8 @@ func TestMapWebEvents(t *testing.T) {
 		is.NoErr(err)
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
-		is.Equal(resp.StatusCode, 503)                                                      // one page watches already
-		is.Equal(string(body), `{"error":"1 pages watch the map already: close one"}`+"\n") // says why
+		is.Equal(resp.StatusCode, 503) // one page watches already
+		is.Equal(string(body), `{"error":"1 pages watch the map already: close one"}`+"\n")
 	})
 
 	is.Equal(s.watching(), 1) // the page above
@@ -314,13 +328,14 @@ func TestMapWebEmptyAndCut(t *testing.T) {
 	s := testMapServer(dead)
 	v, ok := s.recrawl(context.Background())
 	is.True(ok)
-	is.Equal(v.Why, "no seed answered GET /nodes/: tried ["+dead.String()+"]") // why, and the seeds tried
+	why := "no seed answered GET /nodes/: tried [" + dead.String() + "]"
+	is.Equal(v.Why, why) // why, and the seeds tried
 	is.Equal(v.Seeds, []string{dead.String()})
 	is.Equal(v.Counts.Nodes, 0)
 	is.Equal(len(v.Nodes), 1) // the seed, which did not answer
 	is.True(!v.Nodes[0].Answered && v.Nodes[0].Seed)
 	_, mmd := s.last()
-	is.True(strings.HasSuffix(string(mmd), "no seed answered GET /nodes/: tried ["+dead.String()+"]\n")) // the text too
+	is.True(strings.HasSuffix(string(mmd), why+"\n")) // the text too
 
 	// A maze: a lists 300 entries, more than a sample; b and c list a.
 	f := newFakeNet()
@@ -365,8 +380,9 @@ func TestMapWebRun(t *testing.T) {
 		done <- run(ctx, []string{"peerdisc", "-role=map", "-web", ":0", "-u", "100ms",
 			"-di", a.IP, "-dp", strconv.Itoa(a.Port)}, io.Discard, &stderr)
 	}()
-	started := regexp.MustCompile(`msg=started role=map address=(127\.0\.0\.1:\d+) page=http://127\.0\.0\.1:\d+/`)
-	eventually(t, 10*time.Second, func() bool { return started.MatchString(stderr.String()) }) // -web :0 is loopback
+	// -web :0 listens on loopback.
+	started := regexp.MustCompile(`msg=started role=map address=(127\.0\.0\.1:\d+) page=http://`)
+	eventually(t, 10*time.Second, func() bool { return started.MatchString(stderr.String()) })
 	url := "http://" + started.FindStringSubmatch(stderr.String())[1]
 	streamCtx, stop := context.WithTimeout(context.Background(), 20*time.Second)
 	defer stop()
@@ -428,5 +444,7 @@ func BenchmarkMapCrawl1000(b *testing.B) {
 	view, _ := s.last()
 	b.ReportMetric(float64(len(view))/1e3, "json-kB")
 	b.ReportMetric(v.TookMS, "crawl-ms")
-	b.Log(fmt.Sprintf("%d nodes, %d links, in-degree %v, %d unlisted", v.Counts.Nodes, v.Counts.Links, v.Counts.InDegree, v.Counts.Unlisted))
+	c := v.Counts
+	b.Logf("%d nodes, %d links, in-degree %v, %d unlisted",
+		c.Nodes, c.Links, c.InDegree, c.Unlisted)
 }
