@@ -114,9 +114,9 @@ type mapServer struct {
 	maxWatchers  int
 
 	crawling sync.Mutex // held through a crawl: at most one runs at a time
+	seq      int        // crawls run, guarded by crawling
 
 	mu       sync.Mutex
-	seq      int
 	view     []byte // the last map as JSON; nil until the first crawl ends
 	mmd      []byte // the same as -role=map prints it
 	watchers map[chan []byte]bool
@@ -236,12 +236,9 @@ func (s *mapServer) recrawl(ctx context.Context) (v mapView, ok bool) {
 	if ctx.Err() != nil {
 		return v, false
 	}
-	s.mu.Lock()
 	s.seq++
-	seq := s.seq
-	s.mu.Unlock()
 	v = newMapView(m, s.seeds, maxMapNodes)
-	v.Seq, v.Started = seq, start.UTC().Round(time.Millisecond)
+	v.Seq, v.Started = s.seq, start.UTC().Round(time.Millisecond)
 	v.TookMS = math.Round(float64(took.Microseconds())/100) / 10
 	v.Cut.Max = s.max
 	var mmd bytes.Buffer
