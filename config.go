@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -31,6 +32,7 @@ type config struct {
 	dnsIP              string
 	dnsPort            int
 	draw               bool
+	web                string // map: where to serve the live page (host:port); "" prints once
 }
 
 // progName is the program as it was started, for messages: "go run ." when
@@ -82,6 +84,8 @@ func parseFlags(name string, args []string, stderr io.Writer) (config, error) {
 		fmt.Sprintf("node, map: the seed's port (default: from ./nodes.json, else %d)", seedPort))
 	fs.BoolVar(&c.draw, "draw", false,
 		fmt.Sprintf("map: draw the graph even past %d processes", maxDrawn))
+	fs.StringVar(&c.web, "web", "",
+		"map: serve a live map page at host:port (127.0.0.1:8042) instead of printing once")
 	for short, name := range long {
 		fs.Var(fs.Lookup(short).Value, name, "same as -"+short)
 	}
@@ -112,6 +116,10 @@ func parseFlags(name string, args []string, stderr io.Writer) (config, error) {
 		bad = badAddr("-di", c.dnsIP, false)
 	case c.file == "" || filepath.Base(c.file) != c.file || c.file == "." || c.file == "..":
 		bad = fmt.Sprintf("-n %q: want a file name without a directory; the directory is -d", c.file)
+	case c.web != "" && c.role != "map":
+		bad = "-web serves the network map: it goes with -role=map"
+	case badWeb(c.web) != "":
+		bad = badWeb(c.web)
 	}
 	if bad != "" {
 		return c, badUsage(stderr, name, bad)
@@ -197,6 +205,22 @@ func badAddr(name, ip string, listen bool) string {
 		return fmt.Sprintf("%s %s: give an address others can reach, not the unspecified one", name, ip)
 	case a.IsMulticast():
 		return fmt.Sprintf("%s %s is a multicast address: give this host's own", name, ip)
+	}
+	return ""
+}
+
+// badWeb says what is wrong with -web's address, if anything: host:port,
+// where the host is an IP address or empty. An empty host means loopback,
+// not every interface, so that the page goes to other hosts only when
+// asked; -web 0.0.0.0:8042 asks.
+func badWeb(web string) string {
+	host, port, err := net.SplitHostPort(web)
+	n, errPort := strconv.Atoi(port)
+	_, errHost := netip.ParseAddr(host)
+	badPort := errPort != nil || n < 0 || n > 65535
+	if web != "" && (err != nil || badPort || host != "" && errHost != nil) {
+		return fmt.Sprintf("-web %q: want host:port to serve the map page at, such as 127.0.0.1:8042",
+			web)
 	}
 	return ""
 }

@@ -34,7 +34,7 @@ func TestReadmeAsANewcomer(t *testing.T) {
 	is := is.New(t)
 	blocks := fences(t, "README.md")
 	dir := t.TempDir()
-	for _, pattern := range []string{"*.go", "go.mod", "go.sum", "nodes.json"} {
+	for _, pattern := range []string{"*.go", "*.html", "go.mod", "go.sum", "nodes.json"} { // map.html is embedded
 		files, _ := filepath.Glob(pattern)
 		for _, f := range files {
 			data, err := os.ReadFile(f)

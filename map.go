@@ -16,13 +16,17 @@ import (
 // netMap is what a crawl found: each process that answered GET /nodes/ with
 // the entries it lists, and the entries that did not answer.
 type netMap struct {
-	lists map[Node][]Node
-	dead  []Node
+	lists   map[Node][]Node
+	dead    []Node
+	unasked int // addresses heard of that -m left unasked: the crawl was cut
 }
 
 // runMap crawls the network from the seeds and prints its map to stdout. It
 // fails if no seed answered.
 func runMap(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) error {
+	if cfg.web != "" {
+		return runMapWeb(ctx, cfg, log) // mapweb.go: a live page instead
+	}
 	seeds, err := bootstrapSeeds(cfg)
 	if err != nil {
 		return err
@@ -84,6 +88,7 @@ func crawl(ctx context.Context, c *peerClient, seeds []Node, max, hostMax int) n
 		}
 		wave = next
 	}
+	m.unasked = len(seen) - len(m.lists) - len(m.dead)
 	return m
 }
 
