@@ -174,6 +174,26 @@ const (
 	retryAfter = "1"
 )
 
+// The live map page (mapweb.go).
+const (
+	// maxMapNodes bounds the nodes of a map sent to a page: -m's default,
+	// so that a crawl at a larger -m cannot make a page too slow to use.
+	// Headless Chromium draws 1,000 in about 0.5 s and paints a hover within
+	// two frames; at 2,000 a hover took 230 ms, at 5,000 0.9 s (DESIGN.md).
+	// Past it the map says how many it left out; its counts are of the
+	// whole crawl.
+	maxMapNodes = 1000
+	// maxMapWatchers bounds the pages watching the map at once: each one
+	// holds a connection and a goroutine on the server.
+	maxMapWatchers = 64
+	// mapWriteTimeout bounds one write to a page, so that a page that stops
+	// reading frees its goroutine instead of holding it for ever.
+	mapWriteTimeout = 10 * time.Second
+	// mapRetry is how soon a page that lost the server tries again: the
+	// retry field of the event stream.
+	mapRetry = time.Second
+)
+
 // maxDrawn is the most processes -role=map draws unless -draw asks for
 // more: past it a flowchart is too dense to read.
 const maxDrawn = 50

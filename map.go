@@ -148,9 +148,57 @@ func (m netMap) mermaid(w io.Writer) {
 // links and how many are mutual, connected components, and the in- and
 // out-degree of the processes reached (min/median/max; the lower median).
 func (m netMap) summary() string {
-	in, out := map[Node]int{}, map[Node]int{}
-	links, mutual := 0, 0
-	parent := map[Node]Node{} // union-find over the processes reached
+	in, component := mapDegrees(m)
+	c := mapCountsOf(m, in, component, func(Node) bool { return false })
+	degrees := func(d [3]int) string { return fmt.Sprintf("%d/%d/%d", d[0], d[1], d[2]) }
+	return fmt.Sprintf("processes reached: %d; entries that did not answer: %d; "+
+		"links: %d, mutual: %d; components: %d; in-degree min/median/max: %s; out-degree: %s",
+		c.Nodes, c.Dead, c.Links, c.Mutual, c.Components, degrees(c.InDegree), degrees(c.OutDegree))
+}
+
+// mapCounts is the summary's figures, with degrees as [min, median, max].
+type mapCounts struct {
+	Nodes      int    `json:"nodes"`      // processes that answered
+	Dead       int    `json:"dead"`       // entries that did not answer
+	Links      int    `json:"links"`      // entries listed by those that answered
+	Mutual     int    `json:"mutual"`     // links whose target lists the lister back
+	Components int    `json:"components"` // connected components of those that answered
+	Unlisted   int    `json:"unlisted"`   // answered, no seed, listed by seeds only: new, refused
+	InDegree   [3]int `json:"in_degree"`
+	OutDegree  [3]int `json:"out_degree"`
+}
+
+// mapCountsOf is the summary's figures for m, given each entry's in-degree
+// and each process's component, and which processes count as unlisted.
+func mapCountsOf(m netMap, in, component map[Node]int, unlisted func(Node) bool) mapCounts {
+	c := mapCounts{Nodes: len(m.lists), Dead: len(m.dead)}
+	roots := map[int]bool{}
+	var ins, outs []int
+	for n, list := range m.lists {
+		roots[component[n]] = true
+		ins, outs = append(ins, in[n]), append(outs, len(list))
+		c.Links += len(list)
+		for _, l := range list {
+			if m.knows(l, n) {
+				c.Mutual++
+			}
+		}
+		if unlisted(n) {
+			c.Unlisted++
+		}
+	}
+	c.Components = len(roots)
+	c.InDegree, c.OutDegree = minMedianMax(ins), minMedianMax(outs)
+	return c
+}
+
+// mapDegrees is, for every entry, how many processes that answered list
+// it, and for every process that answered, its connected component,
+// numbered in address order from 0: links count either way, as in the
+// summary.
+func mapDegrees(m netMap) (in, component map[Node]int) {
+	in, component = map[Node]int{}, map[Node]int{}
+	parent := map[Node]Node{}
 	var find func(Node) Node
 	find = func(n Node) Node {
 		if p, ok := parent[n]; ok && p != n {
@@ -160,35 +208,29 @@ func (m netMap) summary() string {
 		return n
 	}
 	for a, list := range m.lists {
-		parent[a] = find(a)
-		out[a] = len(list)
 		for _, b := range list {
-			links++
-			if m.knows(b, a) {
-				mutual++
-			}
+			in[b]++
 			if m.lists[b] != nil {
-				in[b]++
 				parent[find(a)] = find(b)
 			}
 		}
 	}
-	roots := map[Node]bool{}
-	var ins, outs []int
-	for n := range m.lists {
-		roots[find(n)] = true
-		ins, outs = append(ins, in[n]), append(outs, out[n])
+	number := map[Node]int{}
+	for _, n := range m.sorted()[:len(m.lists)] { // those that answered come first
+		root := find(n)
+		if _, ok := number[root]; !ok {
+			number[root] = len(number)
+		}
+		component[n] = number[root]
 	}
-	return fmt.Sprintf("processes reached: %d; entries that did not answer: %d; "+
-		"links: %d, mutual: %d; components: %d; in-degree min/median/max: %s; out-degree: %s",
-		len(m.lists), len(m.dead), links, mutual, len(roots), spread(ins), spread(outs))
+	return in, component
 }
 
-// spread is min/median/max of xs, the lower median for an even count.
-func spread(xs []int) string {
+// minMedianMax is the smallest, the lower median and the largest of xs.
+func minMedianMax(xs []int) [3]int {
 	if len(xs) == 0 {
-		return "0/0/0"
+		return [3]int{}
 	}
 	slices.Sort(xs)
-	return fmt.Sprintf("%d/%d/%d", xs[0], xs[(len(xs)-1)/2], xs[len(xs)-1])
+	return [3]int{xs[0], xs[(len(xs)-1)/2], xs[len(xs)-1]}
 }

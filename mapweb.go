@@ -26,27 +26,6 @@ import (
 	"time"
 )
 
-const (
-	// maxMapNodes bounds the nodes of a map sent to a page: -m's default,
-	// so that a crawl at a larger -m cannot make a page too slow to use.
-	// Headless Chromium draws 1,000 in about 0.5 s and paints a hover within
-	// two frames; at 2,000 a hover took 230 ms, at 5,000 0.9 s (DESIGN.md).
-	// Past it the map says how many it left out; its counts are of the
-	// whole crawl.
-	maxMapNodes = 1000
-	// maxMapWatchers bounds the pages watching the map at once: each one
-	// holds a connection and a goroutine on the server.
-	maxMapWatchers = 64
-	// mapWriteTimeout bounds one write to a page, so that a page that stops
-	// reading frees its goroutine instead of holding it for ever.
-	mapWriteTimeout = 10 * time.Second
-	// mapRetry is how soon a page that lost the server tries again: the
-	// retry field of the event stream.
-	mapRetry = time.Second
-	// mapShutdownTimeout bounds the wait for requests in flight at exit.
-	mapShutdownTimeout = 1500 * time.Millisecond
-)
-
 // mapPage is the page: one HTML file with its script and style inline.
 //
 //go:embed map.html
@@ -78,18 +57,6 @@ type mapNode struct {
 	Out       int    `json:"out"`       // entries it lists
 	Lists     []int  `json:"lists"`     // the entries it lists that are in Nodes
 	Beyond    int    `json:"beyond"`    // the entries it lists that are not: past -m, -hm or limit
-}
-
-// mapCounts is the summary's figures, with degrees as [min, median, max].
-type mapCounts struct {
-	Nodes      int    `json:"nodes"`      // processes that answered
-	Dead       int    `json:"dead"`       // entries that did not answer
-	Links      int    `json:"links"`      // entries listed by those that answered
-	Mutual     int    `json:"mutual"`     // links whose target lists the lister back
-	Components int    `json:"components"` // connected components of those that answered
-	Unlisted   int    `json:"unlisted"`   // answered, no seed, listed by seeds only: new, refused
-	InDegree   [3]int `json:"in_degree"`
-	OutDegree  [3]int `json:"out_degree"`
 }
 
 // mapCut says where the map is less than the network: a list read up to
@@ -151,9 +118,9 @@ func runMapWeb(ctx context.Context, cfg config, log *slog.Logger) error {
 	s := newMapServer(cfg, seeds)
 	srv := &http.Server{
 		Handler:           mapRoutes(s),
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: readHeaderTimeout,
 		WriteTimeout:      mapWriteTimeout, // the event stream moves it on before each write
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       idleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	// Requests run under their own context, cancelled at shutdown: an event
@@ -171,7 +138,7 @@ func runMapWeb(ctx context.Context, cfg config, log *slog.Logger) error {
 	s.loop(ctx, time.Duration(cfg.interval), log)
 
 	stopRequests()
-	shutdown, cancel := context.WithTimeout(context.Background(), mapShutdownTimeout)
+	shutdown, cancel := context.WithTimeout(context.Background(), shutdownWait)
 	defer cancel()
 	if err := srv.Shutdown(shutdown); err != nil {
 		log.Warn("requests still running at exit", "err", err)
@@ -392,74 +359,6 @@ func listedByPeers(m netMap, isSeed map[Node]bool) map[Node]int {
 	return by
 }
 
-// mapCountsOf is the summary's figures for m, given each entry's in-degree
-// and each process's component, and which processes count as unlisted.
-func mapCountsOf(m netMap, in, component map[Node]int, unlisted func(Node) bool) mapCounts {
-	c := mapCounts{Nodes: len(m.lists), Dead: len(m.dead)}
-	roots := map[int]bool{}
-	var ins, outs []int
-	for n, list := range m.lists {
-		roots[component[n]] = true
-		ins, outs = append(ins, in[n]), append(outs, len(list))
-		c.Links += len(list)
-		for _, l := range list {
-			if m.knows(l, n) {
-				c.Mutual++
-			}
-		}
-		if unlisted(n) {
-			c.Unlisted++
-		}
-	}
-	c.Components = len(roots)
-	c.InDegree, c.OutDegree = minMedianMax(ins), minMedianMax(outs)
-	return c
-}
-
-// mapDegrees is, for every entry, how many processes that answered list
-// it, and for every process that answered, its connected component,
-// numbered in address order from 0: links count either way, as in the
-// summary.
-func mapDegrees(m netMap) (in, component map[Node]int) {
-	in, component = map[Node]int{}, map[Node]int{}
-	parent := map[Node]Node{}
-	var find func(Node) Node
-	find = func(n Node) Node {
-		if p, ok := parent[n]; ok && p != n {
-			parent[n] = find(p)
-			return parent[n]
-		}
-		return n
-	}
-	for a, list := range m.lists {
-		for _, b := range list {
-			in[b]++
-			if m.lists[b] != nil {
-				parent[find(a)] = find(b)
-			}
-		}
-	}
-	number := map[Node]int{}
-	for _, n := range m.sorted()[:len(m.lists)] { // those that answered come first
-		root := find(n)
-		if _, ok := number[root]; !ok {
-			number[root] = len(number)
-		}
-		component[n] = number[root]
-	}
-	return in, component
-}
-
-// minMedianMax is the smallest, the lower median and the largest of xs, as
-// spread gives them in the summary.
-func minMedianMax(xs []int) [3]int {
-	if len(xs) == 0 {
-		return [3]int{}
-	}
-	slices.Sort(xs)
-	return [3]int{xs[0], xs[(len(xs)-1)/2], xs[len(xs)-1]}
-}
-
 // mapRoutes registers every path of the map server.
 func mapRoutes(s *mapServer) http.Handler {
 	mux := http.NewServeMux()
@@ -509,7 +408,7 @@ func handleMapJSON(s *mapServer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		view, _ := s.last()
 		if view == nil {
-			w.Header().Set("Retry-After", "1")
+			w.Header().Set("Retry-After", retryAfter)
 			writeError(w, http.StatusServiceUnavailable, "the first crawl has not ended yet")
 			return
 		}
@@ -526,7 +425,7 @@ func handleMapMermaid(s *mapServer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, mmd := s.last()
 		if mmd == nil {
-			w.Header().Set("Retry-After", "1")
+			w.Header().Set("Retry-After", retryAfter)
 			writeError(w, http.StatusServiceUnavailable, "the first crawl has not ended yet")
 			return
 		}
