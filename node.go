@@ -115,14 +115,14 @@ func (r *refresher) findPeers(ctx context.Context, need int) []Node {
 // first sample heals, and asks a peer that has long not acted as a node for
 // its list (askIdle); and it lets the foothold go once it has -k others.
 // The swap's candidate comes from the seeds (two hops away only if they
-// give none): a node that nobody announces to heals from a source of its
-// own neighbourhood's choosing no more. It returns the peers it added and
-// removed.
+// give none): a node that nobody announces to heals from a source that its
+// own neighbourhood, which an attacker may fill, does not choose. It
+// returns the peers it added and removed.
 func (r *refresher) atLimit(ctx context.Context, atK bool) (learned, removed []Node) {
 	if atK {
 		switch atLimitRule(r.table.Outbound(), r.table.Len(), r.enough, r.rng) {
 		case swapOne:
-			learned = r.swapCandidate(ctx)
+			learned = r.findPeers(ctx, 1)
 			if len(learned) > 0 {
 				peers := slices.DeleteFunc(r.table.List(), func(n Node) bool { return n == learned[0] })
 				removed, _ = r.table.Remove(peers[r.rng.IntN(len(peers))])
@@ -164,21 +164,6 @@ func (r *refresher) askIdle(ctx context.Context, idle Node) (learned, removed []
 	return learned, removed
 }
 
-// swapCandidate is the candidate a node that nobody announces to swaps
-// in: one time in walkOneIn from two hops away from the seeds, else from
-// the seeds' samples, and from the other if that finds none. Never from
-// its own peers: a neighbourhood that an attacker fills would only bring
-// more of the attacker's. Nor always from the seeds, whose listed nodes
-// would collect every node behind NAT.
-func (r *refresher) swapCandidate(ctx context.Context) []Node {
-	if r.rng.IntN(walkOneIn) == 0 {
-		if added := r.walkVia(ctx, r.otherSeeds(), 1); len(added) > 0 {
-			return added
-		}
-	}
-	return r.findPeers(ctx, 1)
-}
-
 // tryNewCandidate tries one new candidate for a node at -k: one time in
 // walkOneIn from two hops away (then from the seeds if that finds none),
 // else from the seeds' samples, so that the nodes the seeds list do not
@@ -196,15 +181,9 @@ func (r *refresher) tryNewCandidate(ctx context.Context) []Node {
 // that answered this round each name one of their own peers at random (a
 // hop), and candidates come from samples of the hops' lists (walk.go).
 func (r *refresher) walk(ctx context.Context, need int) []Node {
-	peers := slices.DeleteFunc(walkFrom(r.answered, r.rng), func(n Node) bool { return !r.table.Has(n) })
-	return r.walkVia(ctx, peers, need)
-}
-
-// walkVia is walk from the given nodes: each names one of its own at
-// random, and candidates come from samples of those ones' lists.
-func (r *refresher) walkVia(ctx context.Context, from []Node, need int) []Node {
 	skip := func(n Node) bool { return n == r.client.self || r.table.Has(n) }
-	hops := twoHops(r.samples(ctx, from, walkSample), skip, r.rng)
+	peers := slices.DeleteFunc(walkFrom(r.answered, r.rng), func(n Node) bool { return !r.table.Has(n) })
+	hops := twoHops(r.samples(ctx, peers, walkSample), skip, r.rng)
 	return r.learn(ctx, r.samples(ctx, hops, askPerMissing*need+askExtra), need)
 }
 
