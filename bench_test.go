@@ -62,9 +62,17 @@ func BenchmarkListNodes(b *testing.B) {
 	}
 }
 
-// okServer is a live peer that answers every request with 200.
+// okServer is a live peer that answers every request with 200, as a node
+// that knows nobody does.
 func okServer(b testing.TB) Node {
-	srv := httptest.NewServer(handleCheck(memTable(Node{}, 1, 1)))
+	check := handleCheck(memTable(Node{}, 1, 1))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/nodes/" {
+			io.WriteString(w, "[]\n") // a node that knows nobody
+			return
+		}
+		check.ServeHTTP(w, r)
+	}))
 	b.Cleanup(srv.Close)
 	return nodeOf(b, srv.URL)
 }
@@ -83,21 +91,35 @@ func mixedPeers(b testing.TB) (all, live []Node) {
 	return append(all, live...), live
 }
 
-// BenchmarkRound1000 is one seed round over 1,000 entries at -t 1; the
+// BenchmarkRound1000 is one round of the seed, and one of a node at -k
+// that nobody announced to, over 1,000 entries at -t 1; the
 // target is about one timeout, not the sum of them.
 func BenchmarkRound1000(b *testing.B) {
 	all, live := mixedPeers(b)
-	p := startPeer(b, "127.0.0.1", config{max: 2000, timeout: seconds(time.Second)})
-	for range b.N {
-		b.StopTimer()
-		if _, err := p.table.Add(all...); err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-		p.seedRound(context.Background())
-	}
-	if p.table.Len() != len(live) {
-		b.Fatalf("%d left after the round, want the %d live", p.table.Len(), len(live))
+	for _, role := range []string{"seed", "node"} {
+		b.Run(role, func(b *testing.B) {
+			p := startPeer(b, "127.0.0.1", config{role: role, enough: 10, max: 2000, timeout: seconds(time.Second)})
+			for range b.N {
+				b.StopTimer()
+				if _, err := p.table.Add(all...); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				if role == "seed" {
+					p.seedRound(context.Background())
+				} else {
+					p.nodeRound(context.Background()) // at -k, and nobody announced to it: a swap, and a walk
+				}
+			}
+			for _, n := range live {
+				if !p.table.Has(n) {
+					b.Fatalf("%v was removed, but it answers", n)
+				}
+			}
+			if p.table.Len() > len(live)+50 {
+				b.Fatalf("%d left after the round: the refused stay", p.table.Len())
+			}
+		})
 	}
 }
 
