@@ -32,20 +32,21 @@ type Table struct {
 	max     int
 	hostMax int // most entries with one address (-hm); loopback is exempt
 
-	mu       sync.Mutex
-	written  *sync.Cond // broadcast when a write ends
-	lock     *os.File   // holds the lock on the data directory for the whole run
-	nodes    []Node
-	known    map[Node]bool
-	groups   groupIndex    // the entries by address group and by address (groups.go)
-	inbound  map[Node]bool // nodes taken by their own announce, under a node's cap (hubs.go)
-	foothold Node          // a full peer taken while alone, let go at -k (hubs.go), while it stays
-	changes  uint64        // changes made in memory, counted from start
-	saved    uint64        // changes on disk
-	writing  bool          // a caller is writing the file; the others wait for it
-	wrote    time.Time     // when the last write ended
-	gap      time.Duration // writeGap; tests of other things may shorten it
-	writes   int           // files written since start
+	mu         sync.Mutex
+	written    *sync.Cond // broadcast when a write ends
+	lock       *os.File   // holds the lock on the data directory for the whole run
+	nodes      []Node
+	known      map[Node]bool
+	groups     groupIndex    // the entries by address group and by address (groups.go)
+	inbound    map[Node]bool // nodes taken by their own announce, under a node's cap (hubs.go)
+	byAnnounce groupIndex    // those by group, for room at a node (room.go)
+	foothold   Node          // a full peer taken while alone, let go at -k (hubs.go), while it stays
+	changes    uint64        // changes made in memory, counted from start
+	saved      uint64        // changes on disk
+	writing    bool          // a caller is writing the file; the others wait for it
+	wrote      time.Time     // when the last write ended
+	gap        time.Duration // writeGap; tests of other things may shorten it
+	writes     int           // files written since start
 
 	body   atomic.Pointer[[]byte] // the bytes on disk, served by GET /nodes/
 	public atomic.Pointer[[]byte] // the same less loopback and link-local entries, for other hosts
@@ -82,14 +83,15 @@ func openTable(dir, file string, self Node, max, hostMax int) (*Table, error) {
 // lock, so that a simulation can hold 10,000 of them without a disk.
 func memTable(self Node, max, hostMax int) *Table {
 	t := &Table{
-		self:    self,
-		max:     max,
-		hostMax: hostMax,
-		known:   map[Node]bool{},
-		groups:  newGroupIndex(),
-		inbound: map[Node]bool{},
-		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-		gap:     writeGap,
+		self:       self,
+		max:        max,
+		hostMax:    hostMax,
+		known:      map[Node]bool{},
+		groups:     newGroupIndex(),
+		inbound:    map[Node]bool{},
+		byAnnounce: newGroupIndex(),
+		rng:        rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		gap:        writeGap,
 	}
 	t.written = sync.NewCond(&t.mu)
 	return t
@@ -224,6 +226,7 @@ func (t *Table) add(maxInbound int, nodes []Node) ([]Node, error) {
 			added = append(added, n)
 			if maxInbound > 0 {
 				t.inbound[n] = true
+				t.byAnnounce.add(n)
 			}
 		}
 	}
@@ -288,10 +291,15 @@ func (t *Table) Remove(nodes ...Node) ([]Node, error) {
 // drop removes the nodes in gone, all known, from memory, in one pass over
 // the table: a sweep may remove thousands at once. t.mu is held.
 func (t *Table) drop(gone map[Node]bool) {
+	announced := map[Node]bool{}
 	for n := range gone {
 		delete(t.known, n)
-		delete(t.inbound, n)
+		if t.inbound[n] {
+			announced[n] = true
+			delete(t.inbound, n)
+		}
 	}
+	t.byAnnounce.drop(announced)
 	if gone[t.foothold] {
 		t.foothold = Node{} // forgotten: if it comes back, it is an ordinary peer
 	}
@@ -323,20 +331,13 @@ func (t *Table) roomFor(maxInbound int, n Node) (victim Node, err error) {
 	return room(s, n, t.rng)
 }
 
-// byGroup is the entries by group, from the index, or only those a node
-// took by their announce. t.mu is held.
+// byGroup is the entries by group, or only those a node took by their
+// announce, from the indexes. t.mu is held.
 func (t *Table) byGroup(announced bool) map[netip.Prefix][]Node {
-	if !announced {
-		return t.groups.members
+	if announced {
+		return t.byAnnounce.members
 	}
-	byGroup := map[netip.Prefix][]Node{}
-	for _, n := range t.nodes {
-		if t.inbound[n] {
-			g, _ := groupOf(n)
-			byGroup[g] = append(byGroup[g], n)
-		}
-	}
-	return byGroup
+	return t.groups.members
 }
 
 // Close releases the lock. The table must not be used after.
