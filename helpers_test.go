@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -270,6 +271,9 @@ var (
 	binErr    error
 )
 
+// parallelTests is how many parallel tests run at once, unless -parallel says.
+const parallelTests = 8
+
 // helpers are other programs the test binary can be: when the environment
 // variable PEERDISC_HELPER names one, TestMain runs it instead of the tests.
 var helpers = map[string]func() int{}
@@ -277,6 +281,14 @@ var helpers = map[string]func() int{}
 func TestMain(m *testing.M) {
 	if h := helpers[os.Getenv("PEERDISC_HELPER")]; h != nil {
 		os.Exit(h())
+	}
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		// Most parallel tests wait on processes and hosts, not on the CPU:
+		// by default go test runs only as many as there are cores.
+		flag.Set("test.parallel", strconv.Itoa(parallelTests))
 	}
 	code := m.Run()
 	if binDir != "" {
