@@ -43,7 +43,7 @@ func mayAnnounce(src netip.Addr, local bool, n Node) error {
 type verifier struct {
 	check    func(context.Context, Node) error
 	cooldown time.Duration    // -t: no address is checked more often than a hung check would allow
-	holdOff  time.Duration    // -u and its jitter: a node that answered is not checked again for a DELETE so soon
+	holdOff  time.Duration    // -u and its jitter: how long an answer holds for a DELETE
 	now      func() time.Time // time.Now; the simulation's clock moves a round at a time
 	slots    *checkSlots
 

@@ -363,8 +363,8 @@ func listedByPeers(m netMap, isSeed map[Node]bool) map[Node]int {
 func mapRoutes(s *mapServer) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", handleMapPage())
-	mux.Handle("GET /map.json", handleMapJSON(s))
-	mux.Handle("GET /map.mmd", handleMapMermaid(s))
+	mux.Handle("GET /map.json", handleLastMap(s, false))
+	mux.Handle("GET /map.mmd", handleLastMap(s, true))
 	mux.Handle("GET /events", handleMapEvents(s))
 	mux.Handle("/{$}", methodNotAllowed("GET, HEAD"))
 	mux.Handle("/map.json", methodNotAllowed("GET, HEAD"))
@@ -403,35 +403,28 @@ func pagePolicy(page []byte) string {
 		"connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'"
 }
 
-// handleMapJSON answers the last map, or 503 before the first crawl ends.
-func handleMapJSON(s *mapServer) http.Handler {
+// handleLastMap answers the last map, or 503 before the first crawl ends:
+// for GET /map.json its JSON; for GET /map.mmd (mermaid) what -role=map
+// prints, the Mermaid flowchart (up to maxDrawn processes, unless -draw),
+// the summary, and why the map is empty if it is.
+func handleLastMap(s *mapServer, mermaid bool) http.Handler {
+	contentType := "application/json"
+	if mermaid {
+		contentType = "text/plain; charset=utf-8"
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		view, _ := s.last()
-		if view == nil {
+		body, mmd := s.last()
+		if mermaid {
+			body = mmd
+		}
+		if body == nil {
 			w.Header().Set("Retry-After", retryAfter)
 			writeError(w, http.StatusServiceUnavailable, "the first crawl has not ended yet")
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Type", contentType)
 		w.WriteHeader(http.StatusOK)
-		w.Write(view)
-	})
-}
-
-// handleMapMermaid answers the last map as -role=map prints it: the
-// Mermaid flowchart (up to maxDrawn processes, unless -draw), the summary,
-// and why the map is empty if it is.
-func handleMapMermaid(s *mapServer) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, mmd := s.last()
-		if mmd == nil {
-			w.Header().Set("Retry-After", retryAfter)
-			writeError(w, http.StatusServiceUnavailable, "the first crawl has not ended yet")
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(http.StatusOK)
-		w.Write(mmd)
+		w.Write(body)
 	})
 }
 

@@ -182,7 +182,8 @@ func (r *refresher) tryNewCandidate(ctx context.Context) []Node {
 // hop), and candidates come from samples of the hops' lists (walk.go).
 func (r *refresher) walk(ctx context.Context, need int) []Node {
 	skip := func(n Node) bool { return n == r.client.self || r.table.Has(n) }
-	peers := slices.DeleteFunc(walkFrom(r.answered, r.rng), func(n Node) bool { return !r.table.Has(n) })
+	gone := func(n Node) bool { return !r.table.Has(n) }
+	peers := slices.DeleteFunc(walkFrom(r.answered, r.rng), gone)
 	hops := twoHops(r.samples(ctx, peers, walkSample), skip, r.rng)
 	return r.learn(ctx, r.samples(ctx, hops, askPerMissing*need+askExtra), need)
 }

@@ -59,7 +59,7 @@ type refresher struct {
 	rng          *rand.Rand // the round's random choices; seeded in the simulation
 	log          *slog.Logger
 	round        int       // rounds run; set by the round, before its calls start
-	checks       *verifier // the API's connect-back checks, told who answered the sweep (serve sets it)
+	checks       *verifier // the API's checks, told who answered the sweep (serve sets it)
 	answered     []Node    // the peers that answered this round: its sweep, and those it learned
 
 	aloneWait time.Duration // the last wait while alone (loop only)

@@ -53,7 +53,7 @@ type Table struct {
 	rng    *rand.Rand             // for samples and room, under mu; seeded in the simulation
 
 	checkedBy   callers // the processes that checked us lately, noted by the API (checkedby.go)
-	announcedBy callers // the peers that announced themselves again lately, noted by the API (notnode.go)
+	announcedBy callers // the peers that announced themselves lately, noted by the API (notnode.go)
 }
 
 // openTable locks dir, removes temp files a crash may have left, and loads
