@@ -2,7 +2,7 @@ package main
 
 // The blog's five endpoints, which both roles serve: GET / (are you
 // there?), POST / (a node announces itself), and GET, POST and DELETE
-// /nodes/ (the list, and the operator's add and remove). Each handler reads
+// /nodes/ (the list, the operator's add, and a remove). Each handler reads
 // as the blog's behaviour; the rules that guard it are named calls into the
 // defence files.
 

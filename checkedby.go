@@ -17,7 +17,9 @@ import (
 )
 
 // fromHeader carries, on our checks (GET /), the address we are listed at:
-// a node checked by its seed knows that the seed lists it.
+// a node checked by its seed knows that the seed lists it, or is about to
+// (the check of an announce carries it too: if that add fails, the node
+// announces again a round later).
 const fromHeader = "X-Peerdisc-From"
 
 // checkerOf is the process that r, a check, says it comes from, if the
@@ -38,7 +40,7 @@ type callers struct {
 	seen map[Node]bool
 }
 
-// note remembers that n has just checked us.
+// note remembers that n has just called us.
 func (c *callers) note(n Node) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -50,7 +52,7 @@ func (c *callers) note(n Node) {
 	}
 }
 
-// take returns the processes that checked us since it was last called.
+// take returns the processes noted since it was last called.
 func (c *callers) take() map[Node]bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -19,7 +19,7 @@ var errEnough = errors.New("this node has as many peers as it takes; try others"
 
 // inboundCap is how many peers a node takes by their announce before it
 // refuses new ones: inboundPerEnough x -k. The peers it finds itself do
-// not count. The seed (0) takes every node, up to -m.
+// not count. The seed (0) has no such cap: -m and room.go bound it.
 func inboundCap(cfg config) int {
 	if cfg.role == "node" {
 		return inboundPerEnough * max(cfg.enough, 1)
@@ -27,25 +27,25 @@ func inboundCap(cfg config) int {
 	return 0
 }
 
-// atLimit is what a node at -k does in a round, beyond checking its peers.
-type atLimit int
+// limitMove is what a node at -k does in a round, beyond checking its peers.
+type limitMove int
 
 const (
-	keepPeers atLimit = iota // nothing more
-	tryOne                   // try one fresh candidate
-	swapOne                  // a fresh candidate in the place of a random peer
+	keepPeers limitMove = iota // nothing more
+	tryOne                     // try one fresh candidate
+	swapOne                    // a fresh candidate in the place of a random peer
 )
 
 // atLimitRule decides what a node at -k does, from its known peers and
 // the outbound ones among them (those it chose: not taken by announce).
-// One that no peer announced itself to (behind NAT nobody can; eclipsed,
-// no honest node does) swaps a peer every round for a candidate of the
+// One that took none of its peers by their announce (behind NAT nobody can
+// announce to it; eclipsed, no honest node does) swaps a peer every round for a candidate of the
 // seeds', since nobody but itself can heal a bad first sample, and no node
 // depends on these links: against 1,000 attacker addresses in 100 groups,
 // 10 runs of TestAttack's scenario left 3 nodes eclipsed when half the
 // swaps came from two hops away, and none now. One that found at most -k
 // itself tries one more, one round in freshOneIn.
-func atLimitRule(outbound, known, enough int, rng *rand.Rand) atLimit {
+func atLimitRule(outbound, known, enough int, rng *rand.Rand) limitMove {
 	switch {
 	case outbound == known:
 		return swapOne

@@ -38,8 +38,8 @@ func runNode(ctx context.Context, cfg config, log *slog.Logger) error {
 }
 
 // nodeRound is the node's round: the blog's three steps, in the order they
-// run here, and what a node does once it knows -k peers. A peer stays as
-// long as it answers as a node.
+// run here, and what a node does once it knows -k peers. The ways a peer
+// leaves are listed on Table.Remove.
 func (r *refresher) nodeRound(ctx context.Context) roundStats {
 	r.nextRound()
 	var s roundStats
@@ -378,7 +378,8 @@ func (r *refresher) reach(ctx context.Context, who string, n Node) (refused int,
 
 // leave tells every peer, and the seeds, that this node is going: a DELETE
 // /nodes/ of itself to each, all at once, for at most leaveTimeout. They
-// drop it at once instead of at their next round.
+// drop it at once instead of at their next round (but one whose check of it
+// for another DELETE answered within -u, which drops it at its round).
 func (r *refresher) leave() {
 	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
 	defer cancel()

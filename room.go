@@ -50,7 +50,7 @@ type roomState struct {
 // place of a random entry of a largest group (victim); one from a largest
 // group gets a *crowdedError. At a node, only peers taken by announce are
 // weighed, and only a group with givesWayAt of them gives way; a node full
-// to -m refuses. Loopback and link-local entries are groups of their own,
+// to -m refuses announces. Loopback and link-local entries are groups of their own,
 // and are never weighed.
 func room(s roomState, n Node, rng *rand.Rand) (victim Node, err error) {
 	refusal := errFull

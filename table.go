@@ -177,13 +177,14 @@ func (t *Table) Sample(n int, public bool) []byte {
 }
 
 // Add adds the nodes it does not know yet and returns those it added, once
-// the table it leaves is on disk. It returns errSelf, errFull or errHostFull
-// if it had to skip a node for that reason.
+// the table it leaves is on disk. A full table makes room by group, and may
+// evict an entry for a newcomer (room.go). It returns errSelf, errFull,
+// errHostFull or a *crowdedError if it had to skip a node for that reason.
 func (t *Table) Add(nodes ...Node) ([]Node, error) { return t.AddAnnounced(0, nodes...) }
 
 // AddAnnounced is Add for nodes that announced themselves: a node counts
-// them, and stops at maxInbound of them with errEnough (hubs.go); the seed
-// (0) takes them up to -m. The cap is held under the same lock as the add,
+// them, and at maxInbound of them refuses with errEnough, unless a group of
+// them gives way (hubs.go, room.go); the seed (0) has no such cap. The cap is held under the same lock as the add,
 // so that concurrent announces cannot pass it. The peers a node finds
 // itself do not count against it.
 func (t *Table) AddAnnounced(maxInbound int, nodes ...Node) ([]Node, error) {
@@ -258,18 +259,22 @@ func (t *Table) Foothold() (Node, bool) {
 
 // Remove removes the given nodes and returns those it removed, once the
 // table it leaves is on disk. Every way an entry leaves a table comes
-// through here, through room in AddAnnounced, or through load at start:
+// through here, through room in Add and AddAnnounced, through Replace, or
+// through load at start:
 //   - it failed -f checks in a row: no answer, a refusal of the connection,
 //     or an answer that no node gives (sweep, refresh.go; notnode.go);
 //     timeouts remove at most 1 in timeoutShare a round;
 //   - a DELETE: the operator's at once, another host's once checksToLeave
 //     checks in a row fail (handleRemove, silence.go), such as a leaving
 //     node's goodbye;
-//   - at a node at -k, the foothold let go, or a random peer swapped for a
-//     fresh candidate when nobody announced to it (atLimit, node.go; hubs.go);
+//   - at a node at -k, the foothold let go; a random peer swapped for a
+//     fresh candidate when none of its peers came by announce (atLimit,
+//     node.go; hubs.go); or a peer that acted as no node and lists nobody
+//     giving up its place to a candidate of another group (askIdle, node.go;
+//     notnode.go);
 //   - in a full table, a largest group's entry makes room for a newcomer of a
 //     smaller group (room), or an incumbent that failed its check for one of
-//     its own group (testBeforeEvict, room.go; Replace);
+//     its own group (testBeforeEvict, room.go, and Replace);
 //   - at start, the file's entries for this process itself, and repeats (load).
 func (t *Table) Remove(nodes ...Node) ([]Node, error) {
 	t.mu.Lock()
