@@ -167,6 +167,7 @@ func deadAddr(t testing.TB) Node {
 type hungPeer struct {
 	node     Node
 	accepted chan struct{} // closed at the first connection
+	calls    *atomic.Int32 // connections accepted
 }
 
 // hungAddr starts a hungPeer on loopback.
@@ -175,7 +176,8 @@ func hungAddr(t testing.TB) hungPeer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := hungPeer{node: Node{IP: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}, accepted: make(chan struct{})}
+	h := hungPeer{node: Node{IP: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}, accepted: make(chan struct{}),
+		calls: new(atomic.Int32)}
 	var mu sync.Mutex
 	var conns []net.Conn
 	go func() {
@@ -184,6 +186,7 @@ func hungAddr(t testing.TB) hungPeer {
 			if err != nil {
 				return
 			}
+			h.calls.Add(1)
 			mu.Lock()
 			if conns == nil {
 				close(h.accepted)

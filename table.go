@@ -184,9 +184,9 @@ func (t *Table) Add(nodes ...Node) ([]Node, error) { return t.AddAnnounced(0, no
 
 // AddAnnounced is Add for nodes that announced themselves: a node counts
 // them, and at maxInbound of them refuses with errEnough, unless a group of
-// them gives way (hubs.go, room.go); the seed (0) has no such cap. The cap is held under the same lock as the add,
-// so that concurrent announces cannot pass it. The peers a node finds
-// itself do not count against it.
+// them gives way (hubs.go, room.go); the seed (0) has no such cap. The cap
+// is held under the same lock as the add, so that concurrent announces
+// cannot pass it. The peers a node finds itself do not count against it.
 func (t *Table) AddAnnounced(maxInbound int, nodes ...Node) ([]Node, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,33 +39,9 @@ func TestRoundCostsOneTimeout(t *testing.T) {
 	var hung []Node
 	var calls []*atomic.Int32
 	for range 3 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		is.NoErr(err)
-		count := new(atomic.Int32)
-		var held []net.Conn
-		var mu sync.Mutex
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				count.Add(1)
-				mu.Lock()
-				held = append(held, c) // never read or answered
-				mu.Unlock()
-			}
-		}()
-		t.Cleanup(func() {
-			ln.Close()
-			mu.Lock()
-			defer mu.Unlock()
-			for _, c := range held {
-				c.Close()
-			}
-		})
-		hung = append(hung, nodeOf(t, "http://"+ln.Addr().String()))
-		calls = append(calls, count)
+		h := hungAddr(t)
+		hung = append(hung, h.node)
+		calls = append(calls, h.calls)
 	}
 	var live []Node
 	var samples []*atomic.Int32
