@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -281,6 +282,40 @@ const parallelTests = 8
 // variable PEERDISC_HELPER names one, TestMain runs it instead of the tests.
 var helpers = map[string]func() int{}
 
+// stress keeps every core busy while the tests run, as another program on
+// the machine would: a test whose assertion races the clock fails under it
+// (go test ./... -stress; .ci/run runs the suite so too).
+var stress = flag.Bool("stress", false, "keep every core busy while the tests run")
+
+func init() { helpers["burn"] = burn }
+
+// burn is the -stress helper: one busy goroutine per core, until its
+// standard input closes, which it does when the test binary exits.
+func burn() int {
+	for range runtime.NumCPU() {
+		go func() {
+			for x := uint64(1); ; x = x*6364136223846793005 + 1 {
+			}
+		}()
+	}
+	io.Copy(io.Discard, os.Stdin)
+	return 0
+}
+
+// burnerInput is the burn helper's standard input, held open (and never
+// collected) until the test binary exits.
+var burnerInput io.WriteCloser
+
+// startBurner runs burn in a process of its own, beside the tests.
+func startBurner() (err error) {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "PEERDISC_HELPER=burn")
+	if burnerInput, err = cmd.StdinPipe(); err != nil {
+		return err
+	}
+	return cmd.Start()
+}
+
 func TestMain(m *testing.M) {
 	if h := helpers[os.Getenv("PEERDISC_HELPER")]; h != nil {
 		os.Exit(h())
@@ -292,6 +327,12 @@ func TestMain(m *testing.M) {
 		// Most parallel tests wait on processes and hosts, not on the CPU:
 		// by default go test runs only as many as there are cores.
 		flag.Set("test.parallel", strconv.Itoa(parallelTests))
+	}
+	if *stress {
+		if err := startBurner(); err != nil {
+			fmt.Fprintln(os.Stderr, "-stress:", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	if binDir != "" {
@@ -336,6 +377,10 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// logsNotShown is the failed tests that have said how to see their
+// processes' logs: a failure says why, and dumps no logs unless -v asks.
+var logsNotShown sync.Map
 
 // proc is one running process of the binary.
 type proc struct {
@@ -394,11 +439,64 @@ func launchCmd(t testing.TB, dir string, cmd *exec.Cmd) *proc {
 	t.Cleanup(func() {
 		p.cmd.Process.Kill()
 		<-p.exited
-		if t.Failed() {
+		switch {
+		case !t.Failed():
+		case testing.Verbose():
 			t.Logf("%v:\n%s", args, p.stderr)
+		default:
+			if _, said := logsNotShown.LoadOrStore(t.Name(), true); !said {
+				t.Log("go test -v shows the logs of the processes this test ran")
+			}
 		}
 	})
 	return p
+}
+
+// roundLine is one round line of a process's log: when the round ended,
+// and how many peers it knew then.
+type roundLine struct {
+	at    time.Time
+	known int
+}
+
+// roundLinePattern is the time and known= of a round line.
+var roundLinePattern = regexp.MustCompile(`(?m)^time=(\S+) level=INFO msg=round (?:loaded=\d+ )?known=(\d+)`)
+
+// rounds is the round lines p has logged so far.
+func (p *proc) rounds() []roundLine {
+	var lines []roundLine
+	for _, m := range roundLinePattern.FindAllStringSubmatch(p.stderr.String(), -1) {
+		at, _ := time.Parse(time.RFC3339Nano, m[1])
+		known, _ := strconv.Atoi(m[2])
+		lines = append(lines, roundLine{at, known})
+	}
+	return lines
+}
+
+// roundsBy is how many rounds p had ended by at, from the times its log
+// gives them, not from when the test reads it: so a poll that saw
+// something at at counts the rounds that ran until then, however long the
+// test took to look. The log's times are in milliseconds; a line of the
+// same millisecond as at counts.
+func (p *proc) roundsBy(at time.Time) int {
+	n := 0
+	for _, l := range p.rounds() {
+		if !l.at.After(at) {
+			n++
+		}
+	}
+	return n
+}
+
+// roundsTo is how many rounds p ran until one ended knowing at least
+// known peers, or 0 if none has.
+func (p *proc) roundsTo(known int) int {
+	for i, l := range p.rounds() {
+		if l.known >= known {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // wait returns the exit code once the process has exited, failing after limit.
@@ -420,6 +518,31 @@ func within[T any](t testing.TB, limit time.Duration, ch <-chan T, what string) 
 	case <-ch:
 	case <-time.After(limit):
 		t.Fatalf("%s: not within %v", what, limit)
+	}
+}
+
+// seenAt polls cond until it holds, failing after limit, and returns when
+// the poll that saw it hold had ended: what held then held by that time.
+func seenAt(t testing.TB, limit time.Duration, cond func() bool) time.Time {
+	t.Helper()
+	eventually(t, limit, cond)
+	return time.Now()
+}
+
+// atMost fails t unless got is at most most, saying what was claimed, the
+// figure it got and the figure it needed.
+func atMost[T cmp.Ordered](t testing.TB, claim string, got, most T) {
+	t.Helper()
+	if got > most {
+		t.Errorf("%s: got %v, need at most %v", claim, got, most)
+	}
+}
+
+// atLeast is atMost the other way.
+func atLeast[T cmp.Ordered](t testing.TB, claim string, got, least T) {
+	t.Helper()
+	if got < least {
+		t.Errorf("%s: got %v, need at least %v", claim, got, least)
 	}
 }
 

@@ -87,29 +87,26 @@ func TestMultiHost(t *testing.T) {
 			})
 
 			t.Run("link down and up", func(t *testing.T) {
-				is := is.New(t)
 				h, gone := l.hosts[2], nodes[1]
-				roundsBefore := strings.Count(seed.stderr.String(), "msg=round")
 				start := time.Now()
 				h.link("down")
-				took := eventually(t, 15*time.Second, everyone(gone, func(n Node) bool { return n != gone.addr }))
-				rounds := strings.Count(seed.stderr.String(), "msg=round") - roundsBefore
-				t.Logf("%s: a host whose link went down was forgotten everywhere after %v (%d rounds of the seed)", family, took.Round(time.Millisecond), rounds)
-				is.True(rounds <= 3) // within 3 intervals
+				at := seenAt(t, 15*time.Second, everyone(gone, func(n Node) bool { return n != gone.addr }))
+				rounds := seed.roundsBy(at) - seed.roundsBy(start)
+				t.Logf("%s: a host whose link went down was forgotten everywhere after %v (%d rounds of the seed)", family, at.Sub(start).Round(time.Millisecond), rounds)
+				atMost(t, "rounds of the seed until a host whose link went down was forgotten everywhere", rounds, 3)
 				h.link("up")
-				took = eventually(t, 15*time.Second, everyone(nil, func(Node) bool { return true }))
+				took := eventually(t, 15*time.Second, everyone(nil, func(Node) bool { return true }))
 				t.Logf("%s: and was back everywhere %v after its link returned (down for %v)", family, took.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 			})
 
 			t.Run("leave", func(t *testing.T) {
-				is := is.New(t)
 				leaving := nodes[2]
-				roundsBefore := strings.Count(seed.stderr.String(), "msg=round")
+				start := time.Now()
 				leaving.cmd.Process.Signal(os.Interrupt) // Ctrl-C: it closes its listener, then says goodbye from its own address
-				took := eventually(t, 10*time.Second, everyone(leaving, func(n Node) bool { return n != leaving.addr }))
-				rounds := strings.Count(seed.stderr.String(), "msg=round") - roundsBefore
-				t.Logf("%s: a node that left with Ctrl-C was forgotten everywhere after %v (%d rounds of the seed)", family, took.Round(time.Millisecond), rounds)
-				is.True(rounds < 2) // believed at once: -f 2 failed checks would take 2 rounds
+				at := seenAt(t, 10*time.Second, everyone(leaving, func(n Node) bool { return n != leaving.addr }))
+				rounds := seed.roundsBy(at) - seed.roundsBy(start)
+				t.Logf("%s: a node that left with Ctrl-C was forgotten everywhere after %v (%d rounds of the seed)", family, at.Sub(start).Round(time.Millisecond), rounds)
+				atMost(t, "rounds of the seed until a node that left was forgotten everywhere (believed at once: -f 2 failed checks take 2)", rounds, 1)
 			})
 		})
 	}
@@ -126,7 +123,6 @@ func TestNoSingleSeedDecidesAcrossHosts(t *testing.T) {
 	for _, bad := range []string{"lying", "silent"} {
 		t.Run(bad, func(t *testing.T) {
 			t.Parallel()
-			is := is.New(t)
 			const k = 4
 			l := newLab(t, 9) // h0 the honest seed, h1 the bad seed and its accomplices, h2-h4 honest nodes, h5-h8 newcomers
 			flags := func(h *labHost, seed *proc) []string {
@@ -176,13 +172,13 @@ func TestNoSingleSeedDecidesAcrossHosts(t *testing.T) {
 				}
 				return true
 			}
-			eventually(t, 30*time.Second, done)
+			at := seenAt(t, 30*time.Second, done)
 			rounds := 0
 			for _, p := range newcomers {
-				rounds = max(rounds, strings.Count(p.stderr.String(), "msg=round"))
+				rounds = max(rounds, p.roundsBy(at))
 			}
 			t.Logf("%s seed first: every newcomer knows %d or more honest peers and is listed by the honest seed within %d rounds", bad, k/2, rounds)
-			is.True(rounds <= 5)
+			atMost(t, "rounds until every newcomer knows half of -k honest peers and the honest seed lists it", rounds, 5)
 		})
 	}
 }

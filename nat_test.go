@@ -10,7 +10,6 @@ package main
 import (
 	"fmt"
 	"os/exec"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,28 +61,28 @@ func TestNAT(t *testing.T) {
 	// Behind the router, advertising its private address.
 	hidden := launchCmd(t, t.TempDir(), exec.Command("ip", append([]string{"netns", "exec", home, binary(t), "-role=node", "-i", "192.168.77.2", "-p", "0"}, flags...)...))
 	hidden.waitStarted(t)
-	known := regexp.MustCompile(`msg=round (?:loaded=\d+ )?known=(\d+)`)
-	var rounds int
-	eventually(t, 15*time.Second, func() bool {
-		lines := known.FindAllStringSubmatch(hidden.stderr.String(), -1)
-		rounds = len(lines)
-		n := 0
-		if rounds > 0 {
-			n, _ = strconv.Atoi(lines[rounds-1][1])
-		}
-		return n >= 3
-	})
+	eventually(t, 15*time.Second, func() bool { return hidden.roundsTo(3) > 0 })
+	rounds := hidden.roundsTo(3)
 	t.Logf("the node behind NAT knew -k 3 live peers after %d rounds", rounds)
-	is.True(rounds <= 3) // within 3 rounds at -u 1
+	atMost(t, "rounds until the node behind NAT knows -k 3 live peers", rounds, 3)
 	eventually(t, 10*time.Second, func() bool {
 		return strings.Contains(hidden.stderr.String(), "others see our calls come from "+router.v4+", so nobody can reach us at 192.168.77.2:")
 	}) // it says the address others see, and what to do
 	is.True(logShape(readmeQuote(t, `(?m)^ *time=\S+ level=WARN msg="others see our calls come from .*$`)).MatchString(hidden.stderr.String())) // as README.md quotes it
 	is.True(logShape(readmeQuote(t, "`the seed [^`]* refused us: [^`]*`")).MatchString(hidden.stderr.String()))                                 // and the seed's 403, as README.md quotes it
-	for range 2 {                                                                                                                               // two more rounds of everyone: still nobody lists it
-		eventually(t, 10*time.Second, func() bool { return strings.Count(seed.stderr.String(), "msg=round") >= rounds+2 })
-		rounds += 2
+	everyone := append(slices.Clone(nodes), seed)
+	roundsNow := make([]int, len(everyone))
+	for i, p := range everyone {
+		roundsNow[i] = len(p.rounds())
 	}
+	eventually(t, 10*time.Second, func() bool { // two more rounds of everyone: still nobody lists it
+		for i, p := range everyone {
+			if len(p.rounds()) < roundsNow[i]+2 {
+				return false
+			}
+		}
+		return true
+	})
 	for _, p := range append(nodes, seed) {
 		is.True(!slices.ContainsFunc(op.list(p.addr), func(n Node) bool { return n.IP == "192.168.77.2" || n.IP == router.v4 })) // neither its address nor its router's
 	}
@@ -94,7 +93,7 @@ func TestNAT(t *testing.T) {
 	forwardedNode := Node{IP: router.v4, Port: forwarded}
 	fwd := launchCmd(t, t.TempDir(), exec.Command("ip", append([]string{"netns", "exec", home, binary(t), "-role=node", "-i", "192.168.77.2", "-a", router.v4, "-p", strconv.Itoa(forwarded)}, flags...)...))
 	fwd.waitStarted(t)
-	eventually(t, 10*time.Second, func() bool { return slices.Contains(op.list(seed.addr), forwardedNode) })
-	is.True(strings.Count(fwd.stderr.String(), "msg=round") <= 2) // listed within its first 2 rounds
+	at := seenAt(t, 10*time.Second, func() bool { return slices.Contains(op.list(seed.addr), forwardedNode) })
+	atMost(t, "rounds until the seed lists the node behind a port forward", fwd.roundsBy(at), 2)
 	is.True(!strings.Contains(fwd.stderr.String(), "others see our calls come from"))
 }

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -166,7 +165,8 @@ func TestManyAddresses(t *testing.T) {
 					"-di", seed.addr.IP, "-dp", strconv.Itoa(seed.addr.Port)))
 			}
 			isHonest := func(n Node) bool { return slices.ContainsFunc(honest, func(p *proc) bool { return p.addr == n }) }
-			took := eventually(t, 20*time.Second, func() bool {
+			started := time.Now()
+			at := seenAt(t, 20*time.Second, func() bool {
 				listed := seedHost.list(seed.addr)
 				for _, p := range honest {
 					if !slices.Contains(listed, p.addr) || !slices.ContainsFunc(seedHost.list(p.addr), isHonest) {
@@ -177,10 +177,10 @@ func TestManyAddresses(t *testing.T) {
 			})
 			rounds := 0
 			for _, p := range honest {
-				rounds = max(rounds, strings.Count(p.stderr.String(), "msg=round"))
+				rounds = max(rounds, p.roundsBy(at))
 			}
-			t.Logf("%s: 5 honest nodes from other groups all listed, each knowing an honest peer, %v after they started, in %d rounds", family, took.Round(time.Millisecond), rounds)
-			is.True(rounds <= 3) // within 3 rounds
+			t.Logf("%s: 5 honest nodes from other groups all listed, each knowing an honest peer, %v after they started, in %d rounds", family, at.Sub(started).Round(time.Millisecond), rounds)
+			atMost(t, "rounds until 5 honest nodes are listed, each knowing an honest peer", rounds, 3)
 		})
 	}
 }
@@ -282,7 +282,6 @@ func TestCheckSlotsAreFair(t *testing.T) {
 
 // checkSlotsAreFair is one case of TestCheckSlotsAreFair.
 func checkSlotsAreFair(t *testing.T, family, timeoutFlag, where string) {
-	is := is.New(t)
 	l := newLab(t, 7) // h0 the seed, h1 the attacker, h2-h4 honest announcers, h5-h6 real nodes
 	for _, h := range l.hosts {
 		h.onLink()
@@ -354,6 +353,18 @@ func checkSlotsAreFair(t *testing.T, family, timeoutFlag, where string) {
 		nodes = append(nodes, h.start("-role=node", "-i", honestIP(5+i, h), "-p", "0", "-u", "1", "-t", timeoutFlag,
 			"-d", "node", "-di", seed.addr.IP, "-dp", strconv.Itoa(seed.addr.Port)))
 	}
+	// Watched from now, beside the honest announces: when the seed first
+	// lists both, and so in which of their rounds.
+	listed := make(chan time.Time, 1)
+	go func() {
+		defer close(listed)
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if got := seedHost.list(seed.addr); slices.Contains(got, nodes[0].addr) && slices.Contains(got, nodes[1].addr) {
+				listed <- time.Now()
+				return
+			}
+		}
+	}()
 	ok, slowest := 0, time.Duration(0)
 	var mu sync.Mutex
 	var honest sync.WaitGroup
@@ -377,16 +388,16 @@ func checkSlotsAreFair(t *testing.T, family, timeoutFlag, where string) {
 		}()
 	}
 	honest.Wait()
-	eventually(t, 20*time.Second, func() bool {
-		listed := seedHost.list(seed.addr)
-		return slices.Contains(listed, nodes[0].addr) && slices.Contains(listed, nodes[1].addr)
-	})
-	listedAfter := max(strings.Count(nodes[0].stderr.String(), "msg=round"), strings.Count(nodes[1].stderr.String(), "msg=round"))
+	at, seen := <-listed
 	close(stop)
 	attacking.Wait()
+	if !seen {
+		t.Fatal("the seed did not list both nodes within 20 s")
+	}
+	listedAfter := max(nodes[0].roundsBy(at), nodes[1].roundsBy(at))
 	t.Logf("%s, -t %s, 256 hung announces from 64 addresses of %s: %d of 15 honest announces succeeded within -t, "+
 		"the slowest took %v; both nodes listed within their first %d rounds",
 		family, timeoutFlag, where, ok, slowest.Round(time.Millisecond), listedAfter)
-	is.True(ok >= 14)         // at least 14 of 15 within -t
-	is.True(listedAfter <= 2) // both real nodes listed within their first 2 rounds
+	atLeast(t, "honest announces that succeeded within -t, of 15", ok, 14)
+	atMost(t, "rounds until the seed listed both real nodes", listedAfter, 2)
 }
