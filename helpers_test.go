@@ -425,11 +425,17 @@ func launch(t testing.TB, dir string, args ...string) *proc {
 // launchCmd runs cmd, the binary or a wrapper around it, in dir.
 func launchCmd(t testing.TB, dir string, cmd *exec.Cmd) *proc {
 	t.Helper()
+	return startCmd(t, dir, cmd, cmd.Start)
+}
+
+// startCmd is launchCmd, started by start.
+func startCmd(t testing.TB, dir string, cmd *exec.Cmd, start func() error) *proc {
+	t.Helper()
 	args := cmd.Args
 	p := &proc{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
 	p.cmd.Dir = dir
 	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
+	if err := start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() {

@@ -5,23 +5,23 @@ package main
 // A lab of hosts, for what loopback cannot show: network namespaces on one
 // bridge, with private addresses (10.77.0.0/24, fd77::/64) that exist only
 // inside them, made by the test and removed when it ends, however it ends.
-// The lab is never joined to this machine's own network. The test reaches it
-// through a gateway on each host it speaks from: the test binary itself, run
-// inside that host, serving HTTP on a unix socket (which no network
-// namespace hides) and making each request from inside the host.
-// It needs root and ip (iproute2), and skips without them.
+// The lab is never joined to this machine's own network. The test makes
+// its sockets, and starts its processes, inside a host by entering the
+// host's namespace on a thread of its own for a moment (labHost.inside): a
+// socket, and a process, stay in the namespace they were made in. It needs
+// root and ip (iproute2), and skips without them.
 
 import (
+	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,8 +30,6 @@ import (
 	"testing"
 	"time"
 )
-
-func init() { helpers["labgate"] = labGate }
 
 // labSeq tells apart the labs of one test binary.
 var labSeq atomic.Int32
@@ -46,12 +44,17 @@ type lab struct {
 
 // labHost is one host of a lab: a network namespace with one interface.
 type labHost struct {
-	lab    *lab
-	ns     string
-	v4, v6 string
-	eth    string       // its interface, as the bridge's namespace names the other end
-	client *http.Client // requests from inside this host, once gate has run
-	gated  sync.Once
+	lab      *lab
+	ns       string
+	v4, v6   string
+	eth      string       // its interface, as the bridge's namespace names the other end
+	client   *http.Client // requests from inside this host
+	accepts  sync.Map     // the connections each of its listeners accepted: port -> *atomic.Int64
+	listened []io.Closer  // its listeners and what they hold, closed when the test ends
+	mu       sync.Mutex   // guards listened
+	nsOnce   sync.Once
+	nsFile   *os.File // its namespace, once opened
+	nsErr    error
 }
 
 // newLab makes n hosts, h0 to h(n-1), at 10.77.0.(i+1) and fd77::(i+1).
@@ -64,24 +67,44 @@ func newLab(t *testing.T, n int) *lab {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("the lab of hosts needs ip (iproute2):", err)
 	}
+	if sysSetns == 0 {
+		t.Skip("the lab of hosts does not know setns(2) on " + runtime.GOARCH)
+	}
 	removeStaleLabs()
 	l := &lab{t: t, name: fmt.Sprintf("pdlab%d-%d", os.Getpid(), labSeq.Add(1)), dir: t.TempDir()}
 	sw := l.name + "-sw"
-	l.netns(sw)
-	l.ip("-n", sw, "link", "add", "br0", "type", "bridge")
-	l.ip("-n", sw, "link", "set", "br0", "up")
 	for i := range n {
-		h := &labHost{lab: l, ns: fmt.Sprintf("%s-h%d", l.name, i), v4: fmt.Sprintf("10.77.0.%d", i+1), v6: fmt.Sprintf("fd77::%d", i+1), eth: fmt.Sprintf("v%d", i)}
-		l.netns(h.ns)
-		l.ip("-n", h.ns, "link", "set", "lo", "up")
-		l.ip("-n", h.ns, "link", "add", "eth0", "type", "veth", "peer", "name", h.eth, "netns", sw)
-		l.ip("-n", sw, "link", "set", h.eth, "master", "br0", "up")
-		l.ip("-n", h.ns, "addr", "add", h.v4+"/24", "dev", "eth0")
-		l.ip("-n", h.ns, "addr", "add", h.v6+"/64", "dev", "eth0", "nodad")
-		l.ip("-n", h.ns, "link", "set", "eth0", "up")
-		l.hosts = append(l.hosts, h)
+		l.hosts = append(l.hosts, l.host(fmt.Sprintf("%s-h%d", l.name, i),
+			fmt.Sprintf("10.77.0.%d", i+1), fmt.Sprintf("fd77::%d", i+1), fmt.Sprintf("v%d", i)))
+	}
+	// One ip process per namespace, not one per command: a lab of 7 hosts
+	// took 60 of them.
+	var adds []string
+	for _, name := range append([]string{sw}, l.hostNames()...) {
+		l.t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() }) // even if the test fails
+		adds = append(adds, "netns add "+name)
+	}
+	l.batch("", adds...)
+	wires := []string{"link add br0 type bridge", "link set br0 up"}
+	for _, h := range l.hosts {
+		wires = append(wires, "link add "+h.eth+" type veth peer name eth0 netns "+h.ns,
+			"link set "+h.eth+" master br0 up")
+	}
+	l.batch(sw, wires...)
+	for _, h := range l.hosts {
+		l.batch(h.ns, "link set lo up", "addr add "+h.v4+"/24 dev eth0", "addr add "+h.v6+"/64 dev eth0 nodad",
+			"link set eth0 up")
 	}
 	return l
+}
+
+// hostNames is the namespace of each host.
+func (l *lab) hostNames() []string {
+	var names []string
+	for _, h := range l.hosts {
+		names = append(names, h.ns)
+	}
+	return names
 }
 
 // netns adds a namespace and removes it when the test ends, even if it fails.
@@ -94,6 +117,21 @@ func (l *lab) netns(name string) {
 func (l *lab) ip(args ...string) {
 	l.t.Helper()
 	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		l.t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// batch runs ip commands in the namespace ns ("": this one's) in one ip
+// process, failing the test if one fails.
+func (l *lab) batch(ns string, commands ...string) {
+	l.t.Helper()
+	args := []string{"-batch", "-"}
+	if ns != "" {
+		args = append([]string{"-n", ns}, args...)
+	}
+	cmd := exec.Command("ip", args...)
+	cmd.Stdin = strings.NewReader(strings.Join(commands, "\n") + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
 		l.t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }
@@ -111,21 +149,25 @@ func removeStaleLabs() {
 	}
 }
 
-// addAddress gives h another address, prefix its length (10.90.0.1/16,
-// fd90::1/64), reachable on the lab's link whatever its subnet.
-func (h *labHost) addAddress(prefix string) {
-	args := []string{"-n", h.ns, "addr", "add", prefix, "dev", "eth0"}
-	if strings.Contains(prefix, ":") {
-		args = append(args, "nodad")
+// addAddresses gives h more addresses, each prefix its length
+// (10.90.0.1/16, fd90::1/64), reachable on the lab's link whatever its
+// subnet.
+func (h *labHost) addAddresses(prefixes ...string) {
+	var commands []string
+	for _, p := range prefixes {
+		c := "addr add " + p + " dev eth0"
+		if strings.Contains(p, ":") {
+			c += " nodad"
+		}
+		commands = append(commands, c)
 	}
-	h.lab.ip(args...)
+	h.lab.batch(h.ns, commands...)
 }
 
 // onLink routes all of 10.0.0.0/8 and fd00::/8 over h's link, so that
 // hosts given addresses outside the lab's own subnets still reach each other.
 func (h *labHost) onLink() {
-	h.lab.ip("-n", h.ns, "route", "add", "10.0.0.0/8", "dev", "eth0")
-	h.lab.ip("-n", h.ns, "-6", "route", "add", "fd00::/8", "dev", "eth0")
+	h.lab.batch(h.ns, "route add 10.0.0.0/8 dev eth0", "route add fd00::/8 dev eth0")
 }
 
 // secondAddress gives h another address of the family of ip, beside its
@@ -165,42 +207,92 @@ func (h *labHost) startWithSeeds(seeds []Node, args ...string) *proc {
 			t.Fatal(err)
 		}
 	}
-	p := launchCmd(t, dir, exec.Command("ip", append([]string{"netns", "exec", h.ns, binary(t)}, args...)...))
+	p := h.launch(dir, exec.Command(binary(t), args...))
 	p.waitStarted(t)
 	return p
 }
 
-// gate starts h's gateway, once, and returns a client whose requests come
-// from inside h. The host "lab" is the gateway itself (see labGate).
-func (h *labHost) gate() *http.Client {
-	t := h.lab.t
-	h.gated.Do(func() {
-		exe, err := os.Executable()
-		if err != nil {
-			t.Fatal(err)
-		}
-		sock := filepath.Join(h.lab.dir, filepath.Base(h.ns)+".sock")
-		cmd := exec.Command("ip", "netns", "exec", h.ns, exe)
-		cmd.Env = append(os.Environ(), "PEERDISC_HELPER=labgate", "PEERDISC_LABGATE="+sock, "PEERDISC_LABHOST="+h.v4+","+h.v6)
-		launchCmd(t, h.lab.dir, cmd)
-		eventually(t, 10*time.Second, func() bool {
-			c, err := net.Dial("unix", sock) // listening, not only bound
-			if err == nil {
-				c.Close()
-			}
-			return err == nil
-		})
-		h.client = &http.Client{
-			Timeout: 20 * time.Second,
-			Transport: &http.Transport{
-				DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-					return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-				},
-				MaxIdleConnsPerHost: 300,
+// launch starts cmd in dir, inside h.
+func (h *labHost) launch(dir string, cmd *exec.Cmd) *proc {
+	h.lab.t.Helper()
+	return startCmd(h.lab.t, dir, cmd, func() error { return h.inside(cmd.Start) })
+}
+
+// labFrom is the key of the context value that names the address of its
+// host's a request goes out from.
+type labFrom struct{}
+
+// host is the host of the namespace ns, with the addresses v4 and v6 on
+// its interface, which the bridge's namespace calls eth.
+func (l *lab) host(ns, v4, v6, eth string) *labHost {
+	h := &labHost{lab: l, ns: ns, v4: v4, v6: v6, eth: eth}
+	h.client = &http.Client{
+		Timeout: 20 * time.Second,
+		Transport: &http.Transport{
+			DisableKeepAlives: true, // a connection per request, as a process makes them
+			DialContext: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+				var d net.Dialer
+				if from, ok := ctx.Value(labFrom{}).(string); ok {
+					d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
+				}
+				err = h.inside(func() (err error) { c, err = d.DialContext(ctx, network, addr); return err })
+				return c, err
 			},
+		},
+	}
+	l.t.Cleanup(func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, c := range h.listened {
+			c.Close()
 		}
 	})
-	return h.client
+	return h
+}
+
+// inside runs fn on a thread that has entered h's network namespace: the
+// sockets fn makes belong to h for good, and a process it starts runs in h.
+func (h *labHost) inside(fn func() error) error {
+	if err := h.openNS(); err != nil {
+		return err
+	}
+	runtime.LockOSThread()
+	if err := setns(h.nsFile); err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	fnErr := fn()
+	if err := setns(homeNS); err != nil {
+		return err // the thread stays locked, and ends with this goroutine: it is in the wrong namespace
+	}
+	runtime.UnlockOSThread()
+	return fnErr
+}
+
+// homeNS is the network namespace the test runs in, open for good.
+var homeNS, homeErr = os.Open("/proc/self/ns/net")
+
+// openNS opens h's namespace once, and closes it when the test ends.
+func (h *labHost) openNS() error {
+	h.nsOnce.Do(func() {
+		if h.nsFile, h.nsErr = os.Open("/var/run/netns/" + h.ns); h.nsErr == nil {
+			h.hold(h.nsFile)
+		}
+	})
+	return cmp.Or(homeErr, h.nsErr)
+}
+
+// sysSetns is setns(2)'s number, which the syscall package does not name,
+// on the architectures Go runs Linux on.
+var sysSetns = map[string]uintptr{"amd64": 308, "386": 346, "arm64": 268, "arm": 375, "riscv64": 268,
+	"loong64": 268, "ppc64le": 350, "ppc64": 350, "s390x": 339, "mips64le": 5303, "mips64": 5303}[runtime.GOARCH]
+
+// setns moves this thread into the network namespace ns.
+func setns(ns *os.File) error {
+	if _, _, errno := syscall.RawSyscall(sysSetns, ns.Fd(), syscall.CLONE_NEWNET, 0); errno != 0 {
+		return fmt.Errorf("setns %s: %w", ns.Name(), errno)
+	}
+	return nil
 }
 
 // do sends one request from h and returns the status and body; 0 if it
@@ -213,9 +305,9 @@ func (h *labHost) do(method string, to Node, path, body string) (int, string) {
 func (h *labHost) doFrom(from, method string, to Node, path, body string) (int, string) {
 	req, _ := http.NewRequest(method, "http://"+to.String()+path, strings.NewReader(body))
 	if from != "" {
-		req.Header.Set("X-Lab-From", from)
+		req = req.WithContext(context.WithValue(req.Context(), labFrom{}, from))
 	}
-	resp, err := h.gate().Do(req)
+	resp, err := h.client.Do(req)
 	if err != nil {
 		return 0, err.Error()
 	}
@@ -234,86 +326,40 @@ func (h *labHost) list(n Node) []Node {
 	return nodes
 }
 
-// listen opens count listeners on h's address of the given family that
-// answer as mode says: "ok" (200 {} to anything), "empty" (the same, but
-// [] to GET /nodes/), "hang" (accept, never answer) or "banner" (a line
-// that is not HTTP). It returns their nodes.
+// listen opens count listeners on h's address ip that answer as mode
+// says: "ok" (200 {} to anything), "empty" (the same, but [] to GET
+// /nodes/), "hang" (accept, never answer) or "banner" (a line that is not
+// HTTP). It returns their nodes.
 func (h *labHost) listen(count int, mode, ip string) []Node {
-	status, body := h.do("GET", Node{IP: "lab", Port: 80}, fmt.Sprintf("/listen?n=%d&mode=%s&ip=%s", count, mode, ip), "")
-	var ports []int
-	if status != 200 || json.Unmarshal([]byte(body), &ports) != nil {
-		h.lab.t.Fatalf("listen on %s: %d %s", h.ns, status, body)
-	}
-	nodes := make([]Node, len(ports))
-	for i, p := range ports {
-		nodes[i] = Node{IP: ip, Port: p}
+	var nodes []Node
+	for range count {
+		var l net.Listener
+		err := h.inside(func() (err error) { l, err = net.Listen("tcp", net.JoinHostPort(ip, "0")); return err })
+		if err != nil {
+			h.lab.t.Fatalf("listen on %s in %s: %v", ip, h.ns, err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		count, _ := h.accepts.LoadOrStore(port, new(atomic.Int64))
+		h.serveAs(countingListener{l, count.(*atomic.Int64)}, mode)
+		nodes = append(nodes, Node{IP: ip, Port: port})
 	}
 	return nodes
 }
 
-// labGate is the gateway: it serves HTTP on the unix socket
-// $PEERDISC_LABGATE, forwarding each request to the host it names, and
-// opens listeners for the test on http://lab/listen.
-func labGate() int {
-	ln, err := net.Listen("unix", os.Getenv("PEERDISC_LABGATE"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	type fromKey struct{}
-	proxy := &httputil.ReverseProxy{
-		Rewrite: func(r *httputil.ProxyRequest) {
-			r.Out.URL.Scheme, r.Out.URL.Host = "http", r.In.Host
-			if from := r.In.Header.Get("X-Lab-From"); from != "" { // send from this address of the host's
-				r.Out = r.Out.WithContext(context.WithValue(r.Out.Context(), fromKey{}, from))
-			}
-		},
-		Transport: &http.Transport{DisableKeepAlives: true, ResponseHeaderTimeout: 15 * time.Second,
-			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				var d net.Dialer
-				if from, ok := ctx.Value(fromKey{}).(string); ok {
-					d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
-				}
-				return d.DialContext(ctx, network, addr)
-			}},
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/", proxy)
-	mux.HandleFunc("lab/accepted", func(w http.ResponseWriter, r *http.Request) {
-		port, _ := strconv.Atoi(r.FormValue("port"))
-		fmt.Fprint(w, accepted(port).Load())
-	})
-	mux.HandleFunc("lab/listen", func(w http.ResponseWriter, r *http.Request) {
-		n, _ := strconv.Atoi(r.FormValue("n"))
-		var ports []int
-		for range n {
-			l, err := net.Listen("tcp", net.JoinHostPort(r.FormValue("ip"), "0"))
-			if err != nil {
-				http.Error(w, err.Error(), 500)
-				return
-			}
-			ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-			go serveAs(l, r.FormValue("mode"))
-		}
-		json.NewEncoder(w).Encode(ports)
-	})
-	http.Serve(ln, mux)
-	return 0
-}
-
-// acceptedOn counts the connections each listener of the gateway's accepted.
-var acceptedOn sync.Map // port -> *atomic.Int64
-
-func accepted(port int) *atomic.Int64 {
-	n, _ := acceptedOn.LoadOrStore(port, new(atomic.Int64))
-	return n.(*atomic.Int64)
-}
-
-// accepted is how many connections n, a listener of h's gateway, has accepted.
+// accepted is how many connections n, a listener of h's, has accepted.
 func (h *labHost) accepted(n Node) int {
-	_, body := h.do("GET", Node{IP: "lab", Port: 80}, "/accepted?port="+strconv.Itoa(n.Port), "")
-	count, _ := strconv.Atoi(body)
-	return count
+	count, ok := h.accepts.Load(n.Port)
+	if !ok {
+		return 0
+	}
+	return int(count.(*atomic.Int64).Load())
+}
+
+// hold keeps c to close when the test ends.
+func (h *labHost) hold(c io.Closer) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.listened = append(h.listened, c)
 }
 
 // countingListener counts the connections it accepts.
@@ -330,28 +376,33 @@ func (l countingListener) Accept() (net.Conn, error) {
 	return c, err
 }
 
-// serveAs answers connections on l as mode says (see labHost.listen).
-func serveAs(l net.Listener, mode string) {
-	count := accepted(l.Addr().(*net.TCPAddr).Port)
+// serveAs answers connections on l as mode says (see labHost.listen),
+// until the test ends.
+func (h *labHost) serveAs(l net.Listener, mode string) {
 	if mode == "ok" || mode == "empty" {
-		http.Serve(countingListener{l, count}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if mode == "empty" && r.URL.Path == "/nodes/" {
 				io.WriteString(w, "[]\n") // a seed that lists nobody
 				return
 			}
 			io.WriteString(w, "{}\n")
-		}))
+		})}
+		h.hold(srv)
+		go srv.Serve(l)
 		return
 	}
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			return
+	h.hold(l)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			h.hold(c) // held open until the test ends
+			if mode == "banner" {
+				io.WriteString(c, "SSH-2.0-SECRET_BANNER\r\n")
+			}
+			go io.Copy(io.Discard, c)
 		}
-		count.Add(1)
-		if mode == "banner" {
-			io.WriteString(c, "SSH-2.0-SECRET_BANNER\r\n")
-		}
-		go io.Copy(io.Discard, c) // held open until the gateway exits
-	}
+	}()
 }

@@ -30,8 +30,6 @@ func TestMultiHost(t *testing.T) {
 			}
 			all := map[string]string{"IPv4": "0.0.0.0", "IPv6": "::"}[family]
 			op, outsider := l.hosts[0], l.hosts[5]
-			op.gate()
-			outsider.gate()
 
 			start := time.Now()
 			seed := l.hosts[0].start("-role=seed", "-i", addr(l.hosts[0]), "-p", "0", "-u", "1", "-t", "500ms", "-d", "seed")

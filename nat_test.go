@@ -27,15 +27,12 @@ func TestNAT(t *testing.T) {
 		t.Skip("the NAT test needs nft (nftables):", err)
 	}
 	router := l.hosts[5]
-	home := l.name + "-home"
-	l.netns(home)
-	l.ip("-n", home, "link", "set", "lo", "up")
-	l.ip("-n", router.ns, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns", home)
-	l.ip("-n", router.ns, "addr", "add", "192.168.77.1/24", "dev", "lan0")
-	l.ip("-n", router.ns, "link", "set", "lan0", "up")
-	l.ip("-n", home, "addr", "add", "192.168.77.2/24", "dev", "eth0")
-	l.ip("-n", home, "link", "set", "eth0", "up")
-	l.ip("-n", home, "route", "add", "default", "via", "192.168.77.1")
+	home := l.host(l.name+"-home", "192.168.77.2", "", "")
+	l.netns(home.ns)
+	l.batch(router.ns, "link add lan0 type veth peer name eth0 netns "+home.ns,
+		"addr add 192.168.77.1/24 dev lan0", "link set lan0 up")
+	l.batch(home.ns, "link set lo up", "addr add 192.168.77.2/24 dev eth0", "link set eth0 up",
+		"route add default via 192.168.77.1")
 	inRouter := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command("ip", append([]string{"netns", "exec", router.ns}, args...)...).CombinedOutput(); err != nil {
@@ -59,7 +56,7 @@ func TestNAT(t *testing.T) {
 	eventually(t, 15*time.Second, func() bool { return len(op.list(seed.addr)) == 4 })
 
 	// Behind the router, advertising its private address.
-	hidden := launchCmd(t, t.TempDir(), exec.Command("ip", append([]string{"netns", "exec", home, binary(t), "-role=node", "-i", "192.168.77.2", "-p", "0"}, flags...)...))
+	hidden := home.launch(t.TempDir(), exec.Command(binary(t), append([]string{"-role=node", "-i", "192.168.77.2", "-p", "0"}, flags...)...))
 	hidden.waitStarted(t)
 	eventually(t, 15*time.Second, func() bool { return hidden.roundsTo(3) > 0 })
 	rounds := hidden.roundsTo(3)
@@ -91,7 +88,7 @@ func TestNAT(t *testing.T) {
 	hidden.cmd.Process.Kill()
 	within(t, 10*time.Second, hidden.exited, "the node behind NAT stops")
 	forwardedNode := Node{IP: router.v4, Port: forwarded}
-	fwd := launchCmd(t, t.TempDir(), exec.Command("ip", append([]string{"netns", "exec", home, binary(t), "-role=node", "-i", "192.168.77.2", "-a", router.v4, "-p", strconv.Itoa(forwarded)}, flags...)...))
+	fwd := home.launch(t.TempDir(), exec.Command(binary(t), append([]string{"-role=node", "-i", "192.168.77.2", "-a", router.v4, "-p", strconv.Itoa(forwarded)}, flags...)...))
 	fwd.waitStarted(t)
 	at := seenAt(t, 10*time.Second, func() bool { return slices.Contains(op.list(seed.addr), forwardedNode) })
 	atMost(t, "rounds until the seed lists the node behind a port forward", fwd.roundsBy(at), 2)
