@@ -189,6 +189,9 @@ func TestAttack(t *testing.T) {
 	skipIfShort(t, "1,000 simulated nodes against each attacker")
 	skipUnderRace(t)
 	t.Parallel()
+	if !apart(t) {
+		return
+	}
 	const n = 1000
 	for _, tc := range []struct {
 		addrs, groups              int
@@ -272,6 +275,9 @@ func TestAttackFillingInboundSlots(t *testing.T) {
 	skipIfShort(t, "1,000 simulated nodes, with and without the attacker")
 	skipUnderRace(t)
 	t.Parallel()
+	if !apart(t) {
+		return
+	}
 	is := is.New(t)
 	without, with := newcomerLinks(t, 1000, false), newcomerLinks(t, 1000, true)
 	t.Logf("| 3 addresses filling every node's inbound slots | links between newcomers and established nodes: %d, against %d without the attacker |", with, without)
@@ -287,6 +293,9 @@ func TestAttackDeleteLoop(t *testing.T) {
 	skipIfShort(t, "1,000 simulated nodes for 28 rounds")
 	skipUnderRace(t)
 	t.Parallel()
+	if !apart(t) {
+		return
+	}
 	is := is.New(t)
 	s := newSim(t, 77)
 	s.join(1000)

@@ -673,6 +673,44 @@ func skipIfShort(t testing.TB, why string) {
 	}
 }
 
+// apartEnv names, in a child process of the test binary, the test it runs (apart).
+const apartEnv = "PEERDISC_APART"
+
+// apart runs the test that calls it in a child process of the test binary,
+// relaying what it logs, and reports whether this is that child, which
+// runs the test. The simulations run so: their thousands of goroutines
+// would delay the other tests' goroutines in this process by seconds, and
+// those read the time when a process answers.
+func apart(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv(apartEnv) == t.Name() {
+		return true
+	}
+	args := []string{"-test.run=^" + t.Name() + "$", "-test.v", "-test.count=1", "-sim=" + *simSizes}
+	if deadline, ok := t.Deadline(); ok {
+		args = append(args, "-test.timeout="+time.Until(deadline).String())
+	}
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), apartEnv+"="+t.Name())
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for lines := bufio.NewScanner(out); lines.Scan(); {
+		if line := lines.Text(); !strings.HasPrefix(line, "=== ") && line != "PASS" {
+			t.Log(line)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%s, run in a process of its own: %v", t.Name(), err)
+	}
+	return false
+}
+
 // skipUnderRace skips a test of 1,000 simulated nodes or more, or of 300
 // processes, under the race detector, which makes it take minutes (the
 // processes starve beside the race-checked tests): .ci/run runs those

@@ -752,6 +752,9 @@ func TestSimulation(t *testing.T) {
 	skipIfShort(t, "1,000 simulated nodes, twice")
 	skipUnderRace(t)
 	t.Parallel()
+	if !apart(t) {
+		return
+	}
 	var lines []string
 	for _, row := range simRows() {
 		name := fmt.Sprintf("N=%d", row.n)
@@ -792,6 +795,9 @@ func TestSimulationIsReproducible(t *testing.T) {
 // another: early joiners must not become hubs.
 func TestSimulationSequentialJoins(t *testing.T) {
 	t.Parallel()
+	if !apart(t) {
+		return
+	}
 	is := is.New(t)
 	const n = 300
 	s := newSim(t, 7)
