@@ -15,7 +15,7 @@ import (
 )
 
 func TestAPI(t *testing.T) {
-	peer := Node{IP: "127.0.0.5", Port: 5000}
+	peer := nodeAt("127.0.0.5", 5000)
 	other := `{"ip_address": "127.0.0.6", "port": 6000}`
 	tests := []struct {
 		name         string
@@ -85,7 +85,7 @@ func TestAPI(t *testing.T) {
 // takes one, with and without a JSON content type.
 func TestRejectionsChangeNothing(t *testing.T) {
 	is := is.New(t)
-	tbl := newTable(t, 10, Node{IP: "127.0.0.5", Port: 5000})
+	tbl := newTable(t, 10, nodeAt("127.0.0.5", 5000))
 	h := newHandler(tbl, alive)
 	before := string(tbl.Body())
 	for _, tc := range invalidNodes {
@@ -159,9 +159,9 @@ func TestOperatorEndpointsTrustLoopbackOnly(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			is := is.New(t)
-			start := Node{IP: "192.0.2.7", Port: 7000}
+			start := nodeAt("192.0.2.7", 7000)
 			if tc.method == "POST" {
-				start = Node{IP: "192.0.2.9", Port: 9000}
+				start = nodeAt("192.0.2.9", 9000)
 			}
 			tbl := newTable(t, 10, start)
 			req := httptest.NewRequest(tc.method, "/nodes/", strings.NewReader(body))
@@ -177,7 +177,7 @@ func TestOperatorEndpointsTrustLoopbackOnly(t *testing.T) {
 func TestCap(t *testing.T) {
 	t.Run("api", func(t *testing.T) {
 		is := is.New(t)
-		tbl := newTable(t, 1, Node{IP: "127.0.0.5", Port: 5000})
+		tbl := newTable(t, 1, nodeAt("127.0.0.5", 5000))
 		h := newHandler(tbl, alive)
 		for _, path := range []string{"/", "/nodes/"} {
 			req := httptest.NewRequest("POST", path, strings.NewReader(`{"ip_address": "127.0.0.6", "port": 6000}`))
@@ -241,7 +241,7 @@ func TestConcurrentAdds(t *testing.T) {
 func TestSample(t *testing.T) {
 	is := is.New(t)
 	nodes := distinctNodes(50)
-	tbl := newTable(t, 100, append(nodes, Node{IP: "127.0.0.5", Port: 5})...)
+	tbl := newTable(t, 100, append(nodes, nodeAt("127.0.0.5", 5))...)
 	h := newHandler(tbl, alive)
 	var got []Node
 	w := ask(h, "GET", "/nodes/?sample=8", "203.0.113.9:4000", "")

@@ -45,7 +45,7 @@ func (s *sim) attack(addrs, groups int) *simAttacker {
 	a := &simAttacker{s: s, mine: map[Node]bool{}, salt: s.rng.Uint64()}
 	for i := range addrs {
 		g := i % groups
-		n := Node{IP: fmt.Sprintf("5.%d.%d.%d", g, i/groups/250, 1+i/groups%250), Port: 6000}
+		n := nodeAt(fmt.Sprintf("5.%d.%d.%d", g, i/groups/250, 1+i/groups%250), 6000)
 		a.addrs = append(a.addrs, n)
 		a.mine[n] = true
 	}
@@ -88,7 +88,7 @@ func (a *simAttacker) announce(to *simProc) {
 		if sent++; sent > 1000 {
 			break
 		}
-		p := &simProc{addr: n.String(), from: n.IP}
+		p := &simProc{addr: n.String(), from: n.IP.String()}
 		c := &http.Client{Transport: simLink{a.s.net, p}}
 		body, _ := json.Marshal(n)
 		req, _ := http.NewRequestWithContext(context.Background(), "POST", "http://"+to.addr+"/", strings.NewReader(string(body)))
@@ -229,8 +229,7 @@ func newcomerLinks(t *testing.T, n int, filler bool) int {
 	if filler {
 		a = s.attack(24, 3) // 24 entries on 3 addresses, one per group: 5.0.0.1, 5.1.0.1, 5.2.0.1
 		for i := range a.addrs {
-			a.addrs[i].IP = fmt.Sprintf("5.%d.0.1", i%3)
-			a.addrs[i].Port = 6000 + i
+			a.addrs[i] = nodeAt(fmt.Sprintf("5.%d.0.1", i%3), 6000+i)
 		}
 		s.net.mu.Lock()
 		h := s.net.handlers["5.0.0.1:6000"]
@@ -319,7 +318,7 @@ func TestAttackDeleteLoop(t *testing.T) {
 		for _, v := range victims {
 			for range 20 {
 				s.net.clock.Add(int64(time.Microsecond)) // spread in time, so that each check is lost or not on its own
-				req, _ := http.NewRequest("DELETE", "http://"+s.seed().addr+"/nodes/", strings.NewReader(nodeJSON(v.IP, v.Port)))
+				req, _ := http.NewRequest("DELETE", "http://"+s.seed().addr+"/nodes/", strings.NewReader(nodeBody(v)))
 				if resp, err := c.Do(req); err == nil {
 					resp.Body.Close()
 				}
@@ -396,13 +395,13 @@ type geth struct {
 func (g *geth) add(n Node) bool {
 	d := 64 - bits.LeadingZeros64(keyed("self")^keyed(n))
 	b := max(d-48, 0)
-	net24, _ := netip.MustParseAddr(n.IP).Prefix(24)
+	net24, _ := n.IP.Prefix(24)
 	inBucket := 0
 	for _, m := range g.buckets[b] {
 		if m == n {
 			return true
 		}
-		if p, _ := netip.MustParseAddr(m.IP).Prefix(24); p == net24 {
+		if p, _ := m.IP.Prefix(24); p == net24 {
 			inBucket++
 		}
 	}
@@ -437,7 +436,7 @@ func TestAttackTableRules(t *testing.T) {
 			var tbl admitter
 			switch rule {
 			case "ours":
-				mem := memTable(Node{IP: "192.0.2.1", Port: seedPort}, 1000, 8)
+				mem := memTable(nodeAt("192.0.2.1", seedPort), 1000, 8)
 				mem.rng = rand.New(rand.NewPCG(15, 2))
 				tbl = ourRoom{mem}
 			case "addrman":
@@ -452,12 +451,12 @@ func TestAttackTableRules(t *testing.T) {
 			mine := map[Node]bool{}
 			for i := range sc.addrs {
 				g := i % sc.groups
-				n := Node{IP: fmt.Sprintf("5.%d.%d.%d", g, i/sc.groups/250, 1+i/sc.groups%250), Port: 6000}
+				n := nodeAt(fmt.Sprintf("5.%d.%d.%d", g, i/sc.groups/250, 1+i/sc.groups%250), 6000)
 				attacker, mine[n] = append(attacker, n), true
 			}
 			for i := range 1100 {
 				g := rng.IntN(250)
-				n := Node{IP: fmt.Sprintf("%d.%d.%d.%d", 11+g/256, g%256, i>>8&255, i&255), Port: 55000}
+				n := nodeAt(fmt.Sprintf("%d.%d.%d.%d", 11+g/256, g%256, i>>8&255, i&255), 55000)
 				if i < 1000 {
 					honest = append(honest, n)
 				} else {
@@ -530,11 +529,11 @@ func TestSimulationVictimOfALiar(t *testing.T) {
 	var ports []Node
 	s.net.mu.Lock()
 	for i := range 10_000 {
-		n := Node{IP: "6.6.6.6", Port: 10_000 + i}
+		n := nodeAt("6.6.6.6", 10_000+i)
 		ports = append(ports, n)
 		s.net.handlers[n.String()] = victim
 	}
-	liar := Node{IP: "6.7.0.1", Port: seedPort}
+	liar := nodeAt("6.7.0.1", seedPort)
 	s.net.handlers[liar.String()] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/nodes/" {
 			io.WriteString(w, "{}\n")
@@ -566,7 +565,7 @@ func TestSimulationVictimOfALiar(t *testing.T) {
 	}
 	most := 0 // peers at one address, and in one group, that an honest node holds
 	for _, p := range nodes {
-		at := map[string]int{}
+		at := map[netip.Addr]int{}
 		for _, n := range p.table.List() {
 			at[n.IP]++
 			most = max(most, at[n.IP])

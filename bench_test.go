@@ -82,7 +82,7 @@ func okServer(b testing.TB) Node {
 func mixedPeers(b testing.TB) (all, live []Node) {
 	dead := deadAddr(b).Port
 	for i := range 900 {
-		all = append(all, Node{IP: fmt.Sprintf("127.0.%d.%d", 1+i/250, 1+i%250), Port: dead})
+		all = append(all, nodeAt(fmt.Sprintf("127.0.%d.%d", 1+i/250, 1+i%250), dead))
 	}
 	for range 50 {
 		all = append(all, hungAddr(b).node)
@@ -132,7 +132,7 @@ func BenchmarkConcurrentAdds(b *testing.B) {
 	defer srv.Close()
 	batch := make([]Node, 1000)
 	for i := range batch {
-		batch[i] = Node{IP: fmt.Sprintf("198.51.100.%d", i%250+1), Port: 20000 + i}
+		batch[i] = nodeAt(fmt.Sprintf("198.51.100.%d", i%250+1), 20000+i)
 	}
 	for range b.N {
 		codes := postConcurrently(b, srv.URL+"/nodes/", batch)
@@ -260,7 +260,7 @@ func BenchmarkConvergence30(b *testing.B) {
 		var nodes []*proc
 		for i := range 30 {
 			nodes = append(nodes, launch(b, dir, "-role=node", "-i", fmt.Sprintf("127.0.1.%d", i+1), "-p", "0", "-d", fmt.Sprintf("node-%d", i), "-u", "1", "-k", "10",
-				"-di", "127.0.0.1", "-dp", strconv.Itoa(seed.addr.Port)))
+				"-di", "127.0.0.1", "-dp", strconv.Itoa(int(seed.addr.Port))))
 		}
 		eventually(b, 30*time.Second, func() bool {
 			if len(listOf(seed.addr)) != 30 {
@@ -305,7 +305,7 @@ func BenchmarkSeedMemory10k(b *testing.B) {
 	dead := deadAddr(b).Port
 	nodes := make([]Node, 10000)
 	for i := range nodes {
-		nodes[i] = Node{IP: fmt.Sprintf("127.1.%d.%d", i/250, 1+i%250), Port: dead}
+		nodes[i] = nodeAt(fmt.Sprintf("127.1.%d.%d", i/250, 1+i%250), dead)
 	}
 	peak := 0.0
 	for range b.N {
@@ -382,7 +382,7 @@ func BenchmarkHostileLists(b *testing.B) {
 			for range b.N {
 				dir := b.TempDir()
 				writeNodesFile(b, dir, peers)
-				node := startProc(b, dir, "-role=node", "-p", "0", "-d", "data", "-u", "1", "-t", "1", "-di", "127.0.0.1", "-dp", strconv.Itoa(deadAddr(b).Port))
+				node := startProc(b, dir, "-role=node", "-p", "0", "-d", "data", "-u", "1", "-t", "1", "-di", "127.0.0.1", "-dp", strconv.Itoa(int(deadAddr(b).Port)))
 				eventually(b, 30*time.Second, func() bool { return strings.Count(node.stderr.String(), "msg=round") >= 3 })
 				peak, slowest = max(peak, peakRSS(b, node)), max(slowest, slowestRound(node))
 			}
@@ -426,7 +426,7 @@ func BenchmarkSample(b *testing.B) {
 	for _, size := range []int{1000, 10000} {
 		nodes := make([]Node, size)
 		for i := range nodes {
-			nodes[i] = Node{IP: fmt.Sprintf("11.%d.%d.%d", i%250, i/250/250, 1+i/250%250), Port: 5000}
+			nodes[i] = nodeAt(fmt.Sprintf("11.%d.%d.%d", i%250, i/250/250, 1+i/250%250), 5000)
 		}
 		tbl := newTable(b, size, nodes...)
 		h := newHandler(tbl, alive)
@@ -454,17 +454,17 @@ func BenchmarkSample(b *testing.B) {
 func BenchmarkAnnounceDuringSampleFlood(b *testing.B) {
 	nodes := make([]Node, 1000)
 	for i := range nodes {
-		nodes[i] = Node{IP: fmt.Sprintf("11.%d.%d.%d", i%250, i/250/250, 1+i/250%250), Port: 5000}
+		nodes[i] = nodeAt(fmt.Sprintf("11.%d.%d.%d", i%250, i/250/250, 1+i/250%250), 5000)
 	}
 	tbl := newTable(b, 2000, nodes...)
-	known := Node{IP: "127.0.0.1", Port: 5000}
+	known := nodeAt("127.0.0.1", 5000)
 	_, err := tbl.Add(known)
 	if err != nil {
 		b.Fatal(err)
 	}
 	srv := httptest.NewServer(newHandler(tbl, alive))
 	b.Cleanup(srv.Close)
-	body := nodeJSON(known.IP, known.Port)
+	body := nodeBody(known)
 	for _, flooders := range []int{0, 64} {
 		b.Run(fmt.Sprintf("flooders=%d", flooders), func(b *testing.B) {
 			ctx, cancel := context.WithCancel(context.Background())
@@ -531,7 +531,7 @@ func BenchmarkCrawlMaze(b *testing.B) {
 			}
 			entries := slices.Clone(maze)
 			for i := len(maze); i < 10_000; i++ {
-				entries = append(entries, Node{IP: "127.0.0.254", Port: i})
+				entries = append(entries, nodeAt("127.0.0.254", i))
 			}
 			whole, sample = encodeNodes(entries), encodeNodes(maze[:maxSample])
 			peak, stop := watchHeap()

@@ -393,8 +393,8 @@ func TestBrowserMap(t *testing.T) {
 	seedA := start(t.TempDir(), "-role=seed", "-i", "127.0.0.1", "-p", "0")
 	seedB := start(t.TempDir(), "-role=seed", "-i", "127.0.0.6", "-p", "0")
 	node := func(ip string, seed *proc) *proc {
-		port := strconv.Itoa(seed.addr.Port)
-		return start(t.TempDir(), "-role=node", "-i", ip, "-di", seed.addr.IP, "-dp", port)
+		port := strconv.Itoa(int(seed.addr.Port))
+		return start(t.TempDir(), "-role=node", "-i", ip, "-di", seed.addr.IP.String(), "-dp", port)
 	}
 	a1, a2 := node("127.0.0.2", seedA), node("127.0.0.3", seedA)
 	b1, b2 := node("127.0.0.4", seedB), node("127.0.0.5", seedB)
@@ -550,7 +550,7 @@ func TestBrowserMapAt1000(t *testing.T) {
 	is := is.New(t)
 	var nodes []Node
 	for i := range 1000 {
-		nodes = append(nodes, Node{IP: fmt.Sprintf("10.0.%d.%d", i/250, i%250+1), Port: 50000 + i})
+		nodes = append(nodes, nodeAt(fmt.Sprintf("10.0.%d.%d", i/250, i%250+1), 50000+i))
 	}
 	m := netMap{lists: meshLists(nodes, 10)}
 	s := testMapServer(nodes[0])

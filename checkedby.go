@@ -29,7 +29,7 @@ func checkerOf(r *http.Request) (Node, bool) {
 	if err != nil || from.Addr().Unmap() != remoteIP(r) {
 		return Node{}, false
 	}
-	return Node{IP: from.Addr().Unmap().String(), Port: int(from.Port())}, true
+	return Node{IP: from.Addr().Unmap(), Port: from.Port()}, true
 }
 
 // callers is the processes that called us in some way (checked us, or

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,14 +21,14 @@ var errUsage = errors.New("usage")
 // config is the command line, after defaults.
 type config struct {
 	role               string
-	ip                 string // where to listen; 0.0.0.0 or :: for every interface
-	advertise          string // what announces carry: this process's address to others
-	port               int    // -1: the role's default; 0: any free port
+	ip                 netip.Addr // where to listen; 0.0.0.0 or :: for every interface
+	advertise          netip.Addr // what announces carry: this process's address to others
+	port               int        // -1: the role's default; 0: any free port
 	dir, file          string
 	interval, timeout  seconds
 	enough, max, fails int
 	hostMax            int
-	dnsIP              string
+	dnsIP              netip.Addr // the zero Addr: not given
 	dnsPort            int
 	draw               bool
 	web                string // map: where to serve the live page (host:port); "" prints once
@@ -49,6 +48,7 @@ func progName(arg0 string) string {
 // that names the wrong flag, and where to find the others.
 func parseFlags(name string, args []string, stderr io.Writer) (config, error) {
 	var c config
+	var ip, advertise, dnsIP string
 	c.interval, c.timeout = seconds(defaultInterval), seconds(defaultTimeout)
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -59,9 +59,9 @@ func parseFlags(name string, args []string, stderr io.Writer) (config, error) {
 		"di": "dns_ip", "dp": "dns_port",
 	}
 	fs.StringVar(&c.role, "role", "", "seed, node or map (required)")
-	fs.StringVar(&c.ip, "i", "127.0.0.1",
+	fs.StringVar(&ip, "i", "127.0.0.1",
 		"address to listen on; 0.0.0.0 or :: listens on every interface and needs -a")
-	fs.StringVar(&c.advertise, "a", "",
+	fs.StringVar(&advertise, "a", "",
 		"address others reach this process at, sent in announces (default: -i)")
 	c.port = -1
 	fs.Var(&intFlag{&c.port, 0, 65535}, "p", fmt.Sprintf("port; 0 takes any free port "+
@@ -78,7 +78,7 @@ func parseFlags(name string, args []string, stderr io.Writer) (config, error) {
 	fs.Var(&intFlag{&c.fails, 1, math.MaxInt32}, "f", "failed checks in a row that remove a peer")
 	fs.Var(&intFlag{&c.hostMax, 1, math.MaxInt32}, "hm",
 		"most entries with one address (IPv4 or IPv6); loopback is exempt")
-	fs.StringVar(&c.dnsIP, "di", "",
+	fs.StringVar(&dnsIP, "di", "",
 		"node, map: the seed's address (default: from ./nodes.json, else 127.0.0.1)")
 	fs.Var(&intFlag{&c.dnsPort, 1, 65535}, "dp",
 		fmt.Sprintf("node, map: the seed's port (default: from ./nodes.json, else %d)", seedPort))
@@ -97,7 +97,10 @@ func parseFlags(name string, args []string, stderr io.Writer) (config, error) {
 	case err != nil:
 		return c, badUsage(stderr, name, err.Error()) // names the flag, and says what it takes
 	}
-	var bad string
+	var bad, badIP, badAdvertise, badDNS string
+	c.ip, badIP = flagAddr("-i", ip, true)
+	c.advertise, badAdvertise = flagAddr("-a", advertise, false)
+	c.dnsIP, badDNS = flagAddr("-di", dnsIP, false)
 	switch {
 	case c.role == "":
 		bad = "-role is required: seed, node or map"
@@ -105,15 +108,15 @@ func parseFlags(name string, args []string, stderr io.Writer) (config, error) {
 		bad = fmt.Sprintf("-role %q: want seed, node or map", c.role)
 	case fs.NArg() > 0:
 		bad = fmt.Sprintf("unexpected argument %q: flags come as -name value", fs.Arg(0))
-	case badAddr("-i", c.ip, true) != "":
-		bad = badAddr("-i", c.ip, true)
-	case c.advertise == "" && netip.MustParseAddr(c.ip).IsUnspecified():
+	case badIP != "":
+		bad = badIP
+	case advertise == "" && c.ip.IsUnspecified():
 		bad = fmt.Sprintf("-i %s listens on every interface: "+
-			"give -a, the address others reach this process at", c.ip)
-	case badAddr("-a", c.advertise, false) != "":
-		bad = badAddr("-a", c.advertise, false)
-	case badAddr("-di", c.dnsIP, false) != "":
-		bad = badAddr("-di", c.dnsIP, false)
+			"give -a, the address others reach this process at", ip)
+	case badAdvertise != "":
+		bad = badAdvertise
+	case badDNS != "":
+		bad = badDNS
 	case c.file == "" || filepath.Base(c.file) != c.file || c.file == "." || c.file == "..":
 		bad = fmt.Sprintf("-n %q: want a file name without a directory; the directory is -d", c.file)
 	case c.web != "" && c.role != "map":
@@ -124,8 +127,9 @@ func parseFlags(name string, args []string, stderr io.Writer) (config, error) {
 	if bad != "" {
 		return c, badUsage(stderr, name, bad)
 	}
-	c.ip = netip.MustParseAddr(c.ip).Unmap().String()
-	c.advertise = (Node{IP: cmp.Or(c.advertise, c.ip), Port: 1}).canonical().IP
+	if advertise == "" {
+		c.advertise = c.ip
+	}
 	return c, nil
 }
 
@@ -181,32 +185,34 @@ func (f *intFlag) Set(s string) error {
 	return nil
 }
 
-// badAddr says what is wrong with the address given to flag name, if
+// flagAddr parses the address given to flag name, through the door every
+// address comes in by (parseIP), and says what is wrong with it, if
 // anything: it must be an IP literal that a Node can have, or, where the
 // process listens, the unspecified address, which means every interface.
-func badAddr(name, ip string, listen bool) string {
-	a, err := netip.ParseAddr(ip)
+// An empty ip is the zero Addr.
+func flagAddr(name, ip string, listen bool) (netip.Addr, string) {
+	a, err := parseIP(ip)
 	switch {
 	case ip == "":
-		return ""
+		return netip.Addr{}, ""
 	case err != nil:
-		return fmt.Sprintf("%s %q: want an IP address, such as 127.0.0.2 or fd00::11, "+
+		return a, fmt.Sprintf("%s %q: want an IP address, such as 127.0.0.2 or fd00::11, "+
 			"not a host name", name, ip)
 	case listen && a.IsUnspecified():
-		return ""
+		return a, ""
 	case a.Zone() != "":
-		return fmt.Sprintf("%s %s: a zone means nothing to other hosts: "+
+		return a, fmt.Sprintf("%s %s: a zone means nothing to other hosts: "+
 			"give an address without one", name, ip)
 	case a.IsLinkLocalUnicast() && a.Is6():
-		return fmt.Sprintf("%s %s: link-local addresses need a zone, such as %s%%eth0, "+
+		return a, fmt.Sprintf("%s %s: link-local addresses need a zone, such as %s%%eth0, "+
 			"and other hosts do not take them: give another address of this host, or -i :: with -a",
 			name, ip, a.WithZone(""))
 	case a.IsUnspecified():
-		return fmt.Sprintf("%s %s: give an address others can reach, not the unspecified one", name, ip)
-	case a.IsMulticast():
-		return fmt.Sprintf("%s %s is a multicast address: give this host's own", name, ip)
+		return a, fmt.Sprintf("%s %s: give an address others can reach, not the unspecified one", name, ip)
+	case a.IsMulticast() || a == broadcast:
+		return a, fmt.Sprintf("%s %s is a multicast or broadcast address: give this host's own", name, ip)
 	}
-	return ""
+	return a, ""
 }
 
 // badWeb says what is wrong with -web's address, if anything: host:port,
@@ -251,13 +257,20 @@ func (s *seconds) Set(v string) error {
 // candidates from, all of them each round: the one named by -di and -dp,
 // else those in ./nodes.json, else 127.0.0.1:42020.
 func bootstrapSeeds(cfg config) ([]Node, error) {
-	if cfg.dnsIP != "" || cfg.dnsPort != 0 {
-		seed := Node{IP: cmp.Or(cfg.dnsIP, "127.0.0.1"), Port: cmp.Or(cfg.dnsPort, seedPort)}
-		return []Node{seed.canonical()}, nil
+	defaultSeed := Node{IP: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Port: seedPort}
+	if cfg.dnsIP.IsValid() || cfg.dnsPort != 0 {
+		seed := defaultSeed
+		if cfg.dnsIP.IsValid() {
+			seed.IP = cfg.dnsIP
+		}
+		if cfg.dnsPort != 0 {
+			seed.Port = uint16(cfg.dnsPort)
+		}
+		return []Node{seed}, nil
 	}
 	data, err := os.ReadFile("nodes.json")
 	if errors.Is(err, os.ErrNotExist) {
-		return []Node{{IP: "127.0.0.1", Port: seedPort}}, nil
+		return []Node{defaultSeed}, nil
 	}
 	if err != nil {
 		return nil, err

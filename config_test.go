@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -80,15 +81,24 @@ func TestBootstrapSeeds(t *testing.T) {
 		port int
 		want []Node
 	}{
-		{"committed nodes.json", "", 0, []Node{{IP: "127.0.0.1", Port: 42020}}},
-		{"-di alone", "127.0.0.7", 0, []Node{{IP: "127.0.0.7", Port: 42020}}},
-		{"-dp alone", "", 4000, []Node{{IP: "127.0.0.1", Port: 4000}}},
-		{"both", "::ffff:127.0.0.8", 4000, []Node{{IP: "127.0.0.8", Port: 4000}}},
+		{"committed nodes.json", "", 0, []Node{nodeAt("127.0.0.1", 42020)}},
+		{"-di alone", "127.0.0.7", 0, []Node{nodeAt("127.0.0.7", 42020)}},
+		{"-dp alone", "", 4000, []Node{nodeAt("127.0.0.1", 4000)}},
+		{"both", "::ffff:127.0.0.8", 4000, []Node{nodeAt("127.0.0.8", 4000)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			is := is.New(t)
-			seeds, err := bootstrapSeeds(config{dnsIP: tc.ip, dnsPort: tc.port})
+			args := []string{"-role=node"}
+			if tc.ip != "" {
+				args = append(args, "-di", tc.ip)
+			}
+			if tc.port != 0 {
+				args = append(args, "-dp", strconv.Itoa(tc.port))
+			}
+			cfg, err := parseFlags("peerdisc", args, io.Discard)
+			is.NoErr(err)
+			seeds, err := bootstrapSeeds(cfg)
 			is.NoErr(err)
 			is.Equal(seeds, tc.want) // the seeds tried in step 3
 		})
@@ -110,8 +120,8 @@ func TestAdvertise(t *testing.T) {
 			is := is.New(t)
 			cfg, err := parseFlags("peerdisc", tc.args, io.Discard)
 			is.NoErr(err)
-			is.Equal(cfg.ip, tc.ip)               // where it listens
-			is.Equal(cfg.advertise, tc.advertise) // what it announces
+			is.Equal(cfg.ip.String(), tc.ip)               // where it listens
+			is.Equal(cfg.advertise.String(), tc.advertise) // what it announces
 		})
 	}
 }

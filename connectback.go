@@ -27,7 +27,7 @@ func mayAnnounce(src netip.Addr, local bool, n Node) error {
 	switch {
 	case local:
 		return nil
-	case netip.MustParseAddr(n.IP) != src:
+	case n.IP != src:
 		return fmt.Errorf("announce only yourself: this call came from %s", src)
 	case n.scoped():
 		return errors.New("link-local addresses are not taken from other hosts")
@@ -157,7 +157,7 @@ func (v *verifier) remember(n Node, err error) {
 // behind its NAT) is not told the round's answer: its DELETE is checked,
 // once per holdOff.
 func (v *verifier) answering(ctx context.Context, src netip.Addr, n Node) error {
-	own := src == netip.MustParseAddr(n.IP)
+	own := src == n.IP
 	v.mu.Lock()
 	at, ok := v.answers[n]
 	round, byRound := v.roundAnswers[n]

@@ -95,7 +95,7 @@ func TestReadmeAsANewcomer(t *testing.T) {
 	cleanup := commands(fenceIn(t, blocks, "Stop and clean up", "sh", 0))
 	t.Cleanup(func() { sh(cleanup[0]).Run() })
 	is.NoErr(sh(fenceIn(t, blocks, "Start nodes and watch them meet", "sh", 0)).Run())
-	seed := Node{IP: "127.0.0.1", Port: 42020}
+	seed := nodeAt("127.0.0.1", 42020)
 	eventually(t, 30*time.Second, func() bool { return len(host.list(seed)) == 4 })
 
 	// Its log lines have the README's form: the numbers, times, ports and

@@ -32,6 +32,6 @@ func TestDataDirCheckedAtStart(t *testing.T) {
 	is := is.New(t)
 	dir := t.TempDir()
 	is.NoErr(os.WriteFile(filepath.Join(dir, "file"), nil, 0o644))
-	_, err := openTable(filepath.Join(dir, "file", "sub"), "nodes.json", Node{IP: "127.0.0.1", Port: 1}, 10, 8)
+	_, err := openTable(filepath.Join(dir, "file", "sub"), "nodes.json", nodeAt("127.0.0.1", 1), 10, 8)
 	is.True(err != nil && strings.Contains(err.Error(), "Give -d a directory this user can write to")) // says what to do
 }

@@ -25,7 +25,7 @@ var errHostFull = errors.New("that address has as many entries as one address ma
 // on one host or link only: each is a group of its own, and is never
 // evicted to make room.
 func groupOf(n Node) (g netip.Prefix, ok bool) {
-	ip := netip.MustParseAddr(n.IP)
+	ip := n.IP
 	if ip.IsLoopback() || ip.IsLinkLocalUnicast() {
 		return netip.PrefixFrom(ip, ip.BitLen()), false
 	}
@@ -60,7 +60,7 @@ func evictable(g netip.Prefix) bool { return g.Bits() < g.Addr().BitLen() }
 // addresses and subnets it holds, has no more checks under way than one
 // host.
 func callerGroup(src netip.Addr) netip.Prefix {
-	g, _ := groupOf(Node{IP: src.String()})
+	g, _ := groupOf(Node{IP: src})
 	return g
 }
 
@@ -68,8 +68,7 @@ func callerGroup(src netip.Addr) netip.Prefix {
 // Loopback nodes count against none (ok is false), so networks on one
 // machine are not capped.
 func hostOf(n Node) (host netip.Addr, ok bool) {
-	ip := netip.MustParseAddr(n.IP)
-	return ip, !ip.IsLoopback()
+	return n.IP, !n.IP.IsLoopback()
 }
 
 // balanced picks at most want of nodes so that groups take turns: a group

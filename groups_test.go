@@ -13,10 +13,10 @@ func TestSampleIsBalancedByGroup(t *testing.T) {
 	is := is.New(t)
 	var nodes []Node
 	for i := range 1000 {
-		nodes = append(nodes, Node{IP: fmt.Sprintf("198.51.%d.%d", i/250, 1+i%250), Port: 5000}) // one /16
+		nodes = append(nodes, nodeAt(fmt.Sprintf("198.51.%d.%d", i/250, 1+i%250), 5000)) // one /16
 	}
 	for i := range 20 {
-		nodes = append(nodes, Node{IP: fmt.Sprintf("203.%d.0.1", i), Port: 5000}) // 20 more groups
+		nodes = append(nodes, nodeAt(fmt.Sprintf("203.%d.0.1", i), 5000)) // 20 more groups
 	}
 	tbl := newTable(t, len(nodes), nodes...)
 	tbl.rng = rand.New(rand.NewPCG(1, 2))
@@ -29,7 +29,7 @@ func TestSampleIsBalancedByGroup(t *testing.T) {
 		for _, n := range sample {
 			is.True(!seen[n]) // no repeats
 			seen[n] = true
-			if strings.HasPrefix(n.IP, "198.51.") {
+			if strings.HasPrefix(n.IP.String(), "198.51.") {
 				big++
 			}
 		}
@@ -46,7 +46,7 @@ func TestRemoveKeepsGroupsWhole(t *testing.T) {
 	var nodes, gone []Node
 	for g := range 20 {
 		for i := range 10 {
-			n := Node{IP: fmt.Sprintf("203.%d.0.%d", g, 1+i), Port: 5000}
+			n := nodeAt(fmt.Sprintf("203.%d.0.%d", g, 1+i), 5000)
 			nodes = append(nodes, n)
 			if g < 5 || i%2 == 0 { // 5 groups emptied, half of each other one
 				gone = append(gone, n)
@@ -75,7 +75,7 @@ func TestRemoveKeepsGroupsWhole(t *testing.T) {
 	is.Equal(len(groups), 15) // every group left, none of those emptied
 	_, err = tbl.Add(gone[0])
 	is.NoErr(err)
-	is.True(strings.Contains(string(tbl.Sample(100, true)), gone[0].IP)) // an emptied group comes back
+	is.True(strings.Contains(string(tbl.Sample(100, true)), gone[0].IP.String())) // an emptied group comes back
 }
 
 // TestPicksSpreadOverGroups: a node's picks take one candidate per group
@@ -83,7 +83,7 @@ func TestRemoveKeepsGroupsWhole(t *testing.T) {
 // address, and on loopback, or on a LAN of one group, take what there is.
 func TestPicksSpreadOverGroups(t *testing.T) {
 	is := is.New(t)
-	n := func(ip string, port int) Node { return Node{IP: ip, Port: port} }
+	n := func(ip string, port int) Node { return nodeAt(ip, port) }
 	picks := func(peers []Node, lists ...[]Node) (got []Node) {
 		q := candidateQueues{lists: lists, spread: newPickSpread(peers)}
 		for {
@@ -102,7 +102,7 @@ func TestPicksSpreadOverGroups(t *testing.T) {
 	is.Equal(len(got), 6)                                           // then two at each address, no more
 	perIP := map[string]int{}
 	for _, m := range got {
-		perIP[m.IP]++
+		perIP[m.IP.String()]++
 	}
 	is.Equal(perIP["198.51.0.1"], maxPerIP)
 	is.Equal(perIP["198.51.0.2"], maxPerIP)

@@ -34,8 +34,18 @@ import (
 // quiet is a logger for tests that do not read the logs.
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
+// nodeAt is the node at ip and port, for tests: the program's own addresses
+// come in through parseIP.
+func nodeAt[P int | uint16](ip string, port P) Node {
+	return Node{IP: netip.MustParseAddr(ip).Unmap(), Port: uint16(port)}
+}
+
+// inOneSpelling reports whether n is held as parseIP gives addresses: an
+// IPv4 address as IPv4, and no zone.
+func inOneSpelling(n Node) bool { return n.IP == n.IP.Unmap() && n.IP.Zone() == "" }
+
 // self is the address of the process under test in handler-level tests.
-var self = Node{IP: "127.0.0.1", Port: 42020}
+var self = nodeAt("127.0.0.1", 42020)
 
 // newTable opens a table in a fresh directory.
 func newTable(t testing.TB, max int, nodes ...Node) *Table {
@@ -74,7 +84,7 @@ func compact(s string) string {
 func distinctNodes(n int) []Node {
 	nodes := make([]Node, n)
 	for i := range nodes {
-		nodes[i] = Node{IP: fmt.Sprintf("192.0.2.%d", i%250+1), Port: 1000 + i}
+		nodes[i] = nodeAt(fmt.Sprintf("192.0.2.%d", i%250+1), 1000+i)
 	}
 	return nodes
 }
@@ -123,7 +133,8 @@ func startPeer(t testing.TB, host string, cfg config) *testPeer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.ip, cfg.advertise, cfg.dir, cfg.file = host, host, t.TempDir(), "nodes.json"
+	ip := netip.MustParseAddr(host)
+	cfg.ip, cfg.advertise, cfg.dir, cfg.file = ip, ip, t.TempDir(), "nodes.json"
 	cfg.timeout = cmp.Or(cfg.timeout, seconds(10*time.Second)) // generous: a loaded machine slows tests, never fails them
 	cfg.max = max(cfg.max, 1)
 	cfg.fails = max(cfg.fails, 1)
@@ -161,7 +172,7 @@ func deadAddr(t testing.TB) Node {
 	}
 	addr := ln.Addr().(*net.TCPAddr)
 	ln.Close()
-	return Node{IP: "127.0.0.1", Port: addr.Port}
+	return nodeAt("127.0.0.1", addr.Port)
 }
 
 // hungPeer is an address that accepts connections and never answers.
@@ -177,7 +188,7 @@ func hungAddr(t testing.TB) hungPeer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := hungPeer{node: Node{IP: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}, accepted: make(chan struct{}),
+	h := hungPeer{node: nodeAt("127.0.0.1", ln.Addr().(*net.TCPAddr).Port), accepted: make(chan struct{}),
 		calls: new(atomic.Int32)}
 	var mu sync.Mutex
 	var conns []net.Conn
@@ -213,7 +224,7 @@ func nodeOf(t testing.TB, url string) Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Node{IP: ap.IP.String(), Port: ap.Port}
+	return nodeAt(ap.IP.String(), ap.Port)
 }
 
 // countingServer answers as a node that knows nobody does, 200 with a
@@ -411,9 +422,8 @@ func (p *proc) waitStarted(t testing.TB) {
 		}
 		return started.MatchString(p.stderr.String())
 	})
-	host, port, _ := net.SplitHostPort(started.FindStringSubmatch(p.stderr.String())[1])
-	p.addr.IP = host
-	p.addr.Port, _ = strconv.Atoi(port)
+	addr := netip.MustParseAddrPort(started.FindStringSubmatch(p.stderr.String())[1])
+	p.addr = Node{IP: addr.Addr(), Port: addr.Port()}
 }
 
 // launch runs the binary in dir without waiting for anything.
@@ -661,7 +671,7 @@ func rawServer(t testing.TB, reply string) Node {
 			}()
 		}
 	}()
-	return Node{IP: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}
+	return nodeAt("127.0.0.1", ln.Addr().(*net.TCPAddr).Port)
 }
 
 // skipIfShort skips, under -short, a test that takes more than 10 s, and

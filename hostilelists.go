@@ -31,7 +31,7 @@ var (
 )
 
 // parseNode reads one Node from a single JSON object holding exactly the keys
-// ip_address and port, each once, and returns it in canonical form.
+// ip_address and port, each once.
 func parseNode(raw []byte) (Node, error) {
 	n, err := nextNode(newDecoder(raw))
 	if errors.Is(err, errBroken) {
@@ -101,11 +101,15 @@ func nextNode(dec *json.Decoder) (Node, error) {
 	case port == nil:
 		return Node{}, errors.New("port is missing or not an integer")
 	}
-	n := Node{IP: *ip, Port: *port}
-	if err := n.Valid(); err != nil {
-		return Node{}, err
+	addr, err := parseIP(*ip)
+	if err != nil {
+		return Node{}, fmt.Errorf("ip_address %w", err)
 	}
-	return n.canonical(), nil
+	if *port < 1 || *port > 65535 {
+		return Node{}, fmt.Errorf("port %d is outside 1-65535", *port)
+	}
+	n := Node{IP: addr, Port: uint16(*port)}
+	return n, n.Valid()
 }
 
 // stringValue is the string that value, key's, holds; nil for null.

@@ -341,14 +341,14 @@ func (h *labHost) listen(count int, mode, ip string) []Node {
 		port := l.Addr().(*net.TCPAddr).Port
 		count, _ := h.accepts.LoadOrStore(port, new(atomic.Int64))
 		h.serveAs(countingListener{l, count.(*atomic.Int64)}, mode)
-		nodes = append(nodes, Node{IP: ip, Port: port})
+		nodes = append(nodes, nodeAt(ip, port))
 	}
 	return nodes
 }
 
 // accepted is how many connections n, a listener of h's, has accepted.
 func (h *labHost) accepted(n Node) int {
-	count, ok := h.accepts.Load(n.Port)
+	count, ok := h.accepts.Load(int(n.Port))
 	if !ok {
 		return 0
 	}

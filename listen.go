@@ -19,26 +19,36 @@ import (
 // of those is the operator, even when it does not use loopback.
 func hostAddrs() func(netip.Addr) bool {
 	own := map[netip.Addr]bool{}
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if p, err := netip.ParsePrefix(a.String()); err == nil {
-			own[p.Addr().Unmap()] = true
-		}
+	for _, ip := range interfaceAddrs() {
+		own[ip] = true
 	}
 	return func(ip netip.Addr) bool { return ip.IsLoopback() || own[ip] }
 }
 
+// interfaceAddrs is the addresses of this host's interfaces.
+func interfaceAddrs() []netip.Addr {
+	var own []netip.Addr
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(ipn.IP); ok {
+				own = append(own, ip.Unmap())
+			}
+		}
+	}
+	return own
+}
+
 // listen listens on ip:port, and says a failure in the program's own words,
 // with what to do.
-func listen(ip string, port int) (net.Listener, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+func listen(ip netip.Addr, port int) (net.Listener, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), strconv.Itoa(port)))
 	switch {
 	case errors.Is(err, syscall.EADDRNOTAVAIL):
 		var own []string
-		addrs, _ := net.InterfaceAddrs()
-		for _, a := range addrs {
-			if p, err := netip.ParsePrefix(a.String()); err == nil && !p.Addr().IsLinkLocalUnicast() {
-				own = append(own, p.Addr().String())
+		for _, a := range interfaceAddrs() {
+			if !a.IsLinkLocalUnicast() {
+				own = append(own, a.String())
 			}
 		}
 		return nil, fmt.Errorf("-i %s is not an address of this host; its addresses are %s. "+
@@ -66,9 +76,9 @@ func listenNode(cfg config) (net.Listener, error) {
 // listenRandom listens on ip at a port from pick. The node's range overlaps
 // Linux's ephemeral ports (32768-60999), so a port may be taken: then it
 // picks another.
-func listenRandom(ip string, pick func() int) (net.Listener, error) {
+func listenRandom(ip netip.Addr, pick func() int) (net.Listener, error) {
 	for range listenTries {
-		ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(pick())))
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), strconv.Itoa(pick())))
 		if !errors.Is(err, syscall.EADDRINUSE) {
 			if err != nil {
 				return listen(ip, 0) // says why in our words

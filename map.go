@@ -52,7 +52,7 @@ func runMap(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger)
 func crawl(ctx context.Context, c *peerClient, seeds []Node, max, hostMax int) netMap {
 	m := netMap{lists: map[Node][]Node{}}
 	seen := map[Node]bool{}
-	perHost := map[string]int{}
+	perHost := map[netip.Addr]int{}
 	var wave []Node
 	for _, s := range seeds {
 		if !seen[s] {
@@ -79,7 +79,7 @@ func crawl(ctx context.Context, c *peerClient, seeds []Node, max, hostMax int) n
 			}
 			m.lists[n] = append([]Node{}, lists[n]...) // non-nil: it answered
 			for _, l := range lists[n] {
-				if !seen[l] && (l.loopback() || perHost[l.IP] < hostMax) {
+				if !seen[l] && (l.IP.IsLoopback() || perHost[l.IP] < hostMax) {
 					seen[l] = true
 					perHost[l.IP]++
 					next = append(next, l)
@@ -106,8 +106,7 @@ func (m netMap) sorted() []Node {
 
 // compareNodes orders nodes by IP, then port.
 func compareNodes(a, b Node) int {
-	byIP := netip.MustParseAddr(a.IP).Compare(netip.MustParseAddr(b.IP))
-	return cmp.Or(byIP, cmp.Compare(a.Port, b.Port))
+	return cmp.Or(a.IP.Compare(b.IP), cmp.Compare(a.Port, b.Port))
 }
 
 // knows reports whether a answered and lists b.

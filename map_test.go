@@ -32,7 +32,7 @@ func listServer(t *testing.T, ip string, list *[]Node) Node {
 	srv.Listener = ln
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return Node{IP: ip, Port: ln.Addr().(*net.TCPAddr).Port}
+	return nodeAt(ip, ln.Addr().(*net.TCPAddr).Port)
 }
 
 func TestMap(t *testing.T) {
@@ -44,7 +44,7 @@ func TestMap(t *testing.T) {
 	A, B, C := listServer(t, "127.0.0.1", &a), listServer(t, "127.0.0.2", &b), listServer(t, "127.0.0.3", &c)
 	D, F := listServer(t, "127.0.0.4", &d), listServer(t, "127.0.0.6", &f)
 	X := deadAddr(t)
-	X.IP = "127.0.0.5" // nothing listens on 127.0.0.5 in this test
+	X.IP = netip.MustParseAddr("127.0.0.5") // nothing listens on 127.0.0.5 in this test
 	a, b, c, d, f = []Node{B, C, D}, []Node{A, C, X}, []Node{A, B}, []Node{C}, []Node{}
 
 	m := crawl(context.Background(), newPeerClient(5*time.Second, Node{}), []Node{A, F}, 100, 8)
@@ -68,11 +68,11 @@ func TestMap(t *testing.T) {
 	t.Run("run", func(t *testing.T) {
 		is := is.New(t)
 		var stdout, stderr bytes.Buffer
-		err := run(context.Background(), []string{"peerdisc", "-role=map", "-di", A.IP, "-dp", strconv.Itoa(A.Port)}, &stdout, &stderr)
+		err := run(context.Background(), []string{"peerdisc", "-role=map", "-di", A.IP.String(), "-dp", strconv.Itoa(int(A.Port))}, &stdout, &stderr)
 		is.NoErr(err)                                                       // exit 0
 		is.True(strings.HasPrefix(stdout.String(), "```mermaid\n"))         // the graph
 		is.True(strings.Contains(stdout.String(), "processes reached: 4;")) // then the summary
-		err = run(context.Background(), []string{"peerdisc", "-role=map", "-di", X.IP, "-dp", strconv.Itoa(X.Port)}, &stdout, &stderr)
+		err = run(context.Background(), []string{"peerdisc", "-role=map", "-di", X.IP.String(), "-dp", strconv.Itoa(int(X.Port))}, &stdout, &stderr)
 		is.Equal(exitCode(err, &stderr), 1)                            // no seed answered
 		is.True(strings.Contains(stderr.String(), "no seed answered")) // says so
 	})
@@ -114,9 +114,9 @@ func TestCrawlIsBounded(t *testing.T) {
 		case i < len(maze):
 			entries = append(entries, maze[i])
 		case i < 2000:
-			entries = append(entries, Node{IP: victim, Port: 1 + i}) // the third party, at 1,900 ports: nothing listens there
+			entries = append(entries, nodeAt(victim, 1+i)) // the third party, at 1,900 ports: nothing listens there
 		default:
-			entries = append(entries, Node{IP: "127.0.0.254", Port: i}) // nothing listens there either
+			entries = append(entries, nodeAt("127.0.0.254", i)) // nothing listens there either
 		}
 	}
 	body = encodeNodes(entries)
@@ -133,7 +133,7 @@ func TestCrawlIsBounded(t *testing.T) {
 	})
 	atVictim := 0
 	for _, n := range m.sorted() { // those that answered, then the dead
-		if n.IP == victim {
+		if n.IP.String() == victim {
 			atVictim++
 		}
 	}

@@ -342,7 +342,7 @@ func TestMapWebEmptyAndCut(t *testing.T) {
 	a, b, c := f.peer(t), f.peer(t), f.peer(t)
 	maze := []Node{b, c}
 	for i := range 298 {
-		maze = append(maze, Node{IP: "127.0.0.254", Port: 1000 + i}) // nothing listens there
+		maze = append(maze, nodeAt("127.0.0.254", 1000+i)) // nothing listens there
 	}
 	f.set(a, maze...)
 	f.set(b, a)
@@ -378,7 +378,7 @@ func TestMapWebRun(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"peerdisc", "-role=map", "-web", ":0", "-u", "100ms",
-			"-di", a.IP, "-dp", strconv.Itoa(a.Port)}, io.Discard, &stderr)
+			"-di", a.IP.String(), "-dp", strconv.Itoa(int(a.Port))}, io.Discard, &stderr)
 	}()
 	// -web :0 listens on loopback.
 	started := regexp.MustCompile(`msg=started role=map address=(127\.0\.0\.1:\d+) page=http://`)

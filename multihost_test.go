@@ -33,7 +33,7 @@ func TestMultiHost(t *testing.T) {
 
 			start := time.Now()
 			seed := l.hosts[0].start("-role=seed", "-i", addr(l.hosts[0]), "-p", "0", "-u", "1", "-t", "500ms", "-d", "seed")
-			seedFlags := []string{"-di", seed.addr.IP, "-dp", strconv.Itoa(seed.addr.Port), "-u", "1", "-t", "500ms", "-p", "0", "-d", "node"}
+			seedFlags := []string{"-di", seed.addr.IP.String(), "-dp", strconv.Itoa(int(seed.addr.Port)), "-u", "1", "-t", "500ms", "-p", "0", "-d", "node"}
 			var nodes []*proc
 			for _, h := range l.hosts[1:4] {
 				nodes = append(nodes, h.start(append([]string{"-role=node", "-i", addr(h)}, seedFlags...)...))
@@ -43,7 +43,7 @@ func TestMultiHost(t *testing.T) {
 			second := l.hosts[4].secondAddress(addr(l.hosts[4]))
 			bound := l.hosts[4].start(append([]string{"-role=node", "-i", all, "-a", second}, seedFlags...)...)
 			nodes = append(nodes, bound)
-			is.Equal(bound.addr.IP, second) // it announces the advertised address
+			is.Equal(bound.addr.IP.String(), second) // it announces the advertised address
 			// everyone reports whether every process but skip lists exactly the nodes that want picks.
 			everyone := func(skip *proc, want func(n Node) bool) func() bool {
 				return func() bool {
@@ -65,21 +65,21 @@ func TestMultiHost(t *testing.T) {
 				other := nodes[0].addr
 				status, _ := outsider.do("POST", seed.addr, "/nodes/", nodeJSON(addr(outsider), 9))
 				is.Equal(status, 403) // another host may not add directly
-				status, _ = outsider.do("DELETE", seed.addr, "/nodes/", nodeJSON(other.IP, other.Port))
+				status, _ = outsider.do("DELETE", seed.addr, "/nodes/", nodeBody(other))
 				is.Equal(status, 403) // nor remove a live node of someone else's
-				status, _ = outsider.do("POST", seed.addr, "/", nodeJSON("127.0.0.1", seed.addr.Port))
+				status, _ = outsider.do("POST", seed.addr, "/", nodeJSON("127.0.0.1", int(seed.addr.Port)))
 				is.Equal(status, 403) // nor announce the seed's own loopback
-				status, _ = outsider.do("POST", seed.addr, "/", nodeJSON(other.IP, other.Port))
+				status, _ = outsider.do("POST", seed.addr, "/", nodeBody(other))
 				is.Equal(status, 403) // nor a third party
 				banner := outsider.listen(1, "banner", addr(outsider))[0]
-				status, body := outsider.do("POST", seed.addr, "/", nodeJSON(banner.IP, banner.Port))
+				status, body := outsider.do("POST", seed.addr, "/", nodeBody(banner))
 				is.Equal(status, 422)
 				is.True(strings.Contains(body, "not an HTTP answer") && !strings.Contains(body, "SECRET")) // never echoes a service's bytes
 
 				status, _ = op.do("POST", seed.addr, "/nodes/", nodeJSON("127.0.0.1", 9))
-				is.Equal(status, 200)                                                               // the operator on the seed's own host, calling its address
-				is.True(slices.Contains(op.list(seed.addr), Node{IP: "127.0.0.1", Port: 9}))        // sees loopback entries
-				is.True(!slices.Contains(outsider.list(seed.addr), Node{IP: "127.0.0.1", Port: 9})) // other hosts never get them
+				is.Equal(status, 200)                                                       // the operator on the seed's own host, calling its address
+				is.True(slices.Contains(op.list(seed.addr), nodeAt("127.0.0.1", 9)))        // sees loopback entries
+				is.True(!slices.Contains(outsider.list(seed.addr), nodeAt("127.0.0.1", 9))) // other hosts never get them
 				status, _ = op.do("DELETE", seed.addr, "/nodes/", nodeJSON("127.0.0.1", 9))
 				is.Equal(status, 200)
 			})
@@ -125,7 +125,7 @@ func TestNoSingleSeedDecidesAcrossHosts(t *testing.T) {
 			l := newLab(t, 9) // h0 the honest seed, h1 the bad seed and its accomplices, h2-h4 honest nodes, h5-h8 newcomers
 			flags := func(h *labHost, seed *proc) []string {
 				return []string{"-role=node", "-i", h.v4, "-p", "0", "-u", "1", "-t", "500ms", "-k", strconv.Itoa(k), "-d", "node",
-					"-di", seed.addr.IP, "-dp", strconv.Itoa(seed.addr.Port)}
+					"-di", seed.addr.IP.String(), "-dp", strconv.Itoa(int(seed.addr.Port))}
 			}
 			honestSeed := l.hosts[0].start("-role=seed", "-i", l.hosts[0].v4, "-p", "0", "-u", "1", "-t", "500ms", "-d", "seed")
 			liar := l.hosts[1]

@@ -38,9 +38,8 @@ func newSightings() *sightings {
 func (s *sightings) note(from Node, addr netip.Addr) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	host := netip.MustParseAddr(from.IP)
-	if _, ok := s.seen[host]; ok || len(s.seen) < maxSightings {
-		s.seen[host] = addr
+	if _, ok := s.seen[from.IP]; ok || len(s.seen) < maxSightings {
+		s.seen[from.IP] = addr
 	}
 }
 
@@ -48,7 +47,7 @@ func (s *sightings) note(from Node, addr netip.Addr) {
 func (s *sightings) by(n Node) (netip.Addr, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	addr, ok := s.seen[netip.MustParseAddr(n.IP)]
+	addr, ok := s.seen[n.IP]
 	return addr, ok
 }
 
@@ -56,7 +55,7 @@ func (s *sightings) by(n Node) (netip.Addr, bool) {
 // the most hosts saw our calls come from, if at least agreeing of them
 // say so: one host alone may lie. s.mu is held.
 func (s *sightings) elsewhere(self Node) (netip.Addr, bool) {
-	ours := netip.MustParseAddr(self.IP)
+	ours := self.IP
 	votes := map[netip.Addr]int{}
 	var best netip.Addr
 	for _, addr := range s.seen {

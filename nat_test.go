@@ -47,7 +47,7 @@ func TestNAT(t *testing.T) {
 	}`, forwarded, forwarded))
 
 	seed := l.hosts[0].start("-role=seed", "-i", l.hosts[0].v4, "-p", "0", "-u", "1", "-t", "500ms", "-d", "seed")
-	flags := []string{"-di", seed.addr.IP, "-dp", strconv.Itoa(seed.addr.Port), "-u", "1", "-t", "500ms", "-k", "3", "-d", "node"}
+	flags := []string{"-di", seed.addr.IP.String(), "-dp", strconv.Itoa(int(seed.addr.Port)), "-u", "1", "-t", "500ms", "-k", "3", "-d", "node"}
 	var nodes []*proc
 	for _, h := range l.hosts[1:5] {
 		nodes = append(nodes, h.start(append([]string{"-role=node", "-i", h.v4, "-p", "0"}, flags...)...))
@@ -81,13 +81,13 @@ func TestNAT(t *testing.T) {
 		return true
 	})
 	for _, p := range append(nodes, seed) {
-		is.True(!slices.ContainsFunc(op.list(p.addr), func(n Node) bool { return n.IP == "192.168.77.2" || n.IP == router.v4 })) // neither its address nor its router's
+		is.True(!slices.ContainsFunc(op.list(p.addr), func(n Node) bool { return n.IP.String() == "192.168.77.2" || n.IP.String() == router.v4 })) // neither its address nor its router's
 	}
 
 	// A port forward, and -a set to the router's address: listed within 2 rounds.
 	hidden.cmd.Process.Kill()
 	within(t, 10*time.Second, hidden.exited, "the node behind NAT stops")
-	forwardedNode := Node{IP: router.v4, Port: forwarded}
+	forwardedNode := nodeAt(router.v4, forwarded)
 	fwd := home.launch(t.TempDir(), exec.Command(binary(t), append([]string{"-role=node", "-i", "192.168.77.2", "-a", router.v4, "-p", strconv.Itoa(forwarded)}, flags...)...))
 	fwd.waitStarted(t)
 	at := seenAt(t, 10*time.Second, func() bool { return slices.Contains(op.list(seed.addr), forwardedNode) })

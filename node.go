@@ -361,7 +361,7 @@ func (r *refresher) reach(ctx context.Context, who string, n Node) (refused int,
 	case http.StatusUnprocessableEntity:
 		r.log.Warn(fmt.Sprintf("the %s %s could not reach us at %s; see -a", who, n, self))
 	case http.StatusForbidden:
-		if seen, ok := r.client.seen.by(n); ok && seen.String() != self.IP {
+		if seen, ok := r.client.seen.by(n); ok && seen != self.IP {
 			r.log.Warn(fmt.Sprintf("the %s %s refused us: it sees our calls come from %s, not %s; see -a",
 				who, n, seen, self.IP))
 		} else {

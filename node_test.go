@@ -100,7 +100,7 @@ func TestIPv6Network(t *testing.T) {
 	runRounds(seed, nodes)
 	runRounds(seed, nodes)
 	is.True(converged(seed, nodes, 10)) // nodes on ::1 find each other
-	is.Equal(nodes[0].table.List()[0].IP, "::1")
+	is.Equal(nodes[0].table.List()[0].IP.String(), "::1")
 }
 
 func TestNodeSaysWhyItIsAlone(t *testing.T) {

@@ -49,7 +49,7 @@ func TestIdlePeerGivesUpItsPlace(t *testing.T) {
 	is := is.New(t)
 	idle, _, _ := countingServer(t) // answers as a node, lists nobody, never announces itself
 	lister := startPeer(t, "127.0.0.1", config{max: 10})
-	_, err := lister.table.Add(Node{IP: "192.0.2.1", Port: 1})
+	_, err := lister.table.Add(nodeAt("192.0.2.1", 1))
 	is.NoErr(err) // it lists someone
 	inbound, _, _ := countingServer(t)
 	fresh := startPeer(t, "127.0.0.2", config{max: 10}) // another group: loopback addresses are groups of their own

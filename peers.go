@@ -21,50 +21,54 @@ import (
 	"time"
 )
 
-// Node is one peer's address, exactly as the blog puts it on the wire.
+// Node is one peer's address, as the blog puts it on the wire:
+// {"ip_address": "127.0.0.1", "port": 55000}. The program holds the address
+// parsed, from the moment it comes in (parseIP), so that it is checked and
+// compared in one spelling: ::ffff:0.0.0.0 is 0.0.0.0.
 type Node struct {
-	IP   string `json:"ip_address"`
-	Port int    `json:"port"`
+	IP   netip.Addr `json:"ip_address"`
+	Port uint16     `json:"port"`
 }
 
 // String gives host:port, with brackets around IPv6 literals.
-func (n Node) String() string { return net.JoinHostPort(n.IP, strconv.Itoa(n.Port)) }
+func (n Node) String() string { return netip.AddrPortFrom(n.IP, n.Port).String() }
 
-// Valid reports why n cannot be a peer's address, or nil if it can.
+// parseIP is the door by which an address written as text comes in, from a
+// Node's JSON, a flag or a header: it gives the address in one spelling, an
+// IPv4-mapped IPv6 address as its IPv4 one, so that every spelling of one
+// address gets the same answer from Valid and every rule after it.
+func parseIP(s string) (netip.Addr, error) {
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%q is not an IP address literal", s)
+	}
+	return ip.Unmap(), nil
+}
+
+// broadcast is IPv4's limited broadcast address, which is no peer's.
+var broadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+
+// Valid reports why n cannot be a peer's address, or nil if it can. n.IP
+// comes from parseIP.
 func (n Node) Valid() error {
-	ip, err := netip.ParseAddr(n.IP)
 	switch {
-	case err != nil:
-		return fmt.Errorf("ip_address %q is not an IP address literal", n.IP)
-	case ip.Zone() != "":
-		return fmt.Errorf("ip_address %q has a zone, which means nothing to other hosts", n.IP)
-	case ip.IsUnspecified():
-		return fmt.Errorf("ip_address %q is unspecified: give an address others can reach", n.IP)
-	case ip.IsMulticast():
-		return fmt.Errorf("ip_address %q is a multicast address", n.IP)
-	case n.Port < 1 || n.Port > 65535:
-		return fmt.Errorf("port %d is outside 1-65535", n.Port)
+	case !n.IP.IsValid():
+		return errors.New("ip_address is missing")
+	case n.IP.Zone() != "":
+		return fmt.Errorf("ip_address %s has a zone, which means nothing to other hosts", n.IP)
+	case n.IP.IsUnspecified():
+		return fmt.Errorf("ip_address %s is unspecified: give an address others can reach", n.IP)
+	case n.IP.IsMulticast() || n.IP == broadcast:
+		return fmt.Errorf("ip_address %s is a multicast or broadcast address", n.IP)
+	case n.Port == 0:
+		return errors.New("port 0 is outside 1-65535")
 	}
 	return nil
 }
 
-// loopback reports whether n is on this host's loopback.
-func (n Node) loopback() bool { return netip.MustParseAddr(n.IP).IsLoopback() }
-
 // scoped reports whether n's address means something only on one host or one
 // link (loopback or link-local), so that no other host may hand it to us.
-// n must be Valid.
-func (n Node) scoped() bool {
-	ip := netip.MustParseAddr(n.IP)
-	return ip.IsLoopback() || ip.IsLinkLocalUnicast()
-}
-
-// canonical spells the address one way (::ffff:1.2.3.4 as 1.2.3.4, 0::1 as ::1), so that
-// one peer is never stored twice. n must be Valid.
-func (n Node) canonical() Node {
-	n.IP = netip.MustParseAddr(n.IP).Unmap().String()
-	return n
-}
+func (n Node) scoped() bool { return n.IP.IsLoopback() || n.IP.IsLinkLocalUnicast() }
 
 // peerClient makes every outbound call. Its http.Client has a Timeout, so no
 // peer can hold a call longer than that.
@@ -82,8 +86,8 @@ type peerClient struct {
 // address that announces carry.
 func newPeerClient(timeout time.Duration, self Node) *peerClient {
 	var from netip.Addr
-	if ip, err := netip.ParseAddr(self.IP); err == nil && hostAddrs()(ip) {
-		from = ip
+	if hostAddrs()(self.IP) {
+		from = self.IP
 	}
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var d net.Dialer
@@ -182,8 +186,8 @@ func (c *peerClient) call(ctx context.Context, method string, n Node, path strin
 		return 0, nil, failure(err)
 	}
 	defer resp.Body.Close()
-	if seen, err := netip.ParseAddr(resp.Header.Get(observedHeader)); err == nil {
-		c.seen.note(n, seen.Unmap())
+	if seen, err := parseIP(resp.Header.Get(observedHeader)); err == nil {
+		c.seen.note(n, seen)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
 	if err != nil {
@@ -267,7 +271,7 @@ func (c *peerClient) list(ctx context.Context, n Node, sample int) ([]Node, erro
 	if nodes == nil { // a node answers GET /nodes/ with an array, if an empty one
 		return nil, &peerError{reason: "not a JSON array of nodes", status: status, notNode: true}
 	}
-	if !n.loopback() {
+	if !n.IP.IsLoopback() {
 		nodes = slices.DeleteFunc(nodes, Node.scoped)
 	}
 	return nodes, nil

@@ -31,7 +31,7 @@ func TestProcessNetwork(t *testing.T) {
 	is := is.New(t)
 	dir := t.TempDir()
 	seed := startProc(t, dir, "-role=seed", "-i", "127.0.0.1", "-p", "0", "-u", "300ms", "-t", "1")
-	seedFlags := []string{"-di", seed.addr.IP, "-dp", strconv.Itoa(seed.addr.Port)}
+	seedFlags := []string{"-di", seed.addr.IP.String(), "-dp", strconv.Itoa(int(seed.addr.Port))}
 	var nodes []*proc
 	var dirs []string // one working directory each: nodes on different addresses may draw the same port
 	for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
@@ -96,7 +96,7 @@ func TestProcessKill9KeepsAcknowledgedAdds(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; ; i++ {
-				n := Node{IP: fmt.Sprintf("10.%d.%d.%d", w, i/250, i%250+1), Port: 1000 + w}
+				n := nodeAt(fmt.Sprintf("10.%d.%d.%d", w, i/250, i%250+1), 1000+w)
 				body, _ := json.Marshal(n)
 				resp, err := testClient.Post(url, "application/json", bytes.NewReader(body))
 				if err != nil {
@@ -164,7 +164,7 @@ func TestBlogNodeJoins(t *testing.T) {
 	writeNodesFile(t, dir, distinctNodes(300))
 	seed := startProc(t, dir, "-role=seed", "-p", "0", "-d", "data", "-t", "2")
 	port := deadAddr(t).Port
-	py := exec.Command("python3", "testdata/blog_node.py", strconv.Itoa(port), strconv.Itoa(seed.addr.Port))
+	py := exec.Command("python3", "testdata/blog_node.py", strconv.Itoa(int(port)), strconv.Itoa(int(seed.addr.Port)))
 	out, err := py.StdoutPipe()
 	is.NoErr(err)
 	is.NoErr(py.Start())
@@ -179,7 +179,7 @@ func TestBlogNodeJoins(t *testing.T) {
 	is.NoErr(json.Unmarshal(lines.Bytes(), &got))
 	is.Equal(got.Announce, 200)     // the seed checked it back and took it
 	is.Equal(len(got.Nodes), 300+1) // the whole list, itself included
-	is.True(lists(seed.addr, Node{IP: "127.0.0.1", Port: port}))
+	is.True(lists(seed.addr, nodeAt("127.0.0.1", port)))
 }
 
 // TestProcessPastTheSeedsTable runs 300 nodes against a seed that holds
@@ -202,7 +202,7 @@ func TestProcessPastTheSeedsTable(t *testing.T) {
 	for i := range 300 {
 		ip := fmt.Sprintf("127.0.%d.%d", 1+(i+2)/250, (i+2)%250+1)
 		cmd := exec.Command(binary(t), "-role=node", "-i", ip, "-p", "0", "-u", "4", "-d", fmt.Sprintf("n%d", i),
-			"-di", seedAt.IP, "-dp", strconv.Itoa(seedAt.Port))
+			"-di", seedAt.IP.String(), "-dp", strconv.Itoa(int(seedAt.Port)))
 		cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 		nodes = append(nodes, launchCmd(t, dir, cmd))
 	}
@@ -211,7 +211,7 @@ func TestProcessPastTheSeedsTable(t *testing.T) {
 		p.waitStarted(t)
 	}
 	t.Logf("300 processes started in %v", time.Since(launched).Round(time.Millisecond))
-	seed := startProc(t, dir, "-role=seed", "-p", strconv.Itoa(seedAt.Port), "-u", "4", "-m", "100", "-d", "seed")
+	seed := startProc(t, dir, "-role=seed", "-p", strconv.Itoa(int(seedAt.Port)), "-u", "4", "-m", "100", "-d", "seed")
 	start := time.Now()
 	roundsBefore := make([]int, len(nodes)) // rounds run alone, before the seed started
 	for i, p := range nodes {

@@ -77,7 +77,7 @@ type roundStats struct {
 // newRefresher opens the table in -d (or defaultDir) for the process listening on ln.
 func newRefresher(cfg config, ln net.Listener, defaultDir string,
 	log *slog.Logger) (*refresher, error) {
-	self := Node{IP: cfg.advertise, Port: ln.Addr().(*net.TCPAddr).Port}
+	self := Node{IP: cfg.advertise, Port: ln.Addr().(*net.TCPAddr).AddrPort().Port()}
 	t, err := openTable(cmp.Or(cfg.dir, defaultDir), cfg.file, self, cfg.max, cfg.hostMax)
 	if err != nil {
 		return nil, err

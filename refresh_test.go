@@ -181,7 +181,7 @@ func TestRoundLogNamesPeersAndAddsUp(t *testing.T) {
 	p := startPeer(t, "127.0.0.1", config{max: 10})
 	var logs syncBuffer
 	p.log = slog.New(slog.NewTextHandler(&logs, nil))
-	old, learned, announced := Node{IP: "127.0.0.5", Port: 5}, Node{IP: "127.0.0.6", Port: 6}, Node{IP: "127.0.0.7", Port: 7}
+	old, learned, announced := nodeAt("127.0.0.5", 5), nodeAt("127.0.0.6", 6), nodeAt("127.0.0.7", 7)
 	_, err := p.table.Add(old)
 	is.NoErr(err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -225,14 +225,14 @@ func TestAnnounceIsNotACheck(t *testing.T) {
 	dead := deadAddr(t).Port
 	var entries []Node
 	for i := range 5 {
-		n := Node{IP: fmt.Sprintf("127.0.0.%d", 5+i), Port: dead}
+		n := nodeAt(fmt.Sprintf("127.0.0.%d", 5+i), dead)
 		entries = append(entries, n)
 		_, err := seed.table.Add(n)
 		is.NoErr(err)
 	}
 	announceAll := func() {
 		for _, n := range entries {
-			d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(n.IP)}}
+			d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: n.IP.AsSlice()}}
 			c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
 			resp, err := c.Post("http://"+seed.self().String()+"/", "application/json", strings.NewReader(fmt.Sprintf(`{"ip_address": %q, "port": %d}`, n.IP, n.Port)))
 			is.NoErr(err)

@@ -26,7 +26,7 @@ func TestRoomByDiversity(t *testing.T) {
 		mu.Lock()
 		checks[n]++
 		mu.Unlock()
-		if n == dead.Load().(Node) || n.IP == "198.51.201.1" { // and a newcomer that does not answer either
+		if n == dead.Load().(Node) || n.IP.String() == "198.51.201.1" { // and a newcomer that does not answer either
 			return &peerError{reason: "refused"}
 		}
 		return nil
@@ -62,9 +62,9 @@ func TestRoomByDiversity(t *testing.T) {
 		is.Equal(from("198.51.200.1", 5000), 409)
 	}
 	mu.Lock()
-	is.Equal(checks[Node{IP: "198.51.200.1", Port: 5000}], 0) // refused without a check of its own: an incumbent answered
+	is.Equal(checks[nodeAt("198.51.200.1", 5000)], 0) // refused without a check of its own: an incumbent answered
 	for n, c := range checks {
-		is.True(c <= 2 || !strings.HasPrefix(n.IP, "198.51.")) // an incumbent: once as it came in, once to keep its place for -u
+		is.True(c <= 2 || !strings.HasPrefix(n.IP.String(), "198.51.")) // an incumbent: once as it came in, once to keep its place for -u
 	}
 	mu.Unlock()
 	for _, n := range tbl.List() {
@@ -95,17 +95,17 @@ func TestRoomByDiversity(t *testing.T) {
 // entries by then), the incumbent stays: a refusal changes nothing.
 func TestReplaceIsOneChange(t *testing.T) {
 	is := is.New(t)
-	tbl := newTable(t, 3, Node{IP: "198.51.0.1", Port: 1}, Node{IP: "198.51.0.2", Port: 1}, Node{IP: "203.0.0.1", Port: 1})
+	tbl := newTable(t, 3, nodeAt("198.51.0.1", 1), nodeAt("198.51.0.2", 1), nodeAt("203.0.0.1", 1))
 	tbl.hostMax = 1
-	old := Node{IP: "198.51.0.1", Port: 1}
+	old := nodeAt("198.51.0.1", 1)
 	writes := tbl.writes
-	added, err := tbl.Replace(old, Node{IP: "198.51.0.9", Port: 1})
+	added, err := tbl.Replace(old, nodeAt("198.51.0.9", 1))
 	is.NoErr(err)
 	is.Equal(len(added), 1)        // in
 	is.True(!tbl.Has(old))         // in the incumbent's place
 	is.Equal(tbl.writes, writes+1) // in one write
-	_, err = tbl.Replace(Node{IP: "198.51.0.2", Port: 1}, Node{IP: "203.0.0.1", Port: 2})
-	is.True(errors.Is(err, errHostFull))              // 203.0.0.1 has its -hm 1 already
-	is.True(tbl.Has(Node{IP: "198.51.0.2", Port: 1})) // so the incumbent stays
+	_, err = tbl.Replace(nodeAt("198.51.0.2", 1), nodeAt("203.0.0.1", 2))
+	is.True(errors.Is(err, errHostFull))      // 203.0.0.1 has its -hm 1 already
+	is.True(tbl.Has(nodeAt("198.51.0.2", 1))) // so the incumbent stays
 	is.Equal(tbl.Len(), 3)
 }

@@ -179,7 +179,7 @@ func newSim(t testing.TB, rngSeed uint64, flags ...string) *sim {
 		handlers: map[string]http.Handler{}, private: map[string]bool{}, dead: map[string]bool{}, slow: map[string]float64{},
 	}}
 	s.net.salt = s.rng.Uint64()
-	seed := s.process("seed", Node{IP: "192.0.2.1", Port: seedPort}, false)
+	seed := s.process("seed", nodeAt("192.0.2.1", seedPort), false)
 	s.net.seed = seed.addr
 	return s
 }
@@ -199,7 +199,7 @@ func (s *sim) process(role string, self Node, nat bool) *simProc {
 		s.t.Fatal(err)
 	}
 	s.k = cfg.enough
-	p := &simProc{addr: self.String(), from: self.IP, seed: role == "seed", timeout: time.Duration(cfg.timeout), nat: nat}
+	p := &simProc{addr: self.String(), from: self.IP.String(), seed: role == "seed", timeout: time.Duration(cfg.timeout), nat: nat}
 	if nat { // behind a router of its own, whose address its calls come from
 		s.hosts++
 		p.from = s.hostIP()
@@ -214,7 +214,7 @@ func (s *sim) process(role string, self Node, nat bool) *simProc {
 	v := newVerifier(c.ping, time.Duration(cfg.timeout), longestWait(time.Duration(cfg.interval)))
 	v.now = func() time.Time { return time.Unix(0, s.net.clock.Load()) }
 	p.checks = v // as serve does
-	own := netip.MustParseAddr(self.IP)
+	own := self.IP
 	h := newAPI(cfg, t, v, func(a netip.Addr) bool { return a.IsLoopback() || a == own }, quiet)
 	s.net.mu.Lock()
 	if nat {
@@ -249,8 +249,8 @@ func (s *sim) join(n int) []*simProc {
 			per = 2 + s.rng.IntN(2)
 		}
 		for i := range min(per, n-len(added)) {
-			p := s.process("node", Node{IP: ip, Port: 55000 + i}, nat)
-			p.seeds = []Node{{IP: "192.0.2.1", Port: seedPort}}
+			p := s.process("node", nodeAt(ip, 55000+i), nat)
+			p.seeds = []Node{nodeAt("192.0.2.1", seedPort)}
 			added = append(added, p)
 		}
 	}
@@ -398,11 +398,11 @@ func (s *sim) listsNAT() bool {
 	hidden := map[string]bool{}
 	for _, p := range s.nodes() {
 		if p.nat {
-			hidden[p.client.self.IP], hidden[p.from] = true, true
+			hidden[p.client.self.IP.String()], hidden[p.from] = true, true
 		}
 	}
 	for _, p := range s.procs {
-		if slices.ContainsFunc(p.table.List(), func(n Node) bool { return hidden[n.IP] }) {
+		if slices.ContainsFunc(p.table.List(), func(n Node) bool { return hidden[n.IP.String()] }) {
 			return true
 		}
 	}

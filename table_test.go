@@ -17,12 +17,12 @@ func TestPersistence(t *testing.T) {
 	t.Run("round trip", func(t *testing.T) {
 		is := is.New(t)
 		dir := t.TempDir()
-		a, b := Node{IP: "127.0.0.5", Port: 5000}, Node{IP: "::1", Port: 6000}
+		a, b := nodeAt("127.0.0.5", 5000), nodeAt("::1", 6000)
 		tbl, err := openTable(dir, "nodes.json", self, 10, 8)
 		is.NoErr(err)
-		_, err = tbl.Add(a, b, Node{IP: "127.0.0.7", Port: 7000})
+		_, err = tbl.Add(a, b, nodeAt("127.0.0.7", 7000))
 		is.NoErr(err)
-		_, err = tbl.Remove(Node{IP: "127.0.0.7", Port: 7000})
+		_, err = tbl.Remove(nodeAt("127.0.0.7", 7000))
 		is.NoErr(err)
 		body := string(tbl.Body())
 		is.NoErr(tbl.Close())
@@ -53,7 +53,7 @@ func TestPersistence(t *testing.T) {
 		tbl, err := openTable(dir, "nodes.json", self, 10, 8)
 		is.NoErr(err)
 		defer tbl.Close()
-		is.Equal(tbl.List(), []Node{{IP: "127.0.0.5", Port: 5000}}) // duplicate and self dropped
+		is.Equal(tbl.List(), []Node{nodeAt("127.0.0.5", 5000)}) // duplicate and self dropped
 		onDisk, _ := os.ReadFile(path)
 		is.Equal(string(onDisk), string(tbl.Body())) // file rewritten to match
 	})
@@ -124,7 +124,7 @@ func TestRemovedDataDirectoryIsRecreated(t *testing.T) {
 	if err := os.RemoveAll(dir); err != nil {
 		t.Skip("this platform does not remove a directory in use:", err)
 	}
-	n := Node{IP: "127.0.0.5", Port: 5}
+	n := nodeAt("127.0.0.5", 5)
 	_, err = tbl.Add(n)
 	is.NoErr(err) // the next write makes the directory again
 	is.Equal(readNodesFile(t, filepath.Join(dir, "nodes.json")), []Node{n})
@@ -144,14 +144,14 @@ func TestWritesAreCoalesced(t *testing.T) {
 	h := newHandler(tbl, alive)
 	start := time.Now()
 	operator := func(method string, n Node) *httptest.ResponseRecorder {
-		req := httptest.NewRequest(method, "/nodes/", strings.NewReader(nodeJSON(n.IP, n.Port)))
+		req := httptest.NewRequest(method, "/nodes/", strings.NewReader(nodeBody(n)))
 		req.RemoteAddr = "127.0.0.1:4000"
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
 		return w
 	}
 	forEachIndex(40, 8, func(i int) {
-		n := Node{IP: "127.0.0.1", Port: 10000 + i}
+		n := nodeAt("127.0.0.1", 10000+i)
 		is.Equal(operator("POST", n).Code, 200)
 		onDisk, err := os.ReadFile(tbl.path)
 		is.NoErr(err)

@@ -51,6 +51,9 @@ func nodeJSON(ip string, port int) string {
 	return fmt.Sprintf(`{"ip_address": %q, "port": %d}`, ip, port)
 }
 
+// nodeBody is n as a request body.
+func nodeBody(n Node) string { return nodeJSON(n.IP.String(), int(n.Port)) }
+
 func TestAnnounceOnlyYourself(t *testing.T) {
 	tests := []struct {
 		name, remote, ip string
@@ -85,11 +88,11 @@ func TestAnnounceOnlyYourself(t *testing.T) {
 
 func TestOtherHostsNeverGetLoopbackEntries(t *testing.T) {
 	is := is.New(t)
-	tbl := newTable(t, 10, Node{IP: "127.0.0.5", Port: 5}, Node{IP: "198.51.100.7", Port: 7}, Node{IP: "::1", Port: 6}, Node{IP: "fe80::1", Port: 8})
+	tbl := newTable(t, 10, nodeAt("127.0.0.5", 5), nodeAt("198.51.100.7", 7), nodeAt("::1", 6), nodeAt("fe80::1", 8))
 	h := remoteHandler(tbl, alive)
 	var got []Node
 	is.NoErr(json.Unmarshal(ask(h, "GET", "/nodes/", "203.0.113.9:4000", "").Body.Bytes(), &got))
-	is.Equal(got, []Node{{IP: "198.51.100.7", Port: 7}}) // other hosts: no loopback, no link-local
+	is.Equal(got, []Node{nodeAt("198.51.100.7", 7)}) // other hosts: no loopback, no link-local
 	is.NoErr(json.Unmarshal(ask(h, "GET", "/nodes/", "10.9.9.9:4000", "").Body.Bytes(), &got))
 	is.Equal(len(got), 4) // this host: everything, as in the file
 	w := ask(remoteHandler(tbl, unreachable), "DELETE", "/nodes/", "198.51.100.7:4000", nodeJSON("198.51.100.7", 7))
@@ -127,7 +130,7 @@ func TestPerHostCap(t *testing.T) {
 		is.Equal(ask(h, "POST", "/", "127.0.0.1:4000", nodeJSON("127.0.0.1", 10000+port)).Code, 200) // loopback is exempt
 	}
 	is.Equal(tbl.Len(), 8+5+20+8+20)
-	_, err := tbl.Remove(Node{IP: "198.51.100.7", Port: 1})
+	_, err := tbl.Remove(nodeAt("198.51.100.7", 1))
 	is.NoErr(err)
 	is.Equal(ask(h, "POST", "/", "198.51.100.7:4000", nodeJSON("198.51.100.7", 2000)).Code, 200) // a freed place is taken again
 }
@@ -138,7 +141,7 @@ func TestFairVerification(t *testing.T) {
 	release := make(chan struct{})
 	var attackerChecks, honestChecks atomic.Int32
 	h := remoteHandler(tbl, func(ctx context.Context, n Node) error {
-		if n.IP != "198.51.100.66" {
+		if n.IP.String() != "198.51.100.66" {
 			honestChecks.Add(1)
 			return nil
 		}
@@ -203,7 +206,7 @@ func TestErrorsNeverEchoAPeer(t *testing.T) {
 			err := c.ping(context.Background(), tc.node)
 			is.Equal(err.Error(), tc.want) // in our words only
 			tbl := newTable(t, 10)
-			w := ask(newHandler(tbl, c.ping), "POST", "/", "127.0.0.1:4000", nodeJSON(tc.node.IP, tc.node.Port))
+			w := ask(newHandler(tbl, c.ping), "POST", "/", "127.0.0.1:4000", nodeBody(tc.node))
 			is.Equal(w.Code, 422)
 			is.Equal(compact(w.Body.String()), fmt.Sprintf(`{"error":"could not reach you at %s: %s"}`, tc.node, tc.want)) // the reason names no byte of the peer's
 		})
@@ -217,7 +220,7 @@ func listFrom(t *testing.T, srv *httptest.Server) ([]Node, error) {
 	c.http.Transport.(*http.Transport).DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return net.Dial("tcp", srv.Listener.Addr().String())
 	}
-	return c.list(context.Background(), Node{IP: "198.51.100.7", Port: 80}, 0)
+	return c.list(context.Background(), nodeAt("198.51.100.7", 80), 0)
 }
 
 func TestListsFromOtherHostsAreBounded(t *testing.T) {
@@ -230,7 +233,7 @@ func TestListsFromOtherHostsAreBounded(t *testing.T) {
 		defer srv.Close()
 		got, err := listFrom(t, srv)
 		is.NoErr(err)
-		is.Equal(got, []Node{{IP: "203.0.113.5", Port: 5000}}) // only what another host can mean
+		is.Equal(got, []Node{nodeAt("203.0.113.5", 5000)}) // only what another host can mean
 	})
 	t.Run("no transparent decompression", func(t *testing.T) {
 		is := is.New(t)
@@ -276,7 +279,7 @@ func TestListParsingIsBounded(t *testing.T) {
 }
 
 func TestRemoveByAnotherHost(t *testing.T) {
-	n := Node{IP: "198.51.100.7", Port: 7000}
+	n := nodeAt("198.51.100.7", 7000)
 	tests := []struct {
 		name       string
 		check      func(context.Context, Node) error
@@ -290,7 +293,7 @@ func TestRemoveByAnotherHost(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			is := is.New(t)
 			tbl := newTable(t, 10, n)
-			w := ask(remoteHandler(tbl, tc.check), "DELETE", "/nodes/", "203.0.113.9:4000", nodeJSON(n.IP, n.Port))
+			w := ask(remoteHandler(tbl, tc.check), "DELETE", "/nodes/", "203.0.113.9:4000", nodeBody(n))
 			is.Equal(w.Code, tc.wantStatus)
 			is.Equal(tbl.Len(), tc.wantLen)
 		})
@@ -303,7 +306,7 @@ func TestRemoveByAnotherHost(t *testing.T) {
 // a loop of them costs one check per hold-off; and once it is silent, its
 // own goodbye removes it.
 func TestLeaveIsProvenBySilence(t *testing.T) {
-	n := Node{IP: "198.51.100.7", Port: 7000}
+	n := nodeAt("198.51.100.7", 7000)
 	sources := []string{"198.51.100.7:4000", "203.0.113.9:4000", "203.0.113.10:4000", "192.0.2.33:4000", "[2001:db8::5]:4000"}
 	deleteFromAll := func(h http.Handler) (codes []int) {
 		var mu sync.Mutex
@@ -313,7 +316,7 @@ func TestLeaveIsProvenBySilence(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for range 20 {
-					w := ask(h, "DELETE", "/nodes/", src, nodeJSON(n.IP, n.Port))
+					w := ask(h, "DELETE", "/nodes/", src, nodeBody(n))
 					mu.Lock()
 					codes = append(codes, w.Code)
 					mu.Unlock()
@@ -356,7 +359,7 @@ func TestLeaveIsProvenBySilence(t *testing.T) {
 			}
 			return nil
 		})
-		w := ask(h, "DELETE", "/nodes/", sources[0], nodeJSON(n.IP, n.Port))
+		w := ask(h, "DELETE", "/nodes/", sources[0], nodeBody(n))
 		is.Equal(w.Code, 403)  // the second check found it
 		is.Equal(tbl.Len(), 1) // kept
 	})
@@ -364,7 +367,7 @@ func TestLeaveIsProvenBySilence(t *testing.T) {
 	t.Run("silent", func(t *testing.T) {
 		is := is.New(t)
 		tbl := newTable(t, 10, n)
-		w := ask(remoteHandler(tbl, unreachable), "DELETE", "/nodes/", sources[0], nodeJSON(n.IP, n.Port))
+		w := ask(remoteHandler(tbl, unreachable), "DELETE", "/nodes/", sources[0], nodeBody(n))
 		is.Equal(w.Code, 200)  // its goodbye, once its listener is closed
 		is.Equal(tbl.Len(), 0) // believed at once
 	})

@@ -32,7 +32,7 @@ func TestUntrustedHosts(t *testing.T) {
 		codes := map[int]int{}
 		var mu sync.Mutex
 		forEachIndex(len(fake), 4, func(i int) { // 4 at a time: the seed's bound per source
-			status, _ := attacker.do("POST", seed.addr, "/", nodeJSON(fake[i].IP, fake[i].Port))
+			status, _ := attacker.do("POST", seed.addr, "/", nodeBody(fake[i]))
 			mu.Lock()
 			codes[status]++
 			mu.Unlock()
@@ -44,7 +44,7 @@ func TestUntrustedHosts(t *testing.T) {
 		var honest []*proc
 		for _, h := range l.hosts[2:7] {
 			honest = append(honest, h.start("-role=node", "-i", h.v4, "-p", "0", "-u", "1", "-t", "1", "-d", "node",
-				"-di", seed.addr.IP, "-dp", strconv.Itoa(seed.addr.Port)))
+				"-di", seed.addr.IP.String(), "-dp", strconv.Itoa(int(seed.addr.Port))))
 		}
 		isHonest := func(n Node) bool { return slices.ContainsFunc(honest, func(p *proc) bool { return p.addr == n }) }
 		took := eventually(t, 15*time.Second, func() bool {
@@ -69,7 +69,7 @@ func TestUntrustedHosts(t *testing.T) {
 			held.Add(1)
 			go func() {
 				defer held.Done()
-				attackCodes[i], _ = attacker.do("POST", seed.addr, "/", nodeJSON(hung.IP, hung.Port))
+				attackCodes[i], _ = attacker.do("POST", seed.addr, "/", nodeBody(hung))
 			}()
 		}
 		eventually(t, 10*time.Second, func() bool { return attacker.accepted(hung) > 0 }) // the seed is checking it, and stuck
@@ -84,7 +84,7 @@ func TestUntrustedHosts(t *testing.T) {
 				defer honest.Done()
 				for _, n := range nodes { // 5 announces from each of 3 hosts, one after another
 					start := time.Now()
-					status, _ := h.do("POST", seed.addr, "/", nodeJSON(n.IP, n.Port))
+					status, _ := h.do("POST", seed.addr, "/", nodeBody(n))
 					took := time.Since(start)
 					mu.Lock()
 					if status == 200 && took < 2*timeout {
@@ -145,11 +145,11 @@ func TestManyAddresses(t *testing.T) {
 			// adds then share the seed's writes, which come at most 4 a
 			// second, instead of 4 adds a write.
 			forEachIndex(len(fake), 16*perSubnet, func(i int) {
-				body := nodeJSON(fake[i].IP, fake[i].Port)
-				status, _ := attacker.doFrom(fake[i].IP, "POST", seed.addr, "/", body)
+				body := nodeBody(fake[i])
+				status, _ := attacker.doFrom(fake[i].IP.String(), "POST", seed.addr, "/", body)
 				for status == http.StatusTooManyRequests {
 					time.Sleep(5 * time.Millisecond) // a pause, as an attacker's own pace: nothing waits on it
-					status, _ = attacker.doFrom(fake[i].IP, "POST", seed.addr, "/", body)
+					status, _ = attacker.doFrom(fake[i].IP.String(), "POST", seed.addr, "/", body)
 				}
 				mu.Lock()
 				codes[status]++
@@ -166,7 +166,7 @@ func TestManyAddresses(t *testing.T) {
 				}
 				h.addAddresses(ip + prefix)
 				honest = append(honest, h.start("-role=node", "-i", ip, "-p", "0", "-u", "1", "-t", "1", "-d", "node",
-					"-di", seed.addr.IP, "-dp", strconv.Itoa(seed.addr.Port)))
+					"-di", seed.addr.IP.String(), "-dp", strconv.Itoa(int(seed.addr.Port))))
 			}
 			isHonest := func(n Node) bool { return slices.ContainsFunc(honest, func(p *proc) bool { return p.addr == n }) }
 			started := time.Now()
@@ -201,7 +201,7 @@ func TestOneIPv6LAN(t *testing.T) {
 		ip := fmt.Sprintf("fd77::2:%x", i+1) // all in fd77::/64
 		lan.addAddresses(ip + "/64")
 		nodes = append(nodes, lan.start("-role=node", "-i", ip, "-p", "0", "-u", "1", "-t", "1", "-d", fmt.Sprintf("node%d", i),
-			"-di", seed.addr.IP, "-dp", strconv.Itoa(seed.addr.Port)).addr)
+			"-di", seed.addr.IP.String(), "-dp", strconv.Itoa(int(seed.addr.Port))).addr)
 	}
 	eventually(t, 20*time.Second, func() bool { return lists(seed.addr, nodes...) || len(seedHost.list(seed.addr)) == 20 })
 	is.Equal(len(seedHost.list(seed.addr)), 20) // every one of them, not 8 for the /64
@@ -218,7 +218,7 @@ func TestDeleteLoopCostsOneCheckPerRound(t *testing.T) {
 	seedHost, nodeHost, attacker := l.hosts[0], l.hosts[1], l.hosts[2]
 	seed := seedHost.start("-role=seed", "-i", seedHost.v4, "-p", "0", "-u", "1", "-t", "1", "-d", "seed")
 	node := nodeHost.listen(1, "ok", nodeHost.v4)[0] // answers as a node does, and counts its calls
-	status, _ := nodeHost.do("POST", seed.addr, "/", nodeJSON(node.IP, node.Port))
+	status, _ := nodeHost.do("POST", seed.addr, "/", nodeBody(node))
 	is.Equal(status, 200) // listed
 	stop := make(chan struct{})
 	var loops sync.WaitGroup
@@ -233,7 +233,7 @@ func TestDeleteLoopCostsOneCheckPerRound(t *testing.T) {
 					return
 				default:
 				}
-				if code, _ := attacker.do("DELETE", seed.addr, "/nodes/", nodeJSON(node.IP, node.Port)); code == 403 {
+				if code, _ := attacker.do("DELETE", seed.addr, "/nodes/", nodeBody(node)); code == 403 {
 					kept.Add(1)
 				}
 				deletes.Add(1)
@@ -337,7 +337,7 @@ func checkSlotsAreFair(t *testing.T, family, timeoutFlag, where string) {
 			defer attacking.Done()
 			for {
 				start := time.Now()
-				attacker.doFrom(n.IP, "POST", seed.addr, "/", nodeJSON(n.IP, n.Port))
+				attacker.doFrom(n.IP.String(), "POST", seed.addr, "/", nodeBody(n))
 				answered.Add(1)
 				if time.Since(start) < 100*time.Millisecond {
 					select { // refused at once: again a second later, as Retry-After asks; 252 others retry meanwhile
@@ -359,7 +359,7 @@ func checkSlotsAreFair(t *testing.T, family, timeoutFlag, where string) {
 	var nodes []*proc
 	for i, h := range l.hosts[5:7] {
 		nodes = append(nodes, h.start("-role=node", "-i", honestIP(5+i, h), "-p", "0", "-u", "1", "-t", timeoutFlag,
-			"-d", "node", "-di", seed.addr.IP, "-dp", strconv.Itoa(seed.addr.Port)))
+			"-d", "node", "-di", seed.addr.IP.String(), "-dp", strconv.Itoa(int(seed.addr.Port))))
 	}
 	// Watched from now, beside the honest announces: when the seed first
 	// lists both, and so in which of their rounds.
@@ -384,7 +384,7 @@ func checkSlotsAreFair(t *testing.T, family, timeoutFlag, where string) {
 			defer honest.Done()
 			for _, n := range announced {
 				start := time.Now()
-				status, _ := h.doFrom(ip, "POST", seed.addr, "/", nodeJSON(n.IP, n.Port))
+				status, _ := h.doFrom(ip, "POST", seed.addr, "/", nodeBody(n))
 				took := time.Since(start)
 				mu.Lock()
 				if status == 200 && took < timeout {
