@@ -63,6 +63,7 @@ func nextNode(dec *json.Decoder) (Node, error) {
 	var ip *string
 	var port *int
 	var bad error
+	var ipSeen, portSeen bool // each key once, whatever its value, null included
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -80,9 +81,11 @@ func nextNode(dec *json.Decoder) (Node, error) {
 		}
 		switch {
 		case bad != nil:
-		case key == "ip_address" && ip == nil:
+		case key == "ip_address" && !ipSeen:
+			ipSeen = true
 			ip, bad = stringValue(key, value)
-		case key == "port" && port == nil:
+		case key == "port" && !portSeen:
+			portSeen = true
 			port, bad = intValue(key, value)
 		case key == "ip_address" || key == "port":
 			bad = fmt.Errorf("%s appears twice", key)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -45,6 +46,12 @@ var invalidNodes = []struct{ name, json string }{
 	{"leading zeros", `{"ip_address": "127.000.000.001", "port": 55000}`},
 	{"empty ip", `{"ip_address": "", "port": 55000}`},
 	{"duplicate ip", `{"ip_address": "127.0.0.1", "ip_address": "127.0.0.2", "port": 55000}`},
+	{"duplicate ip, the first null", `{"ip_address": null, "ip_address": "10.0.0.5", "port": 5}`},
+	{"duplicate port, the first null", `{"ip_address": "10.0.0.5", "port": null, "port": 5}`},
+	{"unspecified v4, mapped", `{"ip_address": "::ffff:0.0.0.0", "port": 9999}`},
+	{"unspecified v4, mapped in full", `{"ip_address": "0:0:0:0:0:ffff:0:0", "port": 9999}`},
+	{"unspecified v4, mapped in hex", `{"ip_address": "::ffff:0:0", "port": 9999}`},
+	{"broadcast", `{"ip_address": "255.255.255.255", "port": 55000}`},
 	{"duplicate port", `{"ip_address": "127.0.0.1", "port": 55000, "port": 1}`},
 }
 
@@ -73,6 +80,46 @@ func TestNodeValidation(t *testing.T) {
 			is := is.New(t)
 			_, err := decodeNode(strings.NewReader(tc.json))
 			is.True(err != nil) // invalid node must be rejected
+		})
+	}
+}
+
+// TestAddressSpellings: every spelling of an address gets the answer its
+// plain form gets, from the decoder and in a list that another host sends.
+func TestAddressSpellings(t *testing.T) {
+	for _, tc := range []struct{ spelling, plain string }{
+		{"::ffff:0.0.0.0", "0.0.0.0"},
+		{"0:0:0:0:0:ffff:0:0", "0.0.0.0"},
+		{"::ffff:0:0", "0.0.0.0"},
+		{"0:0:0:0:0:0:0:0", "::"},
+		{"::ffff:127.0.0.1", "127.0.0.1"},
+		{"::ffff:7f00:1", "127.0.0.1"},
+		{"::ffff:127.9.9.9", "127.9.9.9"},
+		{"0:0:0:0:0:0:0:1", "::1"},
+		{"::ffff:169.254.169.254", "169.254.169.254"},
+		{"::ffff:a9fe:a9fe", "169.254.169.254"},
+		{"fe80:0:0:0:0:0:0:1", "fe80::1"},
+		{"::ffff:224.0.0.1", "224.0.0.1"},
+		{"::ffff:255.255.255.255", "255.255.255.255"},
+		{"::ffff:203.0.113.5", "203.0.113.5"},
+	} {
+		t.Run(tc.spelling, func(t *testing.T) {
+			is := is.New(t)
+			body := func(ip string) string { return `{"ip_address": "` + ip + `", "port": 5000}` }
+			spelled, errSpelled := decodeNode(strings.NewReader(body(tc.spelling)))
+			plain, errPlain := decodeNode(strings.NewReader(body(tc.plain)))
+			is.Equal(errSpelled == nil, errPlain == nil) // the decoder's answer is the plain form's
+			is.Equal(spelled, plain)                     // and so is the node it gives
+			listed := func(ip string) []Node {
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					io.WriteString(w, "["+body(ip)+"]")
+				}))
+				defer srv.Close()
+				got, err := listFrom(t, srv)
+				is.NoErr(err)
+				return got
+			}
+			is.Equal(listed(tc.spelling), listed(tc.plain)) // and so is a list's from another host
 		})
 	}
 }
