@@ -243,7 +243,10 @@ func (s *seconds) String() string {
 
 func (s *seconds) Set(v string) error {
 	d, err := time.ParseDuration(v)
-	if n, errInt := strconv.Atoi(v); errInt == nil {
+	if n, errInt := strconv.ParseInt(v, 10, 64); errInt == nil {
+		if n > math.MaxInt64/int64(time.Second) { // past what a Duration holds: it would wrap
+			return fmt.Errorf("want at most %d seconds", math.MaxInt64/int64(time.Second))
+		}
 		d, err = time.Duration(n)*time.Second, nil
 	}
 	if err != nil || d <= 0 {

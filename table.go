@@ -172,6 +172,9 @@ func (t *Table) Sample(n int, public bool) []byte {
 	t.mu.Lock()
 	picked := t.groups.sample(t.nodes, n, public, t.rng)
 	t.mu.Unlock()
+	if len(picked) == 0 {
+		return []byte("[]\n") // a node answers with an array, if an empty one: never null
+	}
 	body, _ := json.Marshal(picked) // outside the lock: encoding costs more than picking
 	return append(body, '\n')
 }
