@@ -172,6 +172,9 @@ func (g *groupIndex) drop(gone map[Node]bool) {
 	for n := range gone {
 		if host, ok := hostOf(n); ok {
 			g.perHost[host]--
+			if g.perHost[host] == 0 {
+				delete(g.perHost, host) // or the index keeps every address it ever held
+			}
 		}
 		group, _ := groupOf(n)
 		touched[group] = true

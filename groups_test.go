@@ -38,6 +38,29 @@ func TestSampleIsBalancedByGroup(t *testing.T) {
 	is.True(big <= 100) // about its share of the groups (1 in 21), not of the entries
 }
 
+// TestGroupIndexForgetsAddresses: a full seed that makes room, entry after
+// entry, for 1,000 newcomers of other addresses holds in its indexes the
+// addresses it lists, not every address it ever took; and so does a node's
+// index of the peers taken by announce.
+func TestGroupIndexForgetsAddresses(t *testing.T) {
+	is := is.New(t)
+	tbl := memTable(self, 10, 10) // in memory: a thousand writes to disk prove nothing more
+	for i := range 1000 {
+		_, err := tbl.AddAnnounced(0, nodeAt(fmt.Sprintf("%d.%d.0.1", 11+i/250, i%250), 5000)) // each a group of its own
+		is.NoErr(err)
+	}
+	is.Equal(tbl.Len(), 10)
+	is.Equal(len(tbl.groups.perHost), 10) // the addresses it lists, not the 1,000 it took
+	node := memTable(self, 100, 100)
+	for i := range 1000 {
+		n := nodeAt(fmt.Sprintf("203.0.%d.%d", i/250, 1+i%250), 5000)
+		node.AddAnnounced(20, n)
+		node.Remove(n)
+	}
+	is.Equal(len(node.groups.perHost), 0)     // none left
+	is.Equal(len(node.byAnnounce.perHost), 0) // in either index
+}
+
 // TestRemoveKeepsGroupsWhole removes nodes in one call, emptying some
 // groups: samples never return a removed node, and still reach every group
 // left, so the table's index by group matches its entries.
