@@ -64,7 +64,7 @@ func crawl(ctx context.Context, c *peerClient, seeds []Node, max, hostMax int) n
 		wave = wave[:min(len(wave), max-len(m.lists)-len(m.dead))]
 		var mu sync.Mutex
 		lists := map[Node][]Node{}
-		ok := forEach(ctx, wave, func(ctx context.Context, n Node) error {
+		ok := forEach(ctx, wave, func(ctx context.Context, _ int, n Node) error {
 			list, err := c.list(ctx, n, maxSample)
 			mu.Lock()
 			defer mu.Unlock()

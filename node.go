@@ -76,7 +76,7 @@ func (r *refresher) checkPeers(ctx context.Context) []Node {
 // to one that refused us lately (backoff.go).
 func (r *refresher) announceToSeeds(ctx context.Context) {
 	checkers := r.table.checkedBy.take()
-	forEach(ctx, r.otherSeeds(), func(ctx context.Context, seed Node) error {
+	forEach(ctx, r.otherSeeds(), func(ctx context.Context, _ int, seed Node) error {
 		if r.backoffs.waiting(seed, r.round) || checkers[seed] {
 			return nil
 		}
@@ -197,7 +197,7 @@ func (r *refresher) otherSeeds() []Node {
 // returns the answers in the order of from.
 func (r *refresher) samples(ctx context.Context, from []Node, size int) [][]Node {
 	lists := make([][]Node, len(from))
-	forEach(ctx, from, func(ctx context.Context, n Node) error {
+	forEach(ctx, from, func(ctx context.Context, i int, n Node) error {
 		list, err := r.client.list(ctx, n, size)
 		switch {
 		case len(list) > 0:
@@ -208,7 +208,7 @@ func (r *refresher) samples(ctx context.Context, from []Node, size int) [][]Node
 		if err != nil && slices.Contains(r.seeds, n) {
 			r.log.Warn("seed did not answer", "seed", n, "err", err)
 		}
-		lists[slices.Index(from, n)] = list
+		lists[i] = list
 		return err
 	})
 	return lists
@@ -240,7 +240,7 @@ func (r *refresher) learn(ctx context.Context, lists [][]Node, need int) (added 
 	for pass := 0; pass < tries && len(try) > 0; pass++ {
 		var mu sync.Mutex
 		full := map[Node]bool{}
-		ok := forEach(ctx, try, func(ctx context.Context, n Node) error {
+		ok := forEach(ctx, try, func(ctx context.Context, _ int, n Node) error {
 			refused, err := r.reach(ctx, "peer", n)
 			mu.Lock()
 			defer mu.Unlock()
@@ -383,5 +383,7 @@ func (r *refresher) reach(ctx context.Context, who string, n Node) (refused int,
 func (r *refresher) leave() {
 	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
 	defer cancel()
-	forEach(ctx, append(r.table.List(), r.otherSeeds()...), r.client.remove)
+	forEach(ctx, append(r.table.List(), r.otherSeeds()...), func(ctx context.Context, _ int, n Node) error {
+		return r.client.remove(ctx, n)
+	})
 }

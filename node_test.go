@@ -196,3 +196,17 @@ func TestNoSingleSeedDecides(t *testing.T) {
 		})
 	}
 }
+
+// TestSamplesOfASeedListedTwice: a seed named twice among a node's seeds
+// gives its answer in each of its places, each written by its own call.
+func TestSamplesOfASeedListedTwice(t *testing.T) {
+	is := is.New(t)
+	seed := startPeer(t, "127.0.0.1", config{role: "seed", max: 100})
+	_, err := seed.table.Add(distinctNodes(5)...)
+	is.NoErr(err)
+	node := startPeer(t, "127.0.0.1", config{role: "node", enough: 3, max: 100})
+	lists := node.samples(context.Background(), []Node{seed.self(), seed.self()}, 4)
+	is.Equal(len(lists), 2)
+	is.Equal(len(lists[0]), 4) // the first place's answer
+	is.Equal(len(lists[1]), 4) // and the second's, not left empty
+}

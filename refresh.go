@@ -17,12 +17,13 @@ import (
 	"time"
 )
 
-// forEach calls fn for every node, at most maxInFlight at once, and reports
-// which calls succeeded, in the order of nodes. It keeps no error: a sweep
-// of 10,000 dead peers should not hold 10,000 of them until it ends. Its
-// workers take the nodes one after another, so that each call does not
-// start a goroutine of its own and grow its stack again.
-func forEach(ctx context.Context, nodes []Node, fn func(context.Context, Node) error) (ok []bool) {
+// forEach calls fn for every node, with its index in nodes, at most
+// maxInFlight at once, and reports which calls succeeded, in the order of
+// nodes. It keeps no error: a sweep of 10,000 dead peers should not hold
+// 10,000 of them until it ends. Its workers take the nodes one after
+// another, so that each call does not start a goroutine of its own and
+// grow its stack again.
+func forEach(ctx context.Context, nodes []Node, fn func(context.Context, int, Node) error) (ok []bool) {
 	ok = make([]bool, len(nodes))
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -31,7 +32,7 @@ func forEach(ctx context.Context, nodes []Node, fn func(context.Context, Node) e
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				ok[i] = fn(ctx, nodes[i]) == nil
+				ok[i] = fn(ctx, i, nodes[i]) == nil
 			}
 		}()
 	}
@@ -122,7 +123,7 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 	nodes := r.table.List()
 	var mu sync.Mutex
 	slow := map[Node]bool{}
-	ok := forEach(ctx, nodes, func(ctx context.Context, n Node) error {
+	ok := forEach(ctx, nodes, func(ctx context.Context, _ int, n Node) error {
 		if r.shunned.has(n, r.round) { // it answered not as a node: it fails, without a call
 			return &peerError{reason: "not a node", notNode: true}
 		}

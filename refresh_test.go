@@ -118,7 +118,7 @@ func TestForEachRunsConcurrentlyWithABound(t *testing.T) {
 		started.Add(len(nodes))
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		ok := forEach(ctx, nodes, func(ctx context.Context, n Node) error {
+		ok := forEach(ctx, nodes, func(ctx context.Context, _ int, n Node) error {
 			started.Done()
 			done := make(chan struct{})
 			go func() { started.Wait(); close(done) }()
@@ -142,7 +142,7 @@ func TestForEachRunsConcurrentlyWithABound(t *testing.T) {
 			}
 			close(release)
 		}()
-		forEach(context.Background(), distinctNodes(500), func(ctx context.Context, n Node) error {
+		forEach(context.Background(), distinctNodes(500), func(ctx context.Context, _ int, n Node) error {
 			now := running.Add(1)
 			defer running.Add(-1)
 			for {
