@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -195,4 +198,49 @@ func TestNodeNobodyAnnouncesToSwapsAPeer(t *testing.T) {
 		}
 		is.True(good >= 1) // a fresh one came in at once
 	}
+}
+
+// TestSwapWhenThePeersLeaveMeanwhile: a node at -k swaps a peer for the
+// seed's candidate, and its only peer says goodbye while the seed answers:
+// the round ends with the candidate and nothing to swap out, not a panic.
+func TestSwapWhenThePeersLeaveMeanwhile(t *testing.T) {
+	is := is.New(t)
+	peer := startPeer(t, "127.0.0.1", config{enough: 1, max: 10})
+	fresh := startPeer(t, "127.0.0.1", config{enough: 1, max: 10})
+	p := startPeer(t, "127.0.0.1", config{enough: 1, max: 10})
+	_, err := p.table.Add(peer.self()) // found by p: nobody announced to it
+	is.NoErr(err)
+	seed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/nodes/" {
+			req, _ := http.NewRequest("DELETE", p.srv.URL+"/nodes/", strings.NewReader(nodeBody(peer.self())))
+			if resp, err := http.DefaultClient.Do(req); err == nil { // the goodbye, meanwhile
+				resp.Body.Close()
+			}
+			io.WriteString(w, "["+nodeBody(fresh.self())+"]")
+			return
+		}
+		io.WriteString(w, "{}")
+	}))
+	defer seed.Close()
+	p.seeds = []Node{nodeOf(t, seed.URL)}
+	p.nodeRound(context.Background())
+	is.Equal(p.table.List(), []Node{fresh.self()}) // the candidate came in; the peer had gone
+}
+
+// TestFailedRemovesAreLogged: a node that lets its foothold go while its
+// file cannot be written says so in its log.
+func TestFailedRemovesAreLogged(t *testing.T) {
+	is := is.New(t)
+	p := startPeer(t, "127.0.0.1", config{enough: 1, max: 10})
+	var log syncBuffer
+	p.log = slog.New(slog.NewTextHandler(&log, nil))
+	_, err := p.table.AddFoothold(nodeAt("192.0.2.1", 1))
+	is.NoErr(err)
+	_, err = p.table.Add(nodeAt("192.0.2.2", 1), nodeAt("192.0.2.3", 1))
+	is.NoErr(err)
+	is.NoErr(os.Remove(p.table.path)) // the file's place taken by a directory: no write can rename over it
+	is.NoErr(os.MkdirAll(filepath.Join(p.table.path, "in-the-way"), 0o755))
+	_, removed := p.atLimit(context.Background(), false)
+	is.Equal(removed, []Node{nodeAt("192.0.2.1", 1)})                                // let go in memory
+	is.True(strings.Contains(log.String(), `level=ERROR msg="let the foothold go"`)) // and the failed write said
 }

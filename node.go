@@ -123,9 +123,9 @@ func (r *refresher) atLimit(ctx context.Context, atK bool) (learned, removed []N
 		switch atLimitRule(r.table.Outbound(), r.table.Len(), r.enough, r.rng) {
 		case swapOne:
 			learned = r.findPeers(ctx, 1)
-			if len(learned) > 0 {
-				peers := slices.DeleteFunc(r.table.List(), func(n Node) bool { return n == learned[0] })
-				removed, _ = r.table.Remove(peers[r.rng.IntN(len(peers))])
+			peers := slices.DeleteFunc(r.table.List(), func(n Node) bool { return slices.Contains(learned, n) })
+			if len(learned) > 0 && len(peers) > 0 { // the peers may have left meanwhile, with a goodbye
+				removed = r.remove("swap a peer", peers[r.rng.IntN(len(peers))])
 			}
 		case tryOne:
 			learned = r.tryNewCandidate(ctx)
@@ -136,8 +136,7 @@ func (r *refresher) atLimit(ctx context.Context, atK bool) (learned, removed []N
 		}
 	}
 	if foothold, ok := footholdToLetGo(r.table, r.enough); ok {
-		gone, _ := r.table.Remove(foothold)
-		removed = append(removed, gone...)
+		removed = append(removed, r.remove("let the foothold go", foothold)...)
 	}
 	return learned, removed
 }
@@ -159,7 +158,7 @@ func (r *refresher) askIdle(ctx context.Context, idle Node) (learned, removed []
 	}
 	learned = r.tryNewCandidate(ctx)
 	if len(learned) > 0 && !newPickSpread([]Node{idle}).has(learned[0]) {
-		removed, _ = r.table.Remove(idle)
+		removed = r.remove("give an idle peer's place away", idle)
 	}
 	return learned, removed
 }

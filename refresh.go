@@ -174,9 +174,16 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 	r.backoffs.forget(func(n Node) bool { return !slices.Contains(r.seeds, n) && !r.table.Has(n) })
 	r.acting.forget(func(n Node) bool { return !r.table.Has(n) })
 	r.shunned.expire(r.round)
-	removed, err := r.table.Remove(gone...)
+	return r.remove("remove dead peers", gone...)
+}
+
+// remove removes nodes from the table, saying why in the log if the table
+// cannot be saved: they are gone from memory all the same, and go to disk
+// with the next write that succeeds.
+func (r *refresher) remove(why string, nodes ...Node) []Node {
+	removed, err := r.table.Remove(nodes...)
 	if err != nil {
-		r.log.Error("remove dead peers", "err", err)
+		r.log.Error(why, "err", err)
 	}
 	return removed
 }
