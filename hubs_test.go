@@ -244,3 +244,26 @@ func TestFailedRemovesAreLogged(t *testing.T) {
 	is.Equal(removed, []Node{nodeAt("192.0.2.1", 1)})                                // let go in memory
 	is.True(strings.Contains(log.String(), `level=ERROR msg="let the foothold go"`)) // and the failed write said
 }
+
+// TestFootholdIsInTheTable: a foothold that leaves as it is added is not
+// named as the foothold once it has gone.
+func TestFootholdIsInTheTable(t *testing.T) {
+	is := is.New(t)
+	tbl := newTable(t, 10) // on disk: an add is answered once written, and the goodbye comes meanwhile
+	n := nodeAt("192.0.2.1", 1)
+	strays := 0
+	for range 50 {
+		left := make(chan struct{})
+		go func() {
+			defer close(left)
+			tbl.Remove(n) // its goodbye, as it is taken
+		}()
+		tbl.AddFoothold(n)
+		<-left
+		if f, ok := tbl.Foothold(); ok && !tbl.Has(f) {
+			strays++
+		}
+		tbl.Remove(n)
+	}
+	is.Equal(strays, 0) // the foothold is always in the table
+}

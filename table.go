@@ -210,8 +210,14 @@ func (t *Table) Replace(old, n Node) ([]Node, error) {
 
 // add is AddAnnounced with t.mu held.
 func (t *Table) add(maxInbound int, nodes []Node) ([]Node, error) {
-	var skipped error
-	var added []Node
+	added, skipped := t.addInMemory(maxInbound, nodes)
+	// Wait even if nothing changed: a node found here may still be on its way to disk.
+	return added, cmp.Or(t.save(t.changes), skipped)
+}
+
+// addInMemory is add without the write: the nodes it added, and why it skipped any.
+// t.mu is held.
+func (t *Table) addInMemory(maxInbound int, nodes []Node) (added []Node, skipped error) {
 	for _, n := range nodes {
 		switch {
 		case n == t.self:
@@ -237,20 +243,21 @@ func (t *Table) add(maxInbound int, nodes []Node) ([]Node, error) {
 	if len(added) > 0 {
 		t.changes++
 	}
-	// Wait even if nothing changed: a node found here may still be on its way to disk.
-	return added, cmp.Or(t.save(t.changes), skipped)
+	return added, skipped
 }
 
 // AddFoothold adds n as the foothold: a full peer, taken by a node that
-// knows none, to let go once it has found -k others (hubs.go).
+// knows none, to let go once it has found -k others (hubs.go). It is the
+// foothold from the change that adds it, so that a goodbye that removes it
+// meanwhile forgets it too.
 func (t *Table) AddFoothold(n Node) ([]Node, error) {
-	added, err := t.Add(n)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	added, skipped := t.addInMemory(0, []Node{n})
 	if len(added) > 0 {
-		t.mu.Lock()
 		t.foothold = n
-		t.mu.Unlock()
 	}
-	return added, err
+	return added, cmp.Or(t.save(t.changes), skipped)
 }
 
 // Foothold is the foothold, if it is in the table.
