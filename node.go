@@ -45,6 +45,9 @@ func (r *refresher) nodeRound(ctx context.Context) roundStats {
 	var s roundStats
 	s.removed = r.checkPeers(ctx)
 	r.announceToSeeds(ctx)
+	if ctx.Err() != nil {
+		return s // stopping: the calls left would fail, and say so
+	}
 	need := r.need()
 	if need > 0 {
 		s.learned = r.findPeers(ctx, need)
@@ -204,7 +207,7 @@ func (r *refresher) samples(ctx context.Context, from []Node, size int) [][]Node
 		case notANode(err):
 			r.shunned.add(n, r.round)
 		}
-		if err != nil && slices.Contains(r.seeds, n) {
+		if err != nil && ctx.Err() == nil && slices.Contains(r.seeds, n) { // not when we are stopping
 			r.log.Warn("seed did not answer", "seed", n, "err", err)
 		}
 		lists[i] = list

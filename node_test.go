@@ -210,3 +210,30 @@ func TestSamplesOfASeedListedTwice(t *testing.T) {
 	is.Equal(len(lists[0]), 4) // the first place's answer
 	is.Equal(len(lists[1]), 4) // and the second's, not left empty
 }
+
+// TestRoundStopsWhenItsContextEnds: a node stopped during its round ends
+// the round, and does not log that its seed did not answer.
+func TestRoundStopsWhenItsContextEnds(t *testing.T) {
+	is := is.New(t)
+	var stop context.CancelFunc
+	seed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/nodes/" {
+			stop() // Ctrl-C, as the node asks for candidates
+			<-r.Context().Done()
+			return
+		}
+		io.WriteString(w, "{}")
+	}))
+	defer seed.Close()
+	p := startPeer(t, "127.0.0.1", config{enough: 3, max: 10})
+	p.seeds = []Node{nodeOf(t, seed.URL)}
+	var log syncBuffer
+	p.log = slog.New(slog.NewTextHandler(&log, nil))
+	for range 20 {
+		var ctx context.Context
+		ctx, stop = context.WithCancel(context.Background())
+		p.nodeRound(ctx)
+		stop()
+	}
+	is.Equal(log.String(), "") // nothing to say about a seed it stopped calling
+}
