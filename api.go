@@ -75,7 +75,8 @@ func handleAnnounce(a api) http.Handler {
 			return
 		}
 		src := remoteIP(r)
-		crowded, status, err := a.admit(src, n)
+		known := a.table.Has(n) // decided once: a known node has no room to make
+		crowded, status, err := a.admit(src, n, known)
 		if err != nil {
 			writeError(w, status, err.Error())
 			return
@@ -83,7 +84,7 @@ func handleAnnounce(a api) http.Handler {
 		// A known node's announce changes nothing: the sweep checks it,
 		// whoever calls from its address. It is noted: the peer acts as a
 		// node (notnode.go).
-		if a.table.Has(n) {
+		if known {
 			a.table.announcedBy.note(n)
 		} else {
 			err := a.checkNewcomer(r.Context(), src, n, crowded)
@@ -117,12 +118,15 @@ func handleAnnounce(a api) http.Handler {
 //
 // A full table whose largest group is n's does not refuse yet: crowded
 // names the incumbent that must fail a check first, and the 409 comes if it
-// answers (room.go). The add refuses with 409 again, under the table's
-// lock, if other announces took the room meanwhile (writeAdd); then
-// nothing has changed.
-func (a api) admit(src netip.Addr, n Node) (crowded *crowdedError, status int, err error) {
-	err = a.table.WouldRefuse(a.maxInbound, n)
-	if err != nil && !a.table.Has(n) && !errors.As(err, &crowded) {
+// answers (room.go). A known node (known) has no room to make, whatever
+// happens to it meanwhile. The add refuses with 409 again, under the
+// table's lock, if other announces took the room meanwhile (writeAdd);
+// then nothing has changed.
+func (a api) admit(src netip.Addr, n Node, known bool) (crowded *crowdedError, status int, err error) {
+	if !known {
+		err = a.table.WouldRefuse(a.maxInbound, n)
+	}
+	if err != nil && !errors.As(err, &crowded) {
 		return nil, http.StatusConflict, err
 	}
 	if err := mayAnnounce(src, a.local(src), n); err != nil {

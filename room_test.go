@@ -109,3 +109,43 @@ func TestReplaceIsOneChange(t *testing.T) {
 	is.True(tbl.Has(nodeAt("198.51.0.2", 1))) // so the incumbent stays
 	is.Equal(tbl.Len(), 3)
 }
+
+// TestKnownAnnounceEvictsNobody: a node of a full seed's largest group
+// announces itself again and again, while the operator removes it and adds
+// it back: every incumbent answers its check, so none ever leaves. The
+// handler once asked twice whether the node was known, and made room for
+// it, with no check, when the answers differed: 20,000 announces found
+// that window each time.
+func TestKnownAnnounceEvictsNobody(t *testing.T) {
+	skipIfShort(t, "20,000 announces against a remove loop")
+	t.Parallel()
+	is := is.New(t)
+	tbl := memTable(self, 4, 4)
+	h := remoteHandler(tbl, alive)
+	n := nodeAt("198.51.0.9", 5000)
+	incumbents := []Node{nodeAt("198.51.0.1", 5000), nodeAt("198.51.0.2", 5000), nodeAt("198.51.0.3", 5000)}
+	_, err := tbl.Add(append(incumbents, n)...) // full, one group
+	is.NoErr(err)
+	stop := make(chan struct{})
+	churned := make(chan struct{})
+	go func() {
+		defer close(churned)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			tbl.Remove(n)
+			tbl.Add(n)
+		}
+	}()
+	for range 20000 {
+		ask(h, "POST", "/", "198.51.0.9:4000", nodeBody(n))
+	}
+	close(stop)
+	<-churned
+	for _, m := range incumbents {
+		is.True(tbl.Has(m)) // never evicted untested
+	}
+}
