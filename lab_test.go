@@ -328,6 +328,7 @@ func (h *labHost) list(n Node) []Node {
 
 // listen opens count listeners on h's address ip that answer as mode
 // says: "ok" (200 {} to anything), "empty" (the same, but [] to GET
+// /nodes/), "list:" and a JSON array (the same, but that array to GET
 // /nodes/), "hang" (accept, never answer) or "banner" (a line that is not
 // HTTP). It returns their nodes.
 func (h *labHost) listen(count int, mode, ip string) []Node {
@@ -379,10 +380,14 @@ func (l countingListener) Accept() (net.Conn, error) {
 // serveAs answers connections on l as mode says (see labHost.listen),
 // until the test ends.
 func (h *labHost) serveAs(l net.Listener, mode string) {
-	if mode == "ok" || mode == "empty" {
+	list, lists := strings.CutPrefix(mode, "list:")
+	if mode == "empty" {
+		list, lists = "[]", true // a seed that lists nobody
+	}
+	if mode == "ok" || lists {
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if mode == "empty" && r.URL.Path == "/nodes/" {
-				io.WriteString(w, "[]\n") // a seed that lists nobody
+			if lists && r.URL.Path == "/nodes/" {
+				io.WriteString(w, list+"\n")
 				return
 			}
 			io.WriteString(w, "{}\n")

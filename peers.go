@@ -70,6 +70,32 @@ func (n Node) Valid() error {
 // link (loopback or link-local), so that no other host may hand it to us.
 func (n Node) scoped() bool { return n.IP.IsLoopback() || n.IP.IsLinkLocalUnicast() }
 
+// sharedSpace is RFC 6598's carrier-grade NAT space, private as RFC 1918's
+// is, which netip's IsPrivate leaves out.
+var sharedSpace = netip.PrefixFrom(netip.AddrFrom4([4]byte{100, 64, 0, 0}), 10)
+
+// private reports whether ip is in a private range (RFC 1918, RFC 6598,
+// IPv6 unique-local): it means something only inside one network.
+func private(ip netip.Addr) bool { return ip.IsPrivate() || sharedSpace.Contains(ip) }
+
+// relayable reports whether a process at from could honestly know n, and
+// so hand it to us in a list (geth's netutil.CheckRelayIP): a loopback or
+// link-local address only from this host's loopback, a private one only
+// from loopback or a private address, as a peer on the same network is.
+// Anything else would aim us at services that the sender cannot reach
+// itself, and we can.
+func relayable(from netip.Addr, n Node) bool {
+	switch {
+	case from.IsLoopback():
+		return true
+	case n.scoped():
+		return false
+	case private(n.IP):
+		return private(from)
+	}
+	return true
+}
+
 // peerClient makes every outbound call. Its http.Client has a Timeout, so no
 // peer can hold a call longer than that.
 type peerClient struct {
@@ -246,8 +272,8 @@ func (c *peerClient) remove(ctx context.Context, n Node) error {
 // (GET /nodes/?sample=N), or all if sample is 0, and at most sample (or
 // maxListEntries) from an answer of at most maxListBody bytes
 // (hostilelists.go). Entries that are not valid nodes are dropped, and so
-// are loopback and link-local ones unless n is on loopback itself: another
-// host cannot make this process call its own services.
+// are those that n could not honestly know (relayable): another host
+// cannot make this process call its own services, or its network's.
 func (c *peerClient) list(ctx context.Context, n Node, sample int) ([]Node, error) {
 	path := "/nodes/"
 	if sample > 0 {
@@ -271,8 +297,6 @@ func (c *peerClient) list(ctx context.Context, n Node, sample int) ([]Node, erro
 	if nodes == nil { // a node answers GET /nodes/ with an array, if an empty one
 		return nil, &peerError{reason: "not a JSON array of nodes", status: status, notNode: true}
 	}
-	if !n.IP.IsLoopback() {
-		nodes = slices.DeleteFunc(nodes, Node.scoped)
-	}
+	nodes = slices.DeleteFunc(nodes, func(m Node) bool { return !relayable(n.IP, m) })
 	return nodes, nil
 }

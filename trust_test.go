@@ -216,11 +216,54 @@ func TestErrorsNeverEchoAPeer(t *testing.T) {
 // listFrom fetches a list as if from 198.51.100.7:80, another host: every
 // connection goes to srv instead.
 func listFrom(t *testing.T, srv *httptest.Server) ([]Node, error) {
+	return listFromAt(t, srv, nodeAt("198.51.100.7", 80))
+}
+
+// listFromAt is listFrom, the list as if sent by the process at sender.
+func listFromAt(t *testing.T, srv *httptest.Server, sender Node) ([]Node, error) {
 	c := newPeerClient(5*time.Second, self)
 	c.http.Transport.(*http.Transport).DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return net.Dial("tcp", srv.Listener.Addr().String())
 	}
-	return c.list(context.Background(), nodeAt("198.51.100.7", 80), 0)
+	return c.list(context.Background(), sender, 0)
+}
+
+// TestRelayRules: an entry of another process's list is kept only if that
+// process could honestly know it: loopback and link-local addresses only
+// from this host's loopback, private ones (RFC 1918, RFC 6598, IPv6
+// unique-local) only from loopback or a private address.
+func TestRelayRules(t *testing.T) {
+	entries := []string{"127.0.0.5", "::1", "169.254.1.1", "fe80::1", "10.0.0.5", "172.16.0.1", "192.168.1.1",
+		"100.64.0.1", "fd00::5", "203.0.113.5", "2001:db8::5"}
+	for _, tc := range []struct {
+		sender string
+		kept   []string
+	}{
+		{"127.0.0.1", entries},
+		{"::1", entries},
+		{"198.51.100.7", []string{"203.0.113.5", "2001:db8::5"}},
+		{"2001:db8::7", []string{"203.0.113.5", "2001:db8::5"}},
+		{"10.0.0.7", []string{"10.0.0.5", "172.16.0.1", "192.168.1.1", "100.64.0.1", "fd00::5", "203.0.113.5", "2001:db8::5"}},
+		{"100.64.9.9", []string{"10.0.0.5", "172.16.0.1", "192.168.1.1", "100.64.0.1", "fd00::5", "203.0.113.5", "2001:db8::5"}},
+		{"fd00::7", []string{"10.0.0.5", "172.16.0.1", "192.168.1.1", "100.64.0.1", "fd00::5", "203.0.113.5", "2001:db8::5"}},
+	} {
+		t.Run("from "+tc.sender, func(t *testing.T) {
+			is := is.New(t)
+			var list, want []Node
+			for _, e := range entries {
+				list = append(list, nodeAt(e, 5000))
+			}
+			for _, e := range tc.kept {
+				want = append(want, nodeAt(e, 5000))
+			}
+			body, _ := json.Marshal(list)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+			defer srv.Close()
+			got, err := listFromAt(t, srv, nodeAt(tc.sender, 80))
+			is.NoErr(err)
+			is.Equal(got, want) // only what the sender could honestly know
+		})
+	}
 }
 
 func TestListsFromOtherHostsAreBounded(t *testing.T) {

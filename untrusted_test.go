@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -408,4 +409,29 @@ func checkSlotsAreFair(t *testing.T, family, timeoutFlag, where string) {
 		family, timeoutFlag, where, ok, slowest.Round(time.Millisecond), listedAfter)
 	atLeast(t, "honest announces that succeeded within -t, of 15", ok, 14)
 	atMost(t, "rounds until the seed listed both real nodes", listedAfter, 2)
+}
+
+// TestSeedCannotAimANodeAtItsOwnHost: a seed on another host lists the
+// node's own host in every spelling of the unspecified and loopback
+// addresses, at the ports of two services there, one on loopback and one
+// on every interface: the node calls neither, in 3 rounds.
+func TestSeedCannotAimANodeAtItsOwnHost(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, 2) // h0 the node's host, h1 the lying seed's
+	home, liar := l.hosts[0], l.hosts[1]
+	onLoopback := home.listen(1, "ok", "127.0.0.1")[0]
+	everywhere := home.listen(1, "ok", "::")[0] // IPv4 and IPv6 alike
+	var entries []string
+	for _, port := range []uint16{onLoopback.Port, everywhere.Port} {
+		for _, ip := range []string{"0.0.0.0", "::ffff:0.0.0.0", "0:0:0:0:0:ffff:0:0", "::ffff:0:0", "::",
+			"0:0:0:0:0:0:0:0", "127.0.0.1", "::ffff:127.0.0.1", "::ffff:7f00:1", "::1", "0:0:0:0:0:0:0:1"} {
+			entries = append(entries, nodeJSON(ip, int(port)))
+		}
+	}
+	seed := liar.listen(1, "list:["+strings.Join(entries, ",")+"]", liar.v4)[0]
+	node := home.start("-role=node", "-i", home.v4, "-p", "0", "-u", "1", "-t", "500ms", "-d", "node",
+		"-di", seed.IP.String(), "-dp", strconv.Itoa(int(seed.Port)))
+	eventually(t, 10*time.Second, func() bool { return len(node.rounds()) >= 3 })
+	atMost(t, "calls to the node's host's service on loopback", home.accepted(onLoopback), 0)
+	atMost(t, "calls to the node's host's service on every interface", home.accepted(everywhere), 0)
 }
