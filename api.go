@@ -23,7 +23,7 @@ import (
 type api struct {
 	table      *Table
 	checks     *verifier             // the connect-back checks (connectback.go)
-	local      func(netip.Addr) bool // the callers on this host: the operator
+	local      func(netip.Addr) bool // the addresses of this host (loopback, its own), the operator's
 	maxInbound int                   // a node's cap on peers taken by announce (hubs.go); seed: 0
 	log        *slog.Logger
 }
@@ -48,7 +48,7 @@ func newAPI(cfg config, t *Table, v *verifier, local func(netip.Addr) bool,
 	log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	addRoutes(mux, api{table: t, checks: v, local: local, maxInbound: inboundCap(cfg), log: log})
-	return cleaned(mux)
+	return sameOrigin(cleaned(mux))
 }
 
 // handleCheck answers GET /, the blog's check that we are alive, with {}.
@@ -74,9 +74,9 @@ func handleAnnounce(a api) http.Handler {
 		if !ok {
 			return
 		}
-		src := remoteIP(r)
+		src, operator := remoteIP(r), a.operator(r)
 		known := a.table.Has(n) // decided once: a known node has no room to make
-		crowded, status, err := a.admit(src, n, known)
+		crowded, status, err := a.admit(src, operator, n, known)
 		if err != nil {
 			writeError(w, status, err.Error())
 			return
@@ -87,7 +87,7 @@ func handleAnnounce(a api) http.Handler {
 		if known {
 			a.table.announcedBy.note(n)
 		} else {
-			err := a.checkNewcomer(r.Context(), src, n, crowded)
+			err := a.checkNewcomer(r.Context(), src, operator, n, crowded)
 			msg := fmt.Sprintf("could not reach you at %s: %v", n, err)
 			if checkFailed(w, r, err, http.StatusUnprocessableEntity, msg) {
 				return
@@ -122,28 +122,35 @@ func handleAnnounce(a api) http.Handler {
 // happens to it meanwhile. The add refuses with 409 again, under the
 // table's lock, if other announces took the room meanwhile (writeAdd);
 // then nothing has changed.
-func (a api) admit(src netip.Addr, n Node, known bool) (crowded *crowdedError, status int, err error) {
+func (a api) admit(src netip.Addr, operator bool, n Node, known bool) (crowded *crowdedError, status int,
+	err error) {
 	if !known {
 		err = a.table.WouldRefuse(a.maxInbound, n)
 	}
 	if err != nil && !errors.As(err, &crowded) {
 		return nil, http.StatusConflict, err
 	}
-	if err := mayAnnounce(src, a.local(src), n); err != nil {
+	if err := mayAnnounce(src, operator, n); err != nil {
 		return nil, http.StatusForbidden, err
 	}
 	return crowded, 0, nil
 }
 
-// checkNewcomer is the connect-back check of n, announced from src: in a
-// crowded table, the incumbent's first (testBeforeEvict).
-func (a api) checkNewcomer(ctx context.Context, src netip.Addr, n Node,
+// checkNewcomer is the connect-back check of n, announced from src (the
+// operator's if operator): in a crowded table, the incumbent's first
+// (testBeforeEvict).
+func (a api) checkNewcomer(ctx context.Context, src netip.Addr, operator bool, n Node,
 	crowded *crowdedError) error {
 	if crowded != nil {
-		return testBeforeEvict(ctx, a, src, n, crowded)
+		return testBeforeEvict(ctx, a, src, operator, n, crowded)
 	}
-	return a.checks.verify(ctx, src, a.local(src), n)
+	return a.checks.verify(ctx, src, operator, n)
 }
+
+// operator reports whether r comes from the operator: from this host
+// (local), naming an IP address or localhost as its Host, not the name of
+// a web page that resolves to this host (webpages.go).
+func (a api) operator(r *http.Request) bool { return a.local(remoteIP(r)) && namedByAddress(r) }
 
 // handleList is GET /nodes/: the table, served from memory, the bytes last
 // written to disk, less loopback and link-local entries for callers on
@@ -154,7 +161,7 @@ func (a api) checkNewcomer(ctx context.Context, src netip.Addr, n Node,
 func handleList(a api) http.Handler {
 	turns := newSampleTurns()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		here := a.local(remoteIP(r))
+		here := a.operator(r)
 		var body []byte
 		switch {
 		case r.URL.RawQuery != "" && r.URL.Query().Has("sample"): // no parsing for the blog's client
@@ -187,7 +194,7 @@ func handleList(a api) http.Handler {
 // operator's tool, for callers on this host only. The answer is the list.
 func handleAdd(a api, list http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !a.local(remoteIP(r)) {
+		if !a.operator(r) {
 			writeError(w, http.StatusForbidden,
 				"only callers on this host may add nodes directly; announce yourself with POST / instead")
 			return
@@ -211,7 +218,7 @@ func handleRemove(a api, list http.Handler) http.Handler {
 		if !ok {
 			return
 		}
-		if src := remoteIP(r); !a.local(src) && a.table.Has(n) {
+		if src := remoteIP(r); !a.operator(r) && a.table.Has(n) {
 			err := gone(r.Context(), a.checks, src, n)
 			if checkFailed(w, r, err, http.StatusForbidden, fmt.Sprint(err)) {
 				return

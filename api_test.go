@@ -55,7 +55,7 @@ func TestAPI(t *testing.T) {
 			t.Parallel()
 			is := is.New(t)
 			tbl := newTable(t, 10, peer)
-			req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
+			req := newRequest(tc.method, tc.path, strings.NewReader(tc.body))
 			req.RemoteAddr = "127.0.0.1:40000" // an operator on this machine
 			w := httptest.NewRecorder()
 			newHandler(tbl, tc.verify).ServeHTTP(w, req)
@@ -92,7 +92,7 @@ func TestRejectionsChangeNothing(t *testing.T) {
 		for _, ep := range []string{"POST /", "POST /nodes/", "DELETE /nodes/"} {
 			for _, ctype := range []string{"application/json", ""} {
 				method, path, _ := strings.Cut(ep, " ")
-				req := httptest.NewRequest(method, path, strings.NewReader(tc.json))
+				req := newRequest(method, path, strings.NewReader(tc.json))
 				req.Header.Set("Content-Type", ctype)
 				req.RemoteAddr = "127.0.0.1:40000"
 				w := httptest.NewRecorder()
@@ -132,7 +132,7 @@ func TestBodyTooLargeWithoutLength(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			is := is.New(t)
 			tbl := newTable(t, 10)
-			req := httptest.NewRequest("POST", "/nodes/", strings.NewReader(body))
+			req := newRequest("POST", "/nodes/", strings.NewReader(body))
 			req.RemoteAddr = "127.0.0.1:40000"
 			req.ContentLength = -1 // unknown, as with a chunked body: only reading can tell the size
 			w := httptest.NewRecorder()
@@ -164,7 +164,7 @@ func TestOperatorEndpointsTrustLoopbackOnly(t *testing.T) {
 				start = nodeAt("192.0.2.9", 9000)
 			}
 			tbl := newTable(t, 10, start)
-			req := httptest.NewRequest(tc.method, "/nodes/", strings.NewReader(body))
+			req := newRequest(tc.method, "/nodes/", strings.NewReader(body))
 			req.RemoteAddr = tc.remote
 			w := httptest.NewRecorder()
 			newHandler(tbl, alive).ServeHTTP(w, req)
@@ -180,7 +180,7 @@ func TestCap(t *testing.T) {
 		tbl := newTable(t, 1, nodeAt("127.0.0.5", 5000))
 		h := newHandler(tbl, alive)
 		for _, path := range []string{"/", "/nodes/"} {
-			req := httptest.NewRequest("POST", path, strings.NewReader(`{"ip_address": "127.0.0.6", "port": 6000}`))
+			req := newRequest("POST", path, strings.NewReader(`{"ip_address": "127.0.0.6", "port": 6000}`))
 			req.RemoteAddr = "127.0.0.1:40000"
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, req)

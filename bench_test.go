@@ -434,7 +434,7 @@ func BenchmarkSample(b *testing.B) {
 			b.Run(fmt.Sprintf("entries=%d/%s", size, path), func(b *testing.B) {
 				for range b.N {
 					w := httptest.NewRecorder()
-					req := httptest.NewRequest("GET", path, nil)
+					req := newRequest("GET", path, nil)
 					req.RemoteAddr = "203.0.113.9:4000"
 					h.ServeHTTP(w, req)
 				}

@@ -86,7 +86,7 @@ func startBrowser(t testing.TB) *browser {
 	}
 	cmd := exec.Command(path, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
 		"--no-first-run", "--disable-background-networking", "--disable-component-update",
-		"--disable-sync",
+		"--disable-sync", "--host-resolver-rules=MAP rebind.example 127.0.0.1", // a name of its own for a page
 		"--user-data-dir="+t.TempDir(), "--remote-debugging-pipe", "about:blank")
 	cmd.ExtraFiles = []*os.File{toChrome, fromChrome}
 	var stderr syncBuffer
@@ -615,4 +615,39 @@ func TestBrowserScreenshot(t *testing.T) {
 	p.fire("#nodes circle.seed", "click")
 	p.screenshot(out)
 	t.Logf("wrote %s", out)
+}
+
+// TestBrowserPageCannotPost: a page that the operator has open posts a node
+// to a seed on this host with fetch, as a "simple" request that needs no
+// preflight: from another origin (mode no-cors, a text/plain body), and
+// as the seed's own origin by a name of its own that resolves to
+// 127.0.0.1 (DNS rebinding). The seed's list is unchanged.
+func TestBrowserPageCannotPost(t *testing.T) {
+	b := startBrowser(t)
+	is := is.New(t)
+	seed := startProc(t, t.TempDir(), "-role=seed", "-p", "0")
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "<!doctype html><title>any page</title>")
+	}))
+	defer page.Close()
+	loaded := func(p *tab) {
+		eventually(t, 10*time.Second, func() bool { return p.str("document.readyState") == "complete" })
+	}
+	other := b.open(page.URL, 800, 600)
+	loaded(other)
+	post := func(p *tab, url, headers string, n Node) (result string) {
+		p.eval(fmt.Sprintf(`fetch(%q, {method: 'POST', mode: 'no-cors', headers: {%s}, body: %q})
+			.then(r => 'sent, ' + r.type, e => 'failed: ' + e)`, url, headers, nodeBody(n)), &result)
+		return result
+	}
+	nodes := "http://" + seed.addr.String() + "/nodes/"
+	is.Equal(post(other, nodes, "", nodeAt("127.0.0.8", 8)), "sent, opaque") // the browser sends it
+	is.Equal(post(other, nodes, `'Content-Type': 'text/plain'`, nodeAt("127.0.0.9", 9)), "sent, opaque")
+	rebound := b.open(fmt.Sprintf("http://rebind.example:%d/", seed.addr.Port), 800, 600)
+	loaded(rebound)
+	var status int
+	rebound.eval(fmt.Sprintf(`fetch('/nodes/', {method: 'POST', body: %q}).then(r => r.status)`,
+		nodeBody(nodeAt("127.0.0.7", 7))), &status)
+	is.Equal(status, 403)               // the seed's own origin, by a name: not the operator
+	is.Equal(len(listOf(seed.addr)), 0) // and the seed's list is unchanged
 }

@@ -374,7 +374,7 @@ func mapRoutes(s *mapServer) http.Handler {
 		writeError(w, http.StatusNotFound,
 			"no such page "+r.URL.Path+"; see /, /map.json, /map.mmd and /events")
 	}))
-	return mux
+	return byAddressOnly(mux)
 }
 
 // handleMapPage serves the page. The page puts every string it is sent

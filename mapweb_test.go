@@ -239,6 +239,17 @@ func TestMapWebEndpoints(t *testing.T) {
 			is.True(strings.Contains(body, tc.wantBody)) // body
 		})
 	}
+	t.Run("by address only", func(t *testing.T) {
+		is := is.New(t)
+		for host, want := range map[string]int{"rebind.example.com:8042": 403, "localhost:8042": 200, "[::1]:8042": 200} {
+			req, _ := http.NewRequest("GET", srv.URL+"/map.json", nil)
+			req.Host = host
+			resp, err := testClient.Do(req)
+			is.NoErr(err)
+			resp.Body.Close()
+			is.Equal(resp.StatusCode, want) // a page that rebinds its own name gets nothing
+		}
+	})
 	t.Run("the page's policy", func(t *testing.T) {
 		is := is.New(t)
 		_, h, _ := get("GET", "/")

@@ -110,7 +110,7 @@ func room(s roomState, n Node, rng *rand.Rand) (victim Node, err error) {
 // (Table.Replace), so that a caller with no node behind it cannot evict
 // its own group's entries on one lost packet. It returns crowded while the
 // incumbent answers.
-func testBeforeEvict(ctx context.Context, a api, src netip.Addr, n Node,
+func testBeforeEvict(ctx context.Context, a api, src netip.Addr, operator bool, n Node,
 	crowded *crowdedError) error {
 	err := a.checks.answering(ctx, src, crowded.incumbent)
 	switch {
@@ -119,5 +119,5 @@ func testBeforeEvict(ctx context.Context, a api, src netip.Addr, n Node,
 	case errors.Is(err, errBusy), errors.Is(err, errNoSlot), ctx.Err() != nil:
 		return err
 	}
-	return a.checks.verify(ctx, src, a.local(src), n)
+	return a.checks.verify(ctx, src, operator, n)
 }

@@ -144,7 +144,7 @@ func TestWritesAreCoalesced(t *testing.T) {
 	h := newHandler(tbl, alive)
 	start := time.Now()
 	operator := func(method string, n Node) *httptest.ResponseRecorder {
-		req := httptest.NewRequest(method, "/nodes/", strings.NewReader(nodeBody(n)))
+		req := newRequest(method, "/nodes/", strings.NewReader(nodeBody(n)))
 		req.RemoteAddr = "127.0.0.1:4000"
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)

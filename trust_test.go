@@ -35,12 +35,20 @@ func remoteHandler(tbl *Table, verify func(context.Context, Node) error) http.Ha
 	return mux
 }
 
+// newRequest is httptest.NewRequest with the Host header that curl, a
+// node and the blog's client send: the process's address, not a name.
+func newRequest(method, path string, body io.Reader) *http.Request {
+	req := httptest.NewRequest(method, path, body)
+	req.Host = self.String()
+	return req
+}
+
 // ask sends one request from remote to h and returns the answer. It gives up
 // after 10 s (503), so a handler that would wait for ever fails the test.
 func ask(h http.Handler, method, path, remote, body string) *httptest.ResponseRecorder {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req := httptest.NewRequest(method, path, strings.NewReader(body)).WithContext(ctx)
+	req := newRequest(method, path, strings.NewReader(body)).WithContext(ctx)
 	req.RemoteAddr = remote
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, req)
