@@ -212,6 +212,20 @@ func (h *labHost) startWithSeeds(seeds []Node, args ...string) *proc {
 	return p
 }
 
+// startLimited is start with at most nofile descriptors for the process
+// (prlimit, from util-linux).
+func (h *labHost) startLimited(nofile int, args ...string) *proc {
+	t := h.lab.t
+	t.Helper()
+	if _, err := exec.LookPath("prlimit"); err != nil {
+		t.Skip("needs prlimit (util-linux):", err)
+	}
+	limit := fmt.Sprintf("--nofile=%d:%d", nofile, nofile)
+	p := h.launch(t.TempDir(), exec.Command("prlimit", append([]string{limit, binary(t)}, args...)...))
+	p.waitStarted(t)
+	return p
+}
+
 // launch starts cmd in dir, inside h.
 func (h *labHost) launch(dir string, cmd *exec.Cmd) *proc {
 	h.lab.t.Helper()

@@ -161,10 +161,19 @@ const (
 // The server (serve.go).
 const (
 	// readHeaderTimeout, readTimeout and idleTimeout bound what a caller
-	// can hold of the server: its headers, its body, an idle connection.
+	// can hold of the server: its headers, its body, an idle connection
+	// (a round's calls take none: a node's calls close their connections).
 	readHeaderTimeout = 5 * time.Second
 	readTimeout       = 10 * time.Second
-	idleTimeout       = 2 * time.Minute
+	idleTimeout       = 5 * time.Second
+	// maxHeader bounds the headers of a request, as maxBody its body; Go
+	// reads 4 KiB more (connections.go).
+	maxHeader = 1 << 10
+	// maxConns and maxConnsPerIP bound the connections a process keeps
+	// open: in all, and from one address but loopback's. Past either, a
+	// new one is closed as it is accepted (connections.go,
+	// TestOneHostCannotHoldEveryConnection).
+	maxConns, maxConnsPerIP = 1024, 16
 	// writeSlack is the time an answer may take beyond -t: POST / waits
 	// for a connect-back check.
 	writeSlack = 10 * time.Second

@@ -26,6 +26,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, r *refresher,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      timeout + writeSlack, // POST / waits for a connect-back check
 		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeader,
 		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
 	}
 	// Requests run under their own context, cancelled at shutdown, so that a
@@ -42,7 +43,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, r *refresher,
 	})
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	go func() { stop(srv.Serve(ln)) }()
+	go func() { stop(srv.Serve(newBoundedListener(ln))) }()
 	r.log.Info("started", "role", cfg.role, "address", r.table.self.String(), "file", r.table.path)
 
 	rounds(ctx)

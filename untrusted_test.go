@@ -7,6 +7,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -434,4 +435,47 @@ func TestSeedCannotAimANodeAtItsOwnHost(t *testing.T) {
 	eventually(t, 10*time.Second, func() bool { return len(node.rounds()) >= 3 })
 	atMost(t, "calls to the node's host's service on loopback", home.accepted(onLoopback), 0)
 	atMost(t, "calls to the node's host's service on every interface", home.accepted(everywhere), 0)
+}
+
+// TestOneHostCannotHoldEveryConnection: one host opens 2,000 connections
+// to a seed that has 256 descriptors, and holds them: the seed keeps its
+// two live nodes through 3 rounds, and lists a newcomer from another host.
+func TestOneHostCannotHoldEveryConnection(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, 5) // h0 the seed, h1-h2 live nodes, h3 the attacker, h4 a newcomer
+	seedHost, attacker := l.hosts[0], l.hosts[3]
+	seed := seedHost.startLimited(256, "-role=seed", "-i", seedHost.v4, "-p", "0", "-u", "1", "-t", "1", "-d", "seed")
+	node := func(h *labHost) *proc {
+		return h.start("-role=node", "-i", h.v4, "-p", "0", "-u", "1", "-t", "1", "-d", "node",
+			"-di", seed.addr.IP.String(), "-dp", strconv.Itoa(int(seed.addr.Port)))
+	}
+	live := []Node{node(l.hosts[1]).addr, node(l.hosts[2]).addr}
+	eventually(t, 10*time.Second, func() bool { return lists(seed.addr, live...) || len(seedHost.list(seed.addr)) == 2 })
+	var held []net.Conn
+	attacker.inside(func() error {
+		for range 2000 {
+			if c, err := net.DialTimeout("tcp", seed.addr.String(), time.Second); err == nil {
+				held = append(held, c)
+			}
+		}
+		return nil
+	})
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	from := time.Now()
+	eventually(t, 10*time.Second, func() bool { return seed.roundsBy(time.Now())-seed.roundsBy(from) >= 3 })
+	listed := seedHost.list(seed.addr)
+	t.Logf("%d connections opened by one host; the seed lists %v", len(held), listed)
+	kept := 0
+	for _, n := range live {
+		if slices.Contains(listed, n) {
+			kept++
+		}
+	}
+	atLeast(t, "live nodes the seed lists after 3 rounds", kept, len(live))
+	newcomer := node(l.hosts[4])
+	eventually(t, 10*time.Second, func() bool { return slices.Contains(seedHost.list(seed.addr), newcomer.addr) })
 }
