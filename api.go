@@ -234,8 +234,9 @@ func handleRemove(a api, list http.Handler) http.Handler {
 }
 
 // checkFailed answers a request whose check gave err, if any, and says so:
-// 409 for an incumbent that answered, 503 shutting down or no slot in
-// time, 429 too busy, else status and msg.
+// 409 for an incumbent that answered, 503 shutting down, no slot in time
+// or this host unable to call out (ownfaults.go), 429 too busy, else
+// status and msg.
 func checkFailed(w http.ResponseWriter, r *http.Request, err error, status int, msg string) bool {
 	switch {
 	case err == nil:
@@ -249,6 +250,9 @@ func checkFailed(w http.ResponseWriter, r *http.Request, err error, status int, 
 	case errors.Is(err, errNoSlot):
 		w.Header().Set("Retry-After", retryAfter)
 		writeError(w, http.StatusServiceUnavailable, err.Error())
+	case ours(err):
+		w.Header().Set("Retry-After", retryAfter)
+		writeError(w, http.StatusServiceUnavailable, "this process cannot check you now; try again later")
 	default:
 		writeError(w, status, msg)
 	}

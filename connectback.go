@@ -123,7 +123,7 @@ func (v *verifier) verify(ctx context.Context, src netip.Addr, trusted bool, n N
 		v.mu.Lock()
 		delete(v.running, n)
 		v.slots.leave(src)
-		if p.err != nil && !p.cancelled && !errors.Is(p.err, errNoSlot) {
+		if p.err != nil && !p.cancelled && !errors.Is(p.err, errNoSlot) && !ours(p.err) {
 			v.remember(n, p.err)
 		}
 		v.mu.Unlock()

@@ -155,6 +155,8 @@ type peerError struct {
 	status   int  // the peer's HTTP status, if it answered
 	timedOut bool // no answer within -t: the fault may be ours
 	notNode  bool // it answered, but not as a node does
+	ours     bool // this host could not call out: the fault is ours (ownfaults.go)
+	noRoute  bool // no route to the peer: ours if it is so for most peers at once
 }
 
 func (e *peerError) Error() string { return e.reason }
@@ -179,6 +181,12 @@ func failure(err error) *peerError {
 		return &peerError{reason: "timed out", timedOut: true}
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return &peerError{reason: "refused"}
+	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
+		return &peerError{reason: "this host is out of file descriptors", ours: true}
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return &peerError{reason: "this host has no address to call from", ours: true}
+	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
+		return &peerError{reason: "unreachable", noRoute: true}
 	case errors.As(err, &opErr) && opErr.Op == "dial":
 		return &peerError{reason: "unreachable"}
 	}

@@ -64,6 +64,7 @@ type refresher struct {
 	answered     []Node    // the peers that answered this round: its sweep, and those it learned
 
 	aloneWait time.Duration // the last wait while alone (loop only)
+	ownFault  string        // what the last round said of this host's own faults (ownfaults.go)
 	backoffs  *backoffs     // peers that refused our announce lately (backoff.go)
 	shunned   *shunned      // addresses that answered not as a node (notnode.go)
 	acting    *acting       // when each peer last acted as a node (notnode.go)
@@ -117,23 +118,23 @@ func (r *refresher) nextRound() { r.round++ }
 // overloaded seed times out on live nodes. So timeouts remove at most 1 in
 // timeoutShare entries a round (at least one); the others stay, failing,
 // for later rounds. A refused call or a wrong answer is not ours: those
-// are not capped. An answer that no node gives also keeps the address off
-// every list for -f rounds (notnode.go).
+// are not capped. A check that failed because this host could not call
+// out counts against nobody (ownfaults.go). An answer that no node gives
+// also keeps the address off every list for -f rounds (notnode.go).
 func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node) error) []Node {
 	nodes := r.table.List()
 	var mu sync.Mutex
-	slow := map[Node]bool{}
-	ok := forEach(ctx, nodes, func(ctx context.Context, _ int, n Node) error {
+	outcomes := make([]outcome, len(nodes))
+	forEach(ctx, nodes, func(ctx context.Context, i int, n Node) error {
 		if r.shunned.has(n, r.round) { // it answered not as a node: it fails, without a call
-			return &peerError{reason: "not a node", notNode: true}
+			outcomes[i] = failed
+			return nil
 		}
 		err := check(ctx, n)
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case timedOut(err):
-			slow[n] = true
-		case notANode(err):
+		outcomes[i] = outcomeOf(err)
+		if notANode(err) {
+			mu.Lock()
+			defer mu.Unlock()
 			r.shunned.add(n, r.round)
 		}
 		return err
@@ -141,36 +142,39 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 	if ctx.Err() != nil {
 		return nil // shutting down: a cancelled check says nothing about the peer
 	}
+	r.ownFault = sayOwnFaults(r.log, r.ownFault, ownFaults(outcomes))
 	r.answered = nil
+	failing := map[Node]int{} // forget peers that left the table some other way
+	var gone, slow []Node
 	for i, n := range nodes {
-		if ok[i] {
+		switch outcomes[i] {
+		case answered:
 			r.answered = append(r.answered, n)
 			if r.checks != nil {
 				r.checks.roundAnswered(n)
 			}
-		}
-	}
-	failed := map[Node]int{} // forget peers that left the table some other way
-	var gone, late []Node
-	for i, n := range nodes {
-		if ok[i] {
+			continue
+		case ourFault: // it counts against nobody: the peer keeps the count it had
+			if r.failedInARow[n] > 0 {
+				failing[n] = r.failedInARow[n]
+			}
 			continue
 		}
-		failed[n] = r.failedInARow[n] + 1
+		failing[n] = r.failedInARow[n] + 1
 		switch {
-		case failed[n] < r.fails:
-		case slow[n]:
-			late = append(late, n)
+		case failing[n] < r.fails:
+		case outcomes[i] == late:
+			slow = append(slow, n)
 		default:
 			gone = append(gone, n)
 		}
 	}
-	r.rng.Shuffle(len(late), func(i, j int) { late[i], late[j] = late[j], late[i] })
-	gone = append(gone, late[:min(len(late), max(1, len(nodes)/timeoutShare))]...)
+	r.rng.Shuffle(len(slow), func(i, j int) { slow[i], slow[j] = slow[j], slow[i] })
+	gone = append(gone, slow[:min(len(slow), max(1, len(nodes)/timeoutShare))]...)
 	for _, n := range gone {
-		delete(failed, n)
+		delete(failing, n)
 	}
-	r.failedInARow = failed
+	r.failedInARow = failing
 	r.backoffs.forget(func(n Node) bool { return !slices.Contains(r.seeds, n) && !r.table.Has(n) })
 	r.acting.forget(func(n Node) bool { return !r.table.Has(n) })
 	r.shunned.expire(r.round)

@@ -116,7 +116,7 @@ func testBeforeEvict(ctx context.Context, a api, src netip.Addr, operator bool, 
 	switch {
 	case err == nil:
 		return crowded
-	case errors.Is(err, errBusy), errors.Is(err, errNoSlot), ctx.Err() != nil:
+	case errors.Is(err, errBusy), errors.Is(err, errNoSlot), ctx.Err() != nil, ours(err):
 		return err
 	}
 	return a.checks.verify(ctx, src, operator, n)

@@ -30,8 +30,8 @@ func gone(ctx context.Context, v *verifier, src netip.Addr, n Node) error {
 		switch {
 		case err == nil:
 			return errAnswers
-		case errors.Is(err, errBusy), errors.Is(err, errNoSlot), ctx.Err() != nil:
-			return err
+		case errors.Is(err, errBusy), errors.Is(err, errNoSlot), ctx.Err() != nil, ours(err):
+			return err // it says nothing of n
 		}
 	}
 	return nil
