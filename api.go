@@ -92,6 +92,7 @@ func handleAnnounce(a api) http.Handler {
 			if checkFailed(w, r, err, http.StatusUnprocessableEntity, msg) {
 				return
 			}
+			a.checks.checked(n) // it has just answered: a DELETE costs no check of its own
 		}
 		add := func() ([]Node, error) { return a.table.AddAnnounced(a.maxInbound, n) }
 		if crowded != nil { // the incumbent failed its check, and n passed
@@ -253,6 +254,9 @@ func checkFailed(w http.ResponseWriter, r *http.Request, err error, status int, 
 	case ours(err):
 		w.Header().Set("Retry-After", retryAfter)
 		writeError(w, http.StatusServiceUnavailable, "this process cannot check you now; try again later")
+	case errors.Is(err, errLate):
+		w.Header().Set("Retry-After", retryAfter)
+		writeError(w, http.StatusServiceUnavailable, err.Error())
 	default:
 		writeError(w, status, msg)
 	}

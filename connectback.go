@@ -39,19 +39,21 @@ func mayAnnounce(src netip.Addr, local bool, n Node) error {
 // announces of one address share one check, a failed check is given again
 // for a cool-down, and every check takes a slot (checkSlots) first. It
 // remembers an answer to a check that asked whether a listed node still
-// answers (answering) for holdOff.
+// answers (answering) for holdOff, and how many entries timeouts may still
+// remove before the next round (late).
 type verifier struct {
 	check    func(context.Context, Node) error
 	cooldown time.Duration    // -t: no address is checked more often than a hung check would allow
-	holdOff  time.Duration    // -u and its jitter: how long an answer holds for a DELETE
+	holdOff  time.Duration    // until the next round's check must have come (answerHolds)
 	now      func() time.Time // time.Now; the simulation's clock moves a round at a time
 	slots    *checkSlots
 
-	mu           sync.Mutex
-	running      map[Node]*pendingCheck
-	failed       map[Node]failedCheck
-	answers      map[Node]time.Time // when answering last found the node answering
-	roundAnswers map[Node]time.Time // when the round's check last did (roundAnswered)
+	mu        sync.Mutex
+	running   map[Node]*pendingCheck
+	failed    map[Node]failedCheck
+	answers   map[Node]time.Time // when answering last found the node answering
+	checkedAt map[Node]time.Time // when a check nobody asked for last did (checked)
+	late      int                // entries that timeouts may still remove until the next round
 }
 
 // pendingCheck is one check under way; done is closed when err is set.
@@ -72,15 +74,15 @@ type failedCheck struct {
 func newVerifier(check func(context.Context, Node) error,
 	cooldown, holdOff time.Duration) *verifier {
 	return &verifier{
-		check:        check,
-		cooldown:     cooldown,
-		holdOff:      holdOff,
-		now:          time.Now,
-		slots:        newCheckSlots(cooldown / slotWaitShare),
-		running:      map[Node]*pendingCheck{},
-		failed:       map[Node]failedCheck{},
-		answers:      map[Node]time.Time{},
-		roundAnswers: map[Node]time.Time{},
+		check:     check,
+		cooldown:  cooldown,
+		holdOff:   holdOff,
+		now:       time.Now,
+		slots:     newCheckSlots(cooldown / slotWaitShare),
+		running:   map[Node]*pendingCheck{},
+		failed:    map[Node]failedCheck{},
+		answers:   map[Node]time.Time{},
+		checkedAt: map[Node]time.Time{},
 	}
 }
 
@@ -151,16 +153,16 @@ func (v *verifier) remember(n Node, err error) {
 // answering checks that n, a node we list, still answers, for a caller at
 // src that would see it go: a DELETE (silence.go), or a newcomer that asks
 // n to make room (room.go). An answer is remembered for holdOff, and so is
-// an answer to the round's check of n (roundAnswered), so that a loop of
-// either costs no check while the rounds see n answer. But a caller at
-// n's own address (n leaving, having closed its listener; or a neighbour
-// behind its NAT) is not told the round's answer: its DELETE is checked,
-// once per holdOff.
+// an answer to a check that nobody asked for, the round's or that of n's
+// announce (checked), so that a loop of either costs no check while n
+// answers those. But a caller at n's own address (n leaving, having closed
+// its listener; or a neighbour behind its NAT) is not told those answers:
+// its DELETE is checked, once per holdOff.
 func (v *verifier) answering(ctx context.Context, src netip.Addr, n Node) error {
 	own := src == n.IP
 	v.mu.Lock()
 	at, ok := v.answers[n]
-	round, byRound := v.roundAnswers[n]
+	round, byRound := v.checkedAt[n]
 	delete(v.failed, n) // a new check, not the failure remembered from the last
 	v.mu.Unlock()
 	switch {
@@ -176,9 +178,28 @@ func (v *verifier) answering(ctx context.Context, src netip.Addr, n Node) error 
 	return err
 }
 
-// roundAnswered notes that n has just answered the round's check of it
-// (refresher.sweep).
-func (v *verifier) roundAnswered(n Node) { v.note(v.roundAnswers, n) }
+// checked notes that n has just answered a check that no DELETE asked
+// for: the round's (refresher.sweep), or that of its own announce.
+func (v *verifier) checked(n Node) { v.note(v.checkedAt, n) }
+
+// allowLate lets timeouts remove n more entries until the next round: what
+// the round's cap on them left (refresher.sweep).
+func (v *verifier) allowLate(n int) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.late = n
+}
+
+// takeLate takes one of the removals that timeouts may still make, if one is left.
+func (v *verifier) takeLate() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.late == 0 {
+		return false
+	}
+	v.late--
+	return true
+}
 
 // note records in answers that n answered now, keeping at most maxAnswers.
 func (v *verifier) note(answers map[Node]time.Time, n Node) {

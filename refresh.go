@@ -151,7 +151,7 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 		case answered:
 			r.answered = append(r.answered, n)
 			if r.checks != nil {
-				r.checks.roundAnswered(n)
+				r.checks.checked(n)
 			}
 			continue
 		case ourFault: // it counts against nobody: the peer keeps the count it had
@@ -170,7 +170,11 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 		}
 	}
 	r.rng.Shuffle(len(slow), func(i, j int) { slow[i], slow[j] = slow[j], slow[i] })
-	gone = append(gone, slow[:min(len(slow), max(1, len(nodes)/timeoutShare))]...)
+	lateCap := max(1, len(nodes)/timeoutShare)
+	gone = append(gone, slow[:min(len(slow), lateCap)]...)
+	if r.checks != nil {
+		r.checks.allowLate(lateCap - min(len(slow), lateCap)) // what DELETEs may remove on timeouts until the next round
+	}
 	for _, n := range gone {
 		delete(failing, n)
 	}
@@ -238,11 +242,13 @@ func (r *refresher) wait(s roundStats, interval time.Duration) time.Duration {
 	return r.aloneWait
 }
 
-// longestWait is the most that rounds are apart: interval and its jitter.
-// An answer to a round's check holds that long (verifier.answering), so
-// that DELETEs between two rounds cost no check of their own.
-func longestWait(interval time.Duration) time.Duration {
-	return time.Duration(float64(interval) * (1 + jitter))
+// answerHolds is how long an answer to a check holds for a DELETE
+// (verifier.answering): until the next round's check of the node must have
+// come, the most that rounds are apart (interval and its jitter) and the
+// time that check may take (timeout). So DELETEs between two rounds cost
+// no check of their own.
+func answerHolds(interval, timeout time.Duration) time.Duration {
+	return time.Duration(float64(interval)*(1+jitter)) + timeout
 }
 
 // names lists nodes for a log line: at most logNames addresses, then how many more.

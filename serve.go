@@ -18,7 +18,7 @@ import (
 func serve(ctx context.Context, cfg config, ln net.Listener, r *refresher,
 	rounds func(context.Context)) error {
 	timeout := time.Duration(cfg.timeout)
-	checks := newVerifier(r.client.ping, timeout, longestWait(time.Duration(cfg.interval)))
+	checks := newVerifier(r.client.ping, timeout, answerHolds(time.Duration(cfg.interval), timeout))
 	r.checks = checks
 	srv := &http.Server{
 		Handler:           newAPI(cfg, r.table, checks, hostAddrs(), r.log),

@@ -21,10 +21,18 @@ import (
 var errAnswers = errors.New("that node still answers: it leaves the lists once it stops " +
 	"answering; only a caller on this host may remove it before")
 
+// errLate refuses a DELETE of a node whose checks timed out when timeouts
+// have removed as many entries as they may until the next round.
+var errLate = errors.New("that node's checks time out, which may be this process's fault: " +
+	"it leaves the lists at a round's check; try again after one")
+
 // gone is the check behind a DELETE of n from a caller at src, not on this
 // host: n is gone (nil) only if checksToLeave checks in a row fail, since
-// one lost packet proves nothing.
+// one lost packet proves nothing. Checks that time out may be this
+// process's fault, and remove n only within the round's cap on removals
+// by timeout (verifier.takeLate), as the sweep's do.
 func gone(ctx context.Context, v *verifier, src netip.Addr, n Node) error {
+	late := false
 	for range checksToLeave {
 		err := v.answering(ctx, src, n)
 		switch {
@@ -32,7 +40,12 @@ func gone(ctx context.Context, v *verifier, src netip.Addr, n Node) error {
 			return errAnswers
 		case errors.Is(err, errBusy), errors.Is(err, errNoSlot), ctx.Err() != nil, ours(err):
 			return err // it says nothing of n
+		case timedOut(err):
+			late = true
 		}
+	}
+	if late && !v.takeLate() {
+		return errLate
 	}
 	return nil
 }

@@ -211,7 +211,7 @@ func (s *sim) process(role string, self Node, nat bool) *simProc {
 	t.rng = rand.New(rand.NewPCG(s.rng.Uint64(), 2))
 	p.refresher = newProcess(cfg, t, c, quiet)
 	p.rng = rand.New(rand.NewPCG(s.rng.Uint64(), 3))
-	v := newVerifier(c.ping, time.Duration(cfg.timeout), longestWait(time.Duration(cfg.interval)))
+	v := newVerifier(c.ping, time.Duration(cfg.timeout), answerHolds(time.Duration(cfg.interval), time.Duration(cfg.timeout)))
 	v.now = func() time.Time { return time.Unix(0, s.net.clock.Load()) }
 	p.checks = v // as serve does
 	own := self.IP

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+)
+
+// TestDeleteObeysTheTimeoutCap: a seed's 10 entries all hang. DELETEs of
+// each, from other hosts, whose checks time out as the round's did,
+// remove one entry until the next round, as timeouts remove at most 1 in
+// 100 (at least one) a round: the others get 503, and stay.
+func TestDeleteObeysTheTimeoutCap(t *testing.T) {
+	is := is.New(t)
+	timeout := 300 * time.Millisecond
+	seed := startPeer(t, "127.0.0.1", config{role: "seed", max: 20, fails: 2, timeout: seconds(timeout)})
+	seed.checks = newVerifier(seed.client.ping, timeout, answerHolds(time.Second, timeout)) // shared, as serve does
+	mux := http.NewServeMux()
+	addRoutes(mux, api{table: seed.table, checks: seed.checks, local: onHost, log: quiet})
+	var hung []Node
+	for range 10 {
+		hung = append(hung, hungAddr(t).node)
+	}
+	_, err := seed.table.Add(hung...)
+	is.NoErr(err)
+	seed.seedRound(context.Background()) // every check times out: one failure each, short of -f 2
+	codes := map[int]int{}
+	var mu sync.Mutex
+	forEachIndex(len(hung), len(hung), func(i int) {
+		w := ask(mux, "DELETE", "/nodes/", fmt.Sprintf("203.0.%d.9:4000", i), nodeBody(hung[i])) // each from a subnet of its own
+		mu.Lock()
+		defer mu.Unlock()
+		codes[w.Code]++
+	})
+	t.Logf("DELETEs of 10 hung entries: %v", codes)
+	is.Equal(codes[200], 1) // one removed, by the round's cap
+	is.Equal(codes[503], 9) // the others refused, for now
+	is.Equal(seed.table.Len(), 9)
+}
