@@ -196,23 +196,19 @@ func (g *groupIndex) hostFull(n Node, hostMax int) bool {
 }
 
 // sample picks at most n of nodes, the indexed entries, with groups taking
-// turns; public leaves out loopback and link-local ones, as for another
-// host. A small table is drawn whole (balanced); from a large one a group
-// is drawn, then an entry in it, and a repeat is drawn again: O(n) expected.
-func (g *groupIndex) sample(nodes []Node, n int, public bool, rng *rand.Rand) []Node {
+// turns, and none that skip names. A small table is drawn whole
+// (balanced); from a large one a group is drawn, then an entry in it, and a
+// repeat is drawn again: O(n) expected.
+func (g *groupIndex) sample(nodes []Node, n int, skip func(Node) bool, rng *rand.Rand) []Node {
 	if smallSample*n >= len(nodes) {
-		eligible := nodes
-		if public {
-			eligible = slices.DeleteFunc(slices.Clone(nodes), Node.scoped)
-		}
-		return balanced(eligible, n, rng)
+		return balanced(slices.DeleteFunc(slices.Clone(nodes), skip), n, rng)
 	}
 	var picked []Node
 	chosen := map[Node]bool{}
 	for try := 0; len(picked) < n && try < sampleTries*n; try++ {
 		members := g.members[g.order[rng.IntN(len(g.order))]]
 		m := members[rng.IntN(len(members))]
-		if !chosen[m] && !(public && m.scoped()) {
+		if !chosen[m] && !skip(m) {
 			chosen[m] = true
 			picked = append(picked, m)
 		}

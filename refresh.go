@@ -179,6 +179,7 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 		delete(failing, n)
 	}
 	r.failedInARow = failing
+	r.table.SetFailing(failing)
 	r.backoffs.forget(func(n Node) bool { return !slices.Contains(r.seeds, n) && !r.table.Has(n) })
 	r.acting.forget(func(n Node) bool { return !r.table.Has(n) })
 	r.shunned.expire(r.round)

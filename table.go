@@ -41,6 +41,7 @@ type Table struct {
 	inbound    map[Node]bool // nodes taken by their own announce, under a node's cap (hubs.go)
 	byAnnounce groupIndex    // those by group, for room at a node (room.go)
 	foothold   Node          // a full peer taken while alone, let go at -k (hubs.go), while it stays
+	failing    map[Node]bool // entries whose last check failed: in no sample (SetFailing)
 	changes    uint64        // changes made in memory, counted from start
 	saved      uint64        // changes on disk
 	writing    bool          // a caller is writing the file; the others wait for it
@@ -167,10 +168,14 @@ func (t *Table) bodies(which *atomic.Pointer[[]byte]) *[]byte {
 // leaves out loopback and link-local ones, as for another host. A joining
 // node asks for a few, so that a join costs a few entries, not the table.
 // Groups take turns (groups.go), so an allocation with a thousand entries
-// is drawn no more often than one with a single entry.
+// is drawn no more often than one with a single entry. An entry whose last
+// check failed is given to nobody until it answers again: it stays only
+// while the timeouts' cap keeps it, and sends nobody to a hung address
+// meanwhile.
 func (t *Table) Sample(n int, public bool) []byte {
+	skip := func(m Node) bool { return public && m.scoped() || t.failing[m] }
 	t.mu.Lock()
-	picked := t.groups.sample(t.nodes, n, public, t.rng)
+	picked := t.groups.sample(t.nodes, n, skip, t.rng)
 	t.mu.Unlock()
 	if len(picked) == 0 {
 		return []byte("[]\n") // a node answers with an array, if an empty one: never null
@@ -319,6 +324,9 @@ func (t *Table) drop(gone map[Node]bool) {
 		t.foothold = Node{} // forgotten: if it comes back, it is an ordinary peer
 	}
 	t.groups.drop(gone)
+	for n := range gone {
+		delete(t.failing, n)
+	}
 	t.nodes = slices.DeleteFunc(t.nodes, func(m Node) bool { return gone[m] })
 	t.changes++
 }
@@ -353,6 +361,19 @@ func (t *Table) byGroup(announced bool) map[netip.Prefix][]Node {
 		return t.byAnnounce.members
 	}
 	return t.groups.members
+}
+
+// SetFailing makes failing the entries whose last check failed, which
+// samples leave out until they answer again (refresher.sweep).
+func (t *Table) SetFailing(failing map[Node]int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.failing = map[Node]bool{}
+	for n := range failing {
+		if t.known[n] {
+			t.failing[n] = true
+		}
+	}
 }
 
 // Close releases the lock. The table must not be used after.

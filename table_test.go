@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -166,4 +170,51 @@ func TestWritesAreCoalesced(t *testing.T) {
 	tbl.mu.Unlock()
 	t.Logf("80 changes in %v: %d writes of the file", took.Round(time.Millisecond), writes)
 	is.True(writes <= int(took/writeGap)+1) // at most one write per writeGap
+}
+
+// TestHungEntriesReachNobody: entries whose checks time out, which the
+// cap on removals by timeout keeps, are in no sample until they answer
+// again; GET /nodes/ and the file still list them.
+func TestHungEntriesReachNobody(t *testing.T) {
+	is := is.New(t)
+	var hang atomic.Bool
+	hang.Store(true)
+	sleepy := func() Node {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if hang.Load() {
+				<-r.Context().Done() // accepts, and answers nothing in time
+				return
+			}
+			io.WriteString(w, "{}")
+		}))
+		t.Cleanup(srv.Close)
+		return nodeOf(t, srv.URL)
+	}
+	seed := startPeer(t, "127.0.0.1", config{role: "seed", max: 20, fails: 2, timeout: seconds(300 * time.Millisecond)})
+	var live, hung []Node
+	for _, p := range startPeers(t, 5, config{max: 10}) {
+		live = append(live, p.self())
+	}
+	for range 5 {
+		hung = append(hung, sleepy())
+	}
+	_, err := seed.table.Add(append(live, hung...)...)
+	is.NoErr(err)
+	sampled := func() []Node {
+		got, err := parseNodes(seed.table.Sample(20, false), 20)
+		is.NoErr(err)
+		slices.SortFunc(got, compareNodes)
+		return got
+	}
+	for range 2 {
+		seed.seedRound(context.Background())
+	}
+	is.Equal(seed.table.Len(), 9) // -f 2: one hung entry gone, as timeouts remove 1 in 100 (at least one); 4 kept
+	slices.SortFunc(live, compareNodes)
+	is.Equal(sampled(), live)                           // samples give only those that answered
+	is.Equal(len(listOf(seed.self())), 9)               // GET /nodes/ gives the whole table
+	is.Equal(len(readNodesFile(t, seed.table.path)), 9) // and so does the file
+	hang.Store(false)
+	seed.seedRound(context.Background())
+	is.Equal(len(sampled()), 9) // each in samples again once it answers
 }
