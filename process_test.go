@@ -162,7 +162,7 @@ func TestBlogNodeJoins(t *testing.T) {
 	}
 	dir := t.TempDir()
 	writeNodesFile(t, dir, distinctNodes(300))
-	seed := startProc(t, dir, "-role=seed", "-p", "0", "-d", "data", "-t", "2")
+	seed := startProc(t, dir, "-role=seed", "-p", "0", "-d", "data", "-t", "10") // a loaded machine slows Flask
 	port := deadAddr(t).Port
 	py := exec.Command("python3", "testdata/blog_node.py", strconv.Itoa(int(port)), strconv.Itoa(int(seed.addr.Port)))
 	out, err := py.StdoutPipe()

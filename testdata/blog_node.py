@@ -4,8 +4,10 @@
 # Usage: python3 blog_node.py PORT SEED_PORT. It prints what the seed
 # answered as one JSON line, then serves until it is killed.
 import json
+import socket
 import sys
 import threading
+import time
 
 import requests
 from flask import Flask, request
@@ -36,10 +38,16 @@ def retrieve_nodes():
 
 
 def join():
+    for _ in range(600):  # once Flask serves, so that the seed's check is answered
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
     announced = requests.post(seed + "/", json=node, timeout=10)
     listed = requests.get(seed + "/nodes/", timeout=10)
     print(json.dumps({"announce": announced.status_code, "nodes": listed.json()}), flush=True)
 
 
-threading.Timer(0.5, join).start()  # once Flask serves, so the seed's check is answered
+threading.Thread(target=join).start()
 app.run(host="127.0.0.1", port=port)
