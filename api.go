@@ -17,6 +17,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // api is what a process's handlers share.
@@ -25,6 +26,7 @@ type api struct {
 	checks     *verifier             // the connect-back checks (connectback.go)
 	local      func(netip.Addr) bool // the addresses of this host (loopback, its own), the operator's
 	maxInbound int                   // a node's cap on peers taken by announce (hubs.go); seed: 0
+	holdOff    time.Duration         // how long an answer holds for a DELETE (answerHolds)
 	log        *slog.Logger
 }
 
@@ -47,7 +49,8 @@ func addRoutes(mux *http.ServeMux, a api) {
 func newAPI(cfg config, t *Table, v *verifier, local func(netip.Addr) bool,
 	log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	addRoutes(mux, api{table: t, checks: v, local: local, maxInbound: inboundCap(cfg), log: log})
+	holdOff := answerHolds(time.Duration(cfg.interval), time.Duration(cfg.timeout))
+	addRoutes(mux, api{table: t, checks: v, local: local, maxInbound: inboundCap(cfg), holdOff: holdOff, log: log})
 	return sameOrigin(cleaned(mux))
 }
 
@@ -57,7 +60,7 @@ func handleCheck(t *Table) http.Handler {
 	body := []byte("{}\n")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if checker, ok := checkerOf(r); ok {
-			t.checkedBy.note(checker)
+			t.CheckedBy(checker)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(body)
@@ -85,20 +88,22 @@ func handleAnnounce(a api) http.Handler {
 		// whoever calls from its address. It is noted: the peer acts as a
 		// node (notnode.go).
 		if known {
-			a.table.announcedBy.note(n)
+			a.table.Acted(n)
 		} else {
 			err := a.checkNewcomer(r.Context(), src, operator, n, crowded)
 			msg := fmt.Sprintf("could not reach you at %s: %v", n, err)
 			if checkFailed(w, r, err, http.StatusUnprocessableEntity, msg) {
 				return
 			}
-			a.checks.checked(n) // it has just answered: a DELETE costs no check of its own
 		}
 		add := func() ([]Node, error) { return a.table.AddAnnounced(a.maxInbound, n) }
 		if crowded != nil { // the incumbent failed its check, and n passed
 			add = func() ([]Node, error) { return a.table.Replace(crowded.incumbent, n) }
 		}
 		if writeAdd(w, n, add, a.log) {
+			if !known {
+				a.table.Answered(n, false) // it has just answered: a DELETE costs no check of its own
+			}
 			writeJSON(w, http.StatusOK, n)
 		}
 	})
@@ -145,7 +150,7 @@ func (a api) checkNewcomer(ctx context.Context, src netip.Addr, operator bool, n
 	if crowded != nil {
 		return testBeforeEvict(ctx, a, src, operator, n, crowded)
 	}
-	return a.checks.verify(ctx, src, operator, n)
+	return a.checks.verify(ctx, src, operator, n, false)
 }
 
 // operator reports whether r comes from the operator: from this host
@@ -157,10 +162,9 @@ func (a api) operator(r *http.Request) bool { return a.local(remoteIP(r)) && nam
 // written to disk, less loopback and link-local entries for callers on
 // other hosts. With ?sample=N it serves at most N (up to maxSample) picked
 // at random, a group at a time (groups.go): what a joining node needs, in
-// turns (turns.go). The blog's client sends no query, and gets the whole
+// its group's turn (quota.go). The blog's client sends no query, and gets the whole
 // list.
 func handleList(a api) http.Handler {
-	turns := newSampleTurns()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		here := a.operator(r)
 		var body []byte
@@ -171,15 +175,12 @@ func handleList(a api) http.Handler {
 				writeError(w, http.StatusBadRequest, "sample must be a whole number of nodes")
 				return
 			}
-			done := turns.take(r.Context(), callerGroup(remoteIP(r)))
-			if done == nil {
+			draw := func() []byte { return a.table.Sample(min(n, maxSample), !here) }
+			var done func()
+			if body, done = a.checks.quota.sample(r.Context(), callerGroup(remoteIP(r)), draw); body == nil {
 				return
 			}
-			defer done()
-			body = turns.draw(r.Context(), func() []byte { return a.table.Sample(min(n, maxSample), !here) })
-			if body == nil {
-				return
-			}
+			defer done() // the group's turn ends with the answer written (quota.go)
 		case here:
 			body = a.table.Body()
 		default:
@@ -220,7 +221,7 @@ func handleRemove(a api, list http.Handler) http.Handler {
 			return
 		}
 		if src := remoteIP(r); !a.operator(r) && a.table.Has(n) {
-			err := gone(r.Context(), a.checks, src, n)
+			err := gone(r.Context(), a, src, n)
 			if checkFailed(w, r, err, http.StatusForbidden, fmt.Sprint(err)) {
 				return
 			}

@@ -127,7 +127,6 @@ func BenchmarkRound1000(b *testing.B) {
 // 10,000; one op is the whole batch, every add acknowledged on disk.
 func BenchmarkConcurrentAdds(b *testing.B) {
 	tbl := newTable(b, 20000, distinctNodes(10000)...)
-	tbl.gap = writeGap // as shipped
 	srv := httptest.NewServer(newHandler(tbl, alive))
 	defer srv.Close()
 	batch := make([]Node, 1000)
@@ -153,7 +152,6 @@ func BenchmarkJoinStorm(b *testing.B) {
 		joiners = append(joiners, okServer(b))
 	}
 	seed := startPeer(b, "127.0.0.1", config{max: 1000})
-	seed.table.gap = writeGap // as shipped
 	for range b.N {
 		codes := postConcurrently(b, seed.srv.URL+"/", joiners)
 		if codes[200] != len(joiners) || seed.table.Len() != len(joiners) {

@@ -20,6 +20,7 @@ func TestNodeNeedNotAnnounceToASeedThatChecksIt(t *testing.T) {
 	b, toB, _ := countingServer(t)
 	p := startPeer(t, "127.0.0.1", config{enough: 1, max: 10})
 	p.seeds = []Node{a, b}
+	p.table.SetSeeds(p.seeds) // as runNode gives them, before any round
 	check := func(from string, as Node) {
 		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
 		c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
@@ -40,7 +41,8 @@ func TestNodeNeedNotAnnounceToASeedThatChecksIt(t *testing.T) {
 	seed := startPeer(t, "127.0.0.1", config{max: 10}) // and a seed's checks say who it is
 	_, err := seed.table.Add(p.self())
 	is.NoErr(err)
-	p.table.checkedBy.take()
+	p.table.SetSeeds([]Node{seed.self()})
+	is.True(!p.table.TakeCheckedBy(seed.self())) // not yet
 	seed.seedRound(context.Background())
-	is.True(p.table.checkedBy.take()[seed.self()])
+	is.True(p.table.TakeCheckedBy(seed.self())) // the seed's check named the seed
 }

@@ -3,7 +3,7 @@ package main
 // Address groups: what stops one allocation with many addresses from
 // weighing as many hosts. An attacker may own a whole IPv4 /16 or IPv6 /32
 // (groupOf). Samples and a node's own picks draw a group at random first,
-// then an entry in it (balanced, groupIndex.sample), so a thousand
+// then an entry in it (balanced, Table.sample), so a thousand
 // addresses in one /16 are drawn no more often than one address elsewhere:
 // the /16 holding 98% of a table gives under 10% of its samples
 // (TestSampleIsBalancedByGroup). -hm caps the entries of one address, in
@@ -14,7 +14,6 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/netip"
-	"slices"
 )
 
 var errHostFull = errors.New("that address has as many entries as one address may have (see -hm)")
@@ -138,80 +137,4 @@ func (s *pickSpread) has(n Node) bool {
 func (s *pickSpread) full(n Node) bool {
 	host, ok := hostOf(n)
 	return ok && s.perIP[host] >= maxPerIP
-}
-
-// groupIndex is a table's entries by group, kept as they change, so that a
-// sample of a large table costs O(sample), not O(table); and its count of
-// entries per address, for -hm. The table's lock guards it.
-type groupIndex struct {
-	members map[netip.Prefix][]Node
-	order   []netip.Prefix // the keys of members, for drawing one at random
-	perHost map[netip.Addr]int
-}
-
-func newGroupIndex() groupIndex {
-	return groupIndex{members: map[netip.Prefix][]Node{}, perHost: map[netip.Addr]int{}}
-}
-
-// add indexes n, which is new.
-func (g *groupIndex) add(n Node) {
-	group, _ := groupOf(n)
-	if g.members[group] == nil {
-		g.order = append(g.order, group)
-	}
-	g.members[group] = append(g.members[group], n)
-	if host, ok := hostOf(n); ok {
-		g.perHost[host]++
-	}
-}
-
-// drop forgets the nodes in gone, all indexed, in one pass over each group
-// they were in: a sweep may remove thousands at once.
-func (g *groupIndex) drop(gone map[Node]bool) {
-	touched := map[netip.Prefix]bool{}
-	for n := range gone {
-		if host, ok := hostOf(n); ok {
-			g.perHost[host]--
-			if g.perHost[host] == 0 {
-				delete(g.perHost, host) // or the index keeps every address it ever held
-			}
-		}
-		group, _ := groupOf(n)
-		touched[group] = true
-	}
-	for group := range touched {
-		g.members[group] = slices.DeleteFunc(g.members[group], func(m Node) bool { return gone[m] })
-		if len(g.members[group]) == 0 {
-			delete(g.members, group)
-		}
-	}
-	emptied := func(p netip.Prefix) bool { return touched[p] && g.members[p] == nil }
-	g.order = slices.DeleteFunc(g.order, emptied)
-}
-
-// hostFull reports whether n's address already has hostMax entries.
-func (g *groupIndex) hostFull(n Node, hostMax int) bool {
-	host, ok := hostOf(n)
-	return ok && g.perHost[host] >= hostMax
-}
-
-// sample picks at most n of nodes, the indexed entries, with groups taking
-// turns, and none that skip names. A small table is drawn whole
-// (balanced); from a large one a group is drawn, then an entry in it, and a
-// repeat is drawn again: O(n) expected.
-func (g *groupIndex) sample(nodes []Node, n int, skip func(Node) bool, rng *rand.Rand) []Node {
-	if smallSample*n >= len(nodes) {
-		return balanced(slices.DeleteFunc(slices.Clone(nodes), skip), n, rng)
-	}
-	var picked []Node
-	chosen := map[Node]bool{}
-	for try := 0; len(picked) < n && try < sampleTries*n; try++ {
-		members := g.members[g.order[rng.IntN(len(g.order))]]
-		m := members[rng.IntN(len(members))]
-		if !chosen[m] && !skip(m) {
-			chosen[m] = true
-			picked = append(picked, m)
-		}
-	}
-	return picked
 }

@@ -50,15 +50,16 @@ func TestGroupIndexForgetsAddresses(t *testing.T) {
 		is.NoErr(err)
 	}
 	is.Equal(tbl.Len(), 10)
-	is.Equal(len(tbl.groups.perHost), 10) // the addresses it lists, not the 1,000 it took
+	is.Equal(len(tbl.perHost), 10) // the addresses it lists, not the 1,000 it took
+	is.Equal(len(tbl.groups), 10)  // and their groups
 	node := memTable(self, 100, 100)
 	for i := range 1000 {
 		n := nodeAt(fmt.Sprintf("203.0.%d.%d", i/250, 1+i%250), 5000)
 		node.AddAnnounced(20, n)
 		node.Remove(n)
 	}
-	is.Equal(len(node.groups.perHost), 0)     // none left
-	is.Equal(len(node.byAnnounce.perHost), 0) // in either index
+	is.Equal(len(node.perHost), 0) // none left
+	is.Equal(len(node.groups), 0)  // in either index
 }
 
 // TestRemoveKeepsGroupsWhole removes nodes in one call, emptying some

@@ -54,7 +54,6 @@ func newTable(t testing.TB, max int, nodes ...Node) *Table {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tbl.gap = 0 // tests of other things need not wait between writes; TestWritesAreCoalesced keeps writeGap
 	t.Cleanup(func() { tbl.Close() })
 	if _, err := tbl.Add(nodes...); err != nil {
 		t.Fatal(err)
@@ -64,7 +63,8 @@ func newTable(t testing.TB, max int, nodes ...Node) *Table {
 
 // newHandler is the API of a process whose table is tbl; verify stands in for the connect-back check.
 func newHandler(tbl *Table, verify func(context.Context, Node) error) http.Handler {
-	return newAPI(config{role: "seed"}, tbl, newVerifier(verify, 10*time.Second, time.Minute), netip.Addr.IsLoopback, quiet)
+	cfg := config{role: "seed", interval: seconds(time.Minute), timeout: seconds(10 * time.Second)}
+	return newAPI(cfg, tbl, newVerifier(verify, 10*time.Second), netip.Addr.IsLoopback, quiet)
 }
 
 // alive and unreachable stand in for the connect-back check.
@@ -143,7 +143,6 @@ func startPeer(t testing.TB, host string, cfg config) *testPeer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.table.gap = 0 // as in newTable
 	srv := httptest.NewUnstartedServer(newHandler(r.table, r.client.ping))
 	srv.Listener.Close()
 	srv.Listener = ln

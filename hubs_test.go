@@ -27,7 +27,7 @@ func TestInboundCap(t *testing.T) {
 			cfg, err := parseFlags("peerdisc", []string{"-role=" + role, "-k", "1"}, io.Discard)
 			is.NoErr(err)
 			tbl := newTable(t, 100, distinctNodes(3)...) // peers it found itself: they do not count
-			h := newAPI(cfg, tbl, newVerifier(alive, 10*time.Second, time.Minute), netip.Addr.IsLoopback, quiet)
+			h := newAPI(cfg, tbl, newVerifier(alive, 10*time.Second), netip.Addr.IsLoopback, quiet)
 			want := []int{200, 200, 409} // a node at -k 1 takes 2 x -k by announce, then refuses
 			if role == "seed" {
 				want = []int{200, 200, 200} // the seed takes all, up to -m
@@ -55,7 +55,7 @@ func TestInboundCapHoldsUnderConcurrentAnnounces(t *testing.T) {
 		return nil
 	}
 	mux := http.NewServeMux()
-	v := newVerifier(check, 10*time.Second, time.Minute)
+	v := newVerifier(check, 10*time.Second)
 	addRoutes(mux, api{table: tbl, checks: v, local: netip.Addr.IsLoopback, maxInbound: 16, log: quiet})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
@@ -240,7 +240,7 @@ func TestFailedRemovesAreLogged(t *testing.T) {
 	is.NoErr(err)
 	is.NoErr(os.Remove(p.table.path)) // the file's place taken by a directory: no write can rename over it
 	is.NoErr(os.MkdirAll(filepath.Join(p.table.path, "in-the-way"), 0o755))
-	_, removed := p.atLimit(context.Background(), false)
+	_, removed := p.atLimit(context.Background(), nil)
 	is.Equal(removed, []Node{nodeAt("192.0.2.1", 1)})                                // let go in memory
 	is.True(strings.Contains(log.String(), `level=ERROR msg="let the foothold go"`)) // and the failed write said
 }

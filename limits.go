@@ -119,20 +119,15 @@ const (
 	// maxFailedChecks bounds the addresses whose failed check is remembered
 	// for -t (TestFairVerification).
 	maxFailedChecks = 4096
-	// maxAnswers bounds the nodes whose answer to a DELETE's check is
-	// remembered for -u (TestAttackDeleteLoop).
-	maxAnswers = 4096
+	// maxShunned bounds the candidates, not entries, remembered as having
+	// answered not as a node (notnode.go).
+	maxShunned = 4096
 	// checksToLeave is the failed checks in a row that prove a DELETE of a
 	// node from another host: one lost packet proves nothing (TestLeaveIsProvenBySilence).
 	checksToLeave = 2
-	// maxCheckers bounds the processes remembered as having checked us
-	// between two rounds (TestNodeNeedNotAnnounceToASeedThatChecksIt).
-	maxCheckers = 64
 	// agreeing is how many hosts must agree that our calls come from
 	// another address before a node says it is unreachable (TestNAT).
 	agreeing = 2
-	// maxSightings bounds the peers whose report of our address is kept.
-	maxSightings = 256
 )
 
 // Bytes and entries (api.go, peers.go, hostilelists.go, file.go).
@@ -152,10 +147,11 @@ const (
 	maxListEntries = 10_000
 	// maxSample bounds the entries GET /nodes/?sample=N answers (TestSample).
 	maxSample = 256
-	// writeGap is the least time between two writes of the file: at most
-	// 4 a second, whatever callers do (a 1,000-entry file is 62 kB:
-	// 250 kB/s; TestWritesAreCoalesced).
-	writeGap = 250 * time.Millisecond
+	// writeRest is how many times as long as the last write took the disk
+	// rests before the next: writes take at most a tenth of the time,
+	// whatever callers do, and changes meanwhile share one write
+	// (TestWritesAreCoalesced).
+	writeRest = 9
 )
 
 // The server (serve.go).

@@ -5,16 +5,16 @@ package main
 // from its router's address), but the peers are alive, so it keeps the -k
 // it reaches and checks them with GET / (backoff.go). Every answer to
 // GET / and POST / says, in observedHeader, the address the call came
-// from; once agreeing hosts say it is not the node's -a, the node says
-// once what to do. TestNAT runs it behind a router that masquerades with
-// nftables, without and then with a port forward.
+// from; each peer's record keeps what it said (Table.Saw), and once
+// agreeing hosts say it is not the node's -a, the node says once what to
+// do. TestNAT runs it behind a router that masquerades with nftables,
+// without and then with a port forward.
 
 import (
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"sync"
 )
 
 // observedHeader carries, on every answer to GET / and POST /, the address
@@ -22,43 +22,20 @@ import (
 // address others see it at; the blog's nodes ignore it.
 const observedHeader = "X-Peerdisc-Observed"
 
-// sightings is what peers report, in observedHeader, about the address our
-// calls come from: for each peer's host, the address it saw last.
-type sightings struct {
-	mu   sync.Mutex
-	seen map[netip.Addr]netip.Addr // peer's host -> the address it saw
-	told map[netip.Addr]bool       // the addresses warnIfUnreachable has named
-}
-
-func newSightings() *sightings {
-	return &sightings{seen: map[netip.Addr]netip.Addr{}, told: map[netip.Addr]bool{}}
-}
-
-// note records that from saw our call come from addr.
-func (s *sightings) note(from Node, addr netip.Addr) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.seen[from.IP]; ok || len(s.seen) < maxSightings {
-		s.seen[from.IP] = addr
+// elsewhere returns the address of ours's family, other than ours, that
+// the most hosts among peers say our calls come from, if at least agreeing
+// hosts say so: one host alone may lie, and nodes that share a host vote
+// once.
+func elsewhere(peers []*peer, ours netip.Addr) (netip.Addr, bool) {
+	said := map[netip.Addr]netip.Addr{} // a host's last word
+	for _, p := range peers {
+		if p.saw.IsValid() {
+			said[p.IP] = p.saw
+		}
 	}
-}
-
-// by is the address that n's host saw our calls come from, if it said.
-func (s *sightings) by(n Node) (netip.Addr, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	addr, ok := s.seen[n.IP]
-	return addr, ok
-}
-
-// elsewhere returns the address of self's family, other than self's, that
-// the most hosts saw our calls come from, if at least agreeing of them
-// say so: one host alone may lie. s.mu is held.
-func (s *sightings) elsewhere(self Node) (netip.Addr, bool) {
-	ours := self.IP
 	votes := map[netip.Addr]int{}
 	var best netip.Addr
-	for _, addr := range s.seen {
+	for _, addr := range said {
 		if addr == ours || addr.Is4() != ours.Is4() {
 			continue
 		}
@@ -70,24 +47,20 @@ func (s *sightings) elsewhere(self Node) (netip.Addr, bool) {
 	return best, votes[best] >= agreeing
 }
 
-// warnIfUnreachable says once, when hosts agree that our calls come from
-// another address than self's (as behind NAT), what that means and what
-// to do.
-func (s *sightings) warnIfUnreachable(self Node, log *slog.Logger) {
-	s.mu.Lock()
-	seen, ok := s.elsewhere(self)
-	first := ok && !s.told[seen]
-	if first {
-		s.told[seen] = true
-	}
-	s.mu.Unlock()
-	if !first {
-		return
+// warnIfUnreachable says, once for each address, when hosts agree that our
+// calls come from another address than self's (as behind NAT), what that
+// means and what to do. told is the address it named last; it returns the
+// one it names now.
+func warnIfUnreachable(t *Table, self Node, told netip.Addr, log *slog.Logger) netip.Addr {
+	seen, ok := t.Elsewhere(self.IP)
+	if !ok || seen == told {
+		return told
 	}
 	log.Warn(fmt.Sprintf("others see our calls come from %s, so nobody can reach us at %s: "+
 		"we keep the peers we reach, but none will list us. "+
 		"To be listed, forward port %d of %s to this host and pass -a %s",
 		seen, self, self.Port, seen, seen))
+	return seen
 }
 
 // observed tells the caller, in observedHeader, the address its call came

@@ -100,8 +100,8 @@ func relayable(from netip.Addr, n Node) bool {
 // peer can hold a call longer than that.
 type peerClient struct {
 	http *http.Client
-	self Node       // what announce sends
-	seen *sightings // where peers say our calls come from
+	self Node                   // what announce sends
+	saw  func(Node, netip.Addr) // told where a peer says our calls come from (nat.go); nil: nobody
 }
 
 // newPeerClient returns a client whose calls give up after timeout. It
@@ -127,7 +127,6 @@ func newPeerClient(timeout time.Duration, self Node) *peerClient {
 	}
 	return &peerClient{
 		self: self,
-		seen: newSightings(),
 		http: &http.Client{
 			Timeout: timeout,
 			// A redirect is not an answer: following one would let a peer
@@ -152,7 +151,6 @@ func newPeerClient(timeout time.Duration, self Node) *peerClient {
 // so no caller can read another service's bytes through our errors.
 type peerError struct {
 	reason   string
-	status   int  // the peer's HTTP status, if it answered
 	timedOut bool // no answer within -t: the fault may be ours
 	notNode  bool // it answered, but not as a node does
 	ours     bool // this host could not call out: the fault is ours (ownfaults.go)
@@ -220,8 +218,8 @@ func (c *peerClient) call(ctx context.Context, method string, n Node, path strin
 		return 0, nil, failure(err)
 	}
 	defer resp.Body.Close()
-	if seen, err := parseIP(resp.Header.Get(observedHeader)); err == nil {
-		c.seen.note(n, seen)
+	if seen, err := parseIP(resp.Header.Get(observedHeader)); err == nil && c.saw != nil {
+		c.saw(n, seen)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
 	if err != nil {
@@ -237,9 +235,9 @@ func (c *peerClient) ping(ctx context.Context, n Node) error {
 	case err != nil:
 		return err
 	case status/100 != 2:
-		return &peerError{reason: fmt.Sprintf("answered %d", status), status: status}
+		return &peerError{reason: fmt.Sprintf("answered %d", status)}
 	case !isObject(data):
-		return &peerError{reason: notObject, status: status, notNode: true}
+		return &peerError{reason: notObject, notNode: true}
 	}
 	return nil
 }
@@ -257,9 +255,9 @@ func (c *peerClient) announce(ctx context.Context, n Node) (refused int, err err
 		return 0, err
 	case status/100 != 2 && status/100 != 4:
 		reason := fmt.Sprintf("answered %d", status)
-		return 0, &peerError{reason: reason, status: status, notNode: status/100 != 5}
+		return 0, &peerError{reason: reason, notNode: status/100 != 5}
 	case !isObject(data):
-		return 0, &peerError{reason: notObject, status: status, notNode: true}
+		return 0, &peerError{reason: notObject, notNode: true}
 	case status/100 == 4:
 		return status, nil
 	}
@@ -271,7 +269,7 @@ func (c *peerClient) remove(ctx context.Context, n Node) error {
 	self, _ := json.Marshal(c.self)
 	status, _, err := c.call(ctx, http.MethodDelete, n, "/nodes/", self)
 	if err == nil && status/100 != 2 {
-		err = &peerError{reason: fmt.Sprintf("answered %d", status), status: status}
+		err = &peerError{reason: fmt.Sprintf("answered %d", status)}
 	}
 	return err
 }
@@ -292,7 +290,7 @@ func (c *peerClient) list(ctx context.Context, n Node, sample int) ([]Node, erro
 		return nil, err
 	}
 	if status/100 != 2 {
-		return nil, &peerError{reason: fmt.Sprintf("answered %d", status), status: status}
+		return nil, &peerError{reason: fmt.Sprintf("answered %d", status)}
 	}
 	if len(data) > maxListBody {
 		return nil, &peerError{reason: fmt.Sprintf("answer over %d bytes", maxListBody)}
@@ -303,7 +301,7 @@ func (c *peerClient) list(ctx context.Context, n Node, sample int) ([]Node, erro
 	}
 	nodes, _ := parseNodes(data, want)
 	if nodes == nil { // a node answers GET /nodes/ with an array, if an empty one
-		return nil, &peerError{reason: "not a JSON array of nodes", status: status, notNode: true}
+		return nil, &peerError{reason: "not a JSON array of nodes", notNode: true}
 	}
 	nodes = slices.DeleteFunc(nodes, func(m Node) bool { return !relayable(n.IP, m) })
 	return nodes, nil

@@ -11,7 +11,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"slices"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -47,27 +47,22 @@ func forEach(ctx context.Context, nodes []Node, fn func(context.Context, int, No
 	return ok
 }
 
-// refresher runs the rounds of one role and remembers, between rounds, how
-// many checks in a row each peer has failed.
+// refresher runs the rounds of one role over its table.
 type refresher struct {
-	table        *Table
-	client       *peerClient
-	seeds        []Node        // the bootstrap list (node role)
-	enough       int           // -k: the peers a node looks for
-	fails        int           // -f: failed checks in a row that remove a peer
-	retry        time.Duration // the first wait before another round while alone
-	failedInARow map[Node]int
-	rng          *rand.Rand // the round's random choices; seeded in the simulation
-	log          *slog.Logger
-	round        int       // rounds run; set by the round, before its calls start
-	checks       *verifier // the API's checks, told who answered the sweep (serve sets it)
-	answered     []Node    // the peers that answered this round: its sweep, and those it learned
+	table    *Table
+	client   *peerClient
+	seeds    []Node        // the bootstrap list (node role)
+	enough   int           // -k: the peers a node looks for
+	fails    int           // -f: failed checks in a row that remove a peer
+	retry    time.Duration // the first wait before another round while alone (aloneRetry)
+	rng      *rand.Rand    // the round's random choices; seeded in the simulation
+	log      *slog.Logger
+	round    int    // rounds run; set by the round, before its calls start
+	answered []Node // the peers that answered this round: its sweep, and those it learned
 
 	aloneWait time.Duration // the last wait while alone (loop only)
 	ownFault  string        // what the last round said of this host's own faults (ownfaults.go)
-	backoffs  *backoffs     // peers that refused our announce lately (backoff.go)
-	shunned   *shunned      // addresses that answered not as a node (notnode.go)
-	acting    *acting       // when each peer last acted as a node (notnode.go)
+	told      netip.Addr    // the address the NAT warning named last (nat.go)
 }
 
 // roundStats is what one round did, for its log line.
@@ -89,53 +84,40 @@ func newRefresher(cfg config, ln net.Listener, defaultDir string,
 
 // newProcess is the rounds of a process with table t that calls out
 // through c, as the flags say: the roles and the simulation both make
-// their processes with it.
+// their processes with it. What c's calls hear of our address goes to t.
 func newProcess(cfg config, t *Table, c *peerClient, log *slog.Logger) *refresher {
-	return &refresher{
-		table:    t,
-		client:   c,
-		enough:   cfg.enough,
-		fails:    cfg.fails,
-		retry:    aloneRetry,
-		rng:      rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-		log:      log,
-		backoffs: newBackoffs(),
-		shunned:  newShunned(cfg.fails),
-		acting:   newActing(),
-	}
+	c.saw = t.Saw
+	return &refresher{table: t, client: c, enough: cfg.enough, fails: cfg.fails, retry: aloneRetry,
+		rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), log: log}
 }
 
-// nextRound counts a round, before any of its calls.
-func (r *refresher) nextRound() { r.round++ }
+// nextRound counts a round, before any of its calls, and gives the table
+// the seeds the round will call.
+func (r *refresher) nextRound() {
+	r.table.SetSeeds(r.seeds)
+	r.round = r.table.NextRound()
+}
 
-// sweep checks every known node with check and removes, and returns, those
+// sweep checks every entry with check and removes, and returns, those
 // that have now failed r.fails times in a row. Every one, every round: a
 // call from a node's address, an announce say, proves nothing about its
 // port, and whoever shares the address (a NAT, an attacker) could keep a
-// dead entry alive with it.
-//
-// A check that timed out may say more about us than about the peer: an
-// overloaded seed times out on live nodes. So timeouts remove at most 1 in
-// timeoutShare entries a round (at least one); the others stay, failing,
-// for later rounds. A refused call or a wrong answer is not ours: those
-// are not capped. A check that failed because this host could not call
-// out counts against nobody (ownfaults.go). An answer that no node gives
-// also keeps the address off every list for -f rounds (notnode.go).
+// dead entry alive with it. An answer that no node gives keeps the address
+// off every list for -f rounds, and a shunned entry fails without a call
+// (notnode.go); a failure of this host's own counts against nobody
+// (ownfaults.go); timeouts remove few (sweepVerdict).
 func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node) error) []Node {
 	nodes := r.table.List()
-	var mu sync.Mutex
 	outcomes := make([]outcome, len(nodes))
 	forEach(ctx, nodes, func(ctx context.Context, i int, n Node) error {
-		if r.shunned.has(n, r.round) { // it answered not as a node: it fails, without a call
+		if r.table.Shunned(n) {
 			outcomes[i] = failed
 			return nil
 		}
 		err := check(ctx, n)
 		outcomes[i] = outcomeOf(err)
 		if notANode(err) {
-			mu.Lock()
-			defer mu.Unlock()
-			r.shunned.add(n, r.round)
+			r.table.Shun(n, r.fails)
 		}
 		return err
 	})
@@ -143,47 +125,39 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 		return nil // shutting down: a cancelled check says nothing about the peer
 	}
 	r.ownFault = sayOwnFaults(r.log, r.ownFault, ownFaults(outcomes))
+	gone := r.table.Checked(nodes, outcomes, r.fails)
 	r.answered = nil
-	failing := map[Node]int{} // forget peers that left the table some other way
-	var gone, slow []Node
 	for i, n := range nodes {
-		switch outcomes[i] {
-		case answered:
+		if outcomes[i] == answered {
 			r.answered = append(r.answered, n)
-			if r.checks != nil {
-				r.checks.checked(n)
-			}
-			continue
-		case ourFault: // it counts against nobody: the peer keeps the count it had
-			if r.failedInARow[n] > 0 {
-				failing[n] = r.failedInARow[n]
-			}
-			continue
-		}
-		failing[n] = r.failedInARow[n] + 1
-		switch {
-		case failing[n] < r.fails:
-		case outcomes[i] == late:
-			slow = append(slow, n)
-		default:
-			gone = append(gone, n)
 		}
 	}
-	r.rng.Shuffle(len(slow), func(i, j int) { slow[i], slow[j] = slow[j], slow[i] })
-	lateCap := max(1, len(nodes)/timeoutShare)
-	gone = append(gone, slow[:min(len(slow), lateCap)]...)
-	if r.checks != nil {
-		r.checks.allowLate(lateCap - min(len(slow), lateCap)) // what DELETEs may remove on timeouts until the next round
-	}
-	for _, n := range gone {
-		delete(failing, n)
-	}
-	r.failedInARow = failing
-	r.table.SetFailing(failing)
-	r.backoffs.forget(func(n Node) bool { return !slices.Contains(r.seeds, n) && !r.table.Has(n) })
-	r.acting.forget(func(n Node) bool { return !r.table.Has(n) })
-	r.shunned.expire(r.round)
 	return r.remove("remove dead peers", gone...)
+}
+
+// sweepVerdict decides who leaves after a round's checks: the entries of
+// records whose failures in a row have reached fails. But a check that
+// timed out may say more about us than about the peer (an overloaded seed
+// times out on live nodes), so timeouts remove at most 1 in timeoutShare
+// of the entries a round, at least one, at random; the others stay,
+// failing, for later rounds. It returns what that cap leaves to DELETEs
+// until the next round (silence.go). A refused call or a wrong answer is
+// not ours: those are not capped.
+func sweepVerdict(records []*peer, outcomes []outcome, fails int, rng *rand.Rand) (gone []Node, lateLeft int) {
+	var slow []Node
+	for i, p := range records {
+		switch {
+		case outcomes[i] == answered || outcomes[i] == ourFault || p.fails < fails:
+		case outcomes[i] == late:
+			slow = append(slow, p.Node)
+		default:
+			gone = append(gone, p.Node)
+		}
+	}
+	rng.Shuffle(len(slow), func(i, j int) { slow[i], slow[j] = slow[j], slow[i] })
+	lateCap := max(1, len(records)/timeoutShare)
+	took := min(len(slow), lateCap)
+	return append(gone, slow[:took]...), lateCap - took
 }
 
 // remove removes nodes from the table, saying why in the log if the table
@@ -216,7 +190,7 @@ func (r *refresher) loop(ctx context.Context, interval time.Duration,
 		}
 		known := r.table.Len()
 		line := append(first, "known", known, "learned", names(s.learned), "removed", names(s.removed),
-			"announced", known-before-len(s.learned)+len(s.removed), "failing", len(r.failedInARow),
+			"announced", known-before-len(s.learned)+len(s.removed), "failing", r.table.Failing(),
 			"took", time.Since(start).Round(time.Millisecond))
 		r.log.Info("round", line...)
 		before, first = known, nil

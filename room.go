@@ -33,15 +33,14 @@ func (e *crowdedError) Error() string {
 }
 
 // roomState is what room weighs: how many entries a table holds, how many
-// of those a node took by their announce, the table's caps, and the
-// entries by group.
+// of those a node took by their announce, the table's caps, and by group
+// the entries it weighs: every one at a seed, those taken by announce at a
+// node, each group's in the order they came in.
 type roomState struct {
 	entries, inbound int
 	max              int // -m
 	maxInbound       int // a node's cap on peers taken by announce; 0 for the seed, which has none
-	// byGroup gives the entries by group, all of them or only those taken
-	// by announce, each group's in the order they came in.
-	byGroup func(announced bool) map[netip.Prefix][]Node
+	byGroup          map[netip.Prefix][]*peer
 }
 
 // room decides whether n, new, may come in. A full table (-m, or a node's
@@ -50,42 +49,41 @@ type roomState struct {
 // place of a random entry of a largest group (victim); one from a largest
 // group gets a *crowdedError. At a node, only peers taken by announce are
 // weighed, and only a group with givesWayAt of them gives way; a node full
-// to -m refuses announces. Loopback and link-local entries are groups of their own,
-// and are never weighed.
-func room(s roomState, n Node, rng *rand.Rand) (victim Node, err error) {
+// to -m refuses announces. Loopback and link-local entries are groups of
+// their own, and are never weighed.
+func room(s roomState, n Node, rng *rand.Rand) (victim *peer, err error) {
 	refusal := errFull
 	switch {
 	case s.entries >= s.max && s.maxInbound > 0:
-		return Node{}, errFull
+		return nil, errFull
 	case s.maxInbound > 0 && s.inbound >= s.maxInbound:
 		refusal = errEnough
 	case s.entries < s.max:
-		return Node{}, nil
+		return nil, nil
 	}
 	group, ok := groupOf(n)
 	if !ok {
-		return Node{}, refusal
+		return nil, refusal
 	}
-	byGroup := s.byGroup(refusal == errEnough)
 	largest := 0
-	for g, members := range byGroup {
+	for g, members := range s.byGroup {
 		if evictable(g) {
 			largest = max(largest, len(members))
 		}
 	}
-	pick := func(g netip.Prefix) Node { return byGroup[g][rng.IntN(len(byGroup[g]))] }
+	pick := func(g netip.Prefix) *peer { return s.byGroup[g][rng.IntN(len(s.byGroup[g]))] }
 	if s.maxInbound > 0 && largest < givesWayAt {
 		// As when a few hosts fill every node's slots: among 2 x -k honest
 		// peers that is rare, and an evicted peer still lists the node, so
 		// evicting from diverse sets would only grow its in-degree.
-		return Node{}, refusal
+		return nil, refusal
 	}
-	if len(byGroup[group]) < largest {
+	if len(s.byGroup[group]) < largest {
 		// Every group the same chance, then every entry in it: a random
 		// entry of a random largest group. Map order is random, so the
 		// groups are sorted: the choice must come from rng alone.
 		var groups []netip.Prefix
-		for g, members := range byGroup {
+		for g, members := range s.byGroup {
 			if evictable(g) && len(members) == largest {
 				groups = append(groups, g)
 			}
@@ -93,33 +91,30 @@ func room(s roomState, n Node, rng *rand.Rand) (victim Node, err error) {
 		slices.SortFunc(groups, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
 		return pick(groups[rng.IntN(len(groups))]), nil
 	}
-	if largest == 0 {
-		return Node{}, refusal // full of loopback and link-local entries, which are never evicted
+	if largest == 0 || s.maxInbound > 0 {
+		return nil, refusal // full of loopback and link-local entries, which are never evicted; or a node's
 	}
-	if s.maxInbound > 0 {
-		return Node{}, refusal
-	}
-	return Node{}, &crowdedError{group: group, incumbent: pick(group)}
+	return nil, &crowdedError{group: group, incumbent: pick(group).Node}
 }
 
-// testBeforeEvict is the connect-back check of n, announced from src,
-// which a full table can take only in the place of crowded's incumbent.
-// The incumbent is checked first (an answer holds for -u: see
-// verifier.answering), and n only if the incumbent failed; the incumbent
-// leaves only once n has passed, in the same change as n comes in
-// (Table.Replace), so that a caller with no node behind it cannot evict
-// its own group's entries on one lost packet. It returns crowded while the
-// incumbent answers.
+// testBeforeEvict is the connect-back check of n, announced from src (the
+// operator's if operator), which a full table can take only in the place
+// of crowded's incumbent. The incumbent is checked first (an answer holds
+// for a round: answerHolds), and n only if the incumbent failed; the
+// incumbent leaves only once n has passed, in the same change as n comes
+// in (Table.Replace), so that a caller with no node behind it cannot evict
+// its own group's entries on one lost packet, nor on one timeout past the
+// round's cap on them. It returns crowded while the incumbent answers.
 func testBeforeEvict(ctx context.Context, a api, src netip.Addr, operator bool, n Node,
 	crowded *crowdedError) error {
-	err := a.checks.answering(ctx, src, crowded.incumbent)
+	err := answering(ctx, a, src, operator, crowded.incumbent)
 	switch {
 	case err == nil:
 		return crowded
 	case errors.Is(err, errBusy), errors.Is(err, errNoSlot), ctx.Err() != nil, ours(err):
 		return err
-	case timedOut(err) && !a.checks.takeLate():
+	case timedOut(err) && !a.table.TakeLate():
 		return crowded // its silence may be ours, and timeouts have removed their share this round
 	}
-	return a.checks.verify(ctx, src, operator, n)
+	return a.checks.verify(ctx, src, operator, n, false)
 }

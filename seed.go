@@ -32,5 +32,6 @@ func runSeed(ctx context.Context, cfg config, log *slog.Logger) error {
 // seedRound is the blog's seed thread: check every known node with GET /
 // and remove those that fail -f checks in a row.
 func (r *refresher) seedRound(ctx context.Context) roundStats {
+	r.nextRound()
 	return roundStats{removed: r.sweep(ctx, r.client.ping)}
 }

@@ -18,8 +18,7 @@ import (
 func serve(ctx context.Context, cfg config, ln net.Listener, r *refresher,
 	rounds func(context.Context)) error {
 	timeout := time.Duration(cfg.timeout)
-	checks := newVerifier(r.client.ping, timeout, answerHolds(time.Duration(cfg.interval), timeout))
-	r.checks = checks
+	checks := newVerifier(r.client.ping, timeout)
 	srv := &http.Server{
 		Handler:           newAPI(cfg, r.table, checks, hostAddrs(), r.log),
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -43,7 +42,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, r *refresher,
 	})
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	go func() { stop(srv.Serve(newBoundedListener(ln))) }()
+	go func() { stop(srv.Serve(boundedListener{ln, checks.quota})) }()
 	r.log.Info("started", "role", cfg.role, "address", r.table.self.String(), "file", r.table.path)
 
 	rounds(ctx)

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"time"
 )
 
 // errAnswers refuses a DELETE of a node that still answers.
@@ -30,11 +31,11 @@ var errLate = errors.New("that node's checks time out, which may be this process
 // host: n is gone (nil) only if checksToLeave checks in a row fail, since
 // one lost packet proves nothing. Checks that time out may be this
 // process's fault, and remove n only within the round's cap on removals
-// by timeout (verifier.takeLate), as the sweep's do.
-func gone(ctx context.Context, v *verifier, src netip.Addr, n Node) error {
+// by timeout (Table.TakeLate), as the sweep's do.
+func gone(ctx context.Context, a api, src netip.Addr, n Node) error {
 	late := false
 	for range checksToLeave {
-		err := v.answering(ctx, src, n)
+		err := answering(ctx, a, src, false, n)
 		switch {
 		case err == nil:
 			return errAnswers
@@ -44,8 +45,37 @@ func gone(ctx context.Context, v *verifier, src netip.Addr, n Node) error {
 			late = true
 		}
 	}
-	if late && !v.takeLate() {
+	if late && !a.table.TakeLate() {
 		return errLate
 	}
 	return nil
+}
+
+// answering checks that n, an entry, still answers, for a caller at src
+// (the operator if operator) that would see it go: a DELETE, or a newcomer
+// that asks n to make room (room.go); unless an answer that n gave lately
+// holds for src (answerHoldsFor), so that a loop of either costs no check
+// while n answers.
+func answering(ctx context.Context, a api, src netip.Addr, operator bool, n Node) error {
+	if a.table.AnswerHolds(n, src, a.holdOff) {
+		return nil
+	}
+	err := a.checks.verify(ctx, src, operator, n, true)
+	if err == nil {
+		a.table.Answered(n, src == n.IP)
+	}
+	return err
+}
+
+// answerHoldsFor reports whether a DELETE of p from src may rest on an
+// answer that p gave lately, within holdOff (answerHolds: until the next
+// round's check must have come). A caller at p's own address (p leaving,
+// having closed its listener; or a neighbour behind its NAT) is not told
+// the answers to other checks: its DELETE is checked, once per holdOff.
+func answerHoldsFor(p *peer, src netip.Addr, now time.Time, holdOff time.Duration) bool {
+	at := p.answered
+	if src == p.IP {
+		at = p.ownAnswered
+	}
+	return now.Sub(at) < holdOff
 }

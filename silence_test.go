@@ -19,9 +19,9 @@ func TestDeleteObeysTheTimeoutCap(t *testing.T) {
 	is := is.New(t)
 	timeout := 300 * time.Millisecond
 	seed := startPeer(t, "127.0.0.1", config{role: "seed", max: 20, fails: 2, timeout: seconds(timeout)})
-	seed.checks = newVerifier(seed.client.ping, timeout, answerHolds(time.Second, timeout)) // shared, as serve does
-	mux := http.NewServeMux()
-	addRoutes(mux, api{table: seed.table, checks: seed.checks, local: onHost, log: quiet})
+	mux := http.NewServeMux() // the seed's own table, as serve gives it
+	addRoutes(mux, api{table: seed.table, checks: newVerifier(seed.client.ping, timeout), local: onHost,
+		holdOff: answerHolds(time.Second, timeout), log: quiet})
 	var hung []Node
 	for range 10 {
 		hung = append(hung, hungAddr(t).node)

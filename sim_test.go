@@ -211,9 +211,9 @@ func (s *sim) process(role string, self Node, nat bool) *simProc {
 	t.rng = rand.New(rand.NewPCG(s.rng.Uint64(), 2))
 	p.refresher = newProcess(cfg, t, c, quiet)
 	p.rng = rand.New(rand.NewPCG(s.rng.Uint64(), 3))
-	v := newVerifier(c.ping, time.Duration(cfg.timeout), answerHolds(time.Duration(cfg.interval), time.Duration(cfg.timeout)))
+	v := newVerifier(c.ping, time.Duration(cfg.timeout))
 	v.now = func() time.Time { return time.Unix(0, s.net.clock.Load()) }
-	p.checks = v // as serve does
+	t.now = v.now // the answers a DELETE may rest on, on the simulation's clock too
 	own := self.IP
 	h := newAPI(cfg, t, v, func(a netip.Addr) bool { return a.IsLoopback() || a == own }, quiet)
 	s.net.mu.Lock()

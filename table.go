@@ -1,5 +1,14 @@
 package main
 
+// The address book: one record per peer, with everything this process
+// knows of it, kept in memory and, for the entries, in one file. It does
+// no networking: the rounds and the handlers tell it what happened (a
+// check's outcome, an announce, a refusal) and ask it what to do (admit
+// this newcomer, whom to check, whom to remove). Every change is on disk
+// before the call that made it returns, and changes that arrive while a
+// write is under way share the next write. A table made by memTable has
+// no file: the simulation uses those.
+
 import (
 	"bytes"
 	"cmp"
@@ -22,39 +31,60 @@ var (
 	errFull = errors.New("the table is full (see -m)")
 )
 
-// Table is the set of known nodes, in the order learned, kept in memory and in
-// one file. Every change is on disk before the call that made it returns, and
-// changes that arrive while a write is under way share the next write. A
-// table made by memTable has no file: the simulation uses those.
+// source is how an entry came in.
+type source uint8
+
+const (
+	found     source = iota // this process picked it, or loaded it from the file
+	announced               // it announced itself: a node counts it against its cap (hubs.go)
+	foothold                // a full peer taken while alone, let go at -k (hubs.go)
+	seed                    // a node's seed: known, never an entry
+)
+
+// peer is the record of one peer: an entry of the table, or a node's seed.
+type peer struct {
+	Node
+	came        source
+	fails       int        // failed checks in a row; an entry that failed its last is in no sample
+	answered    time.Time  // its last answer to a check a DELETE from elsewhere may rest on (silence.go)
+	ownAnswered time.Time  // its last answer to a check that a DELETE from its own address asked for
+	retryAt     int        // the round from which an announce to it is tried again (backoff.go)
+	backoff     int        // the rounds the last refusal made it wait
+	shunnedTo   int        // the round before which it is taken from no list: it answered not as a node
+	actedAt     int        // the last round it acted as a node: announced itself, or listed someone
+	checkedUs   bool       // it checked us since our last round: a seed that lists us (checkedby.go)
+	saw         netip.Addr // the address it says our calls come from (nat.go)
+}
+
+// Table is the address book of one process.
 type Table struct {
 	path    string
 	self    Node
 	max     int
-	hostMax int // most entries with one address (-hm); loopback is exempt
+	hostMax int              // most entries with one address (-hm); loopback is exempt
+	now     func() time.Time // time.Now; the simulation's clock moves a round at a time
+	rng     *rand.Rand       // for samples and room, under mu; seeded in the simulation
 
 	mu         sync.Mutex
 	written    *sync.Cond // broadcast when a write ends
 	lock       *os.File   // holds the lock on the data directory for the whole run
-	nodes      []Node
-	known      map[Node]bool
-	groups     groupIndex    // the entries by address group and by address (groups.go)
-	inbound    map[Node]bool // nodes taken by their own announce, under a node's cap (hubs.go)
-	byAnnounce groupIndex    // those by group, for room at a node (room.go)
-	foothold   Node          // a full peer taken while alone, let go at -k (hubs.go), while it stays
-	failing    map[Node]bool // entries whose last check failed: in no sample (SetFailing)
-	changes    uint64        // changes made in memory, counted from start
-	saved      uint64        // changes on disk
-	writing    bool          // a caller is writing the file; the others wait for it
-	wrote      time.Time     // when the last write ended
-	gap        time.Duration // writeGap; tests of other things may shorten it
-	writes     int           // files written since start
+	entries    []*peer    // in the order learned, as the file lists them
+	byNode     map[Node]*peer
+	seeds      []*peer                  // a node's seeds: records, not entries
+	groups     map[netip.Prefix][]*peer // the entries by address group (groups.go)
+	groupOrder []netip.Prefix           // the keys of groups, for drawing one at random
+	perHost    map[netip.Addr]int       // entries by address, for -hm
+	shunned    map[Node]int             // candidates that answered not as a node, before that round
+	round      int                      // the rounds this process has run
+	lateLeft   int                      // removals that timeouts may still make until the next round
+	changes    uint64                   // changes made in memory, counted from start
+	saved      uint64                   // changes on disk
+	writing    bool                     // a caller is writing the file; the others wait for it
+	wrote      time.Time                // when the last write ended
+	cost       time.Duration            // how long the last write took (save)
 
 	body   atomic.Pointer[[]byte] // the bytes on disk, served by GET /nodes/
 	public atomic.Pointer[[]byte] // the same less loopback and link-local entries, for other hosts
-	rng    *rand.Rand             // for samples and room, under mu; seeded in the simulation
-
-	checkedBy   callers // the processes that checked us lately, noted by the API (checkedby.go)
-	announcedBy callers // the peers that announced themselves lately, noted by the API (notnode.go)
 }
 
 // openTable locks dir, removes temp files a crash may have left, and loads
@@ -84,65 +114,93 @@ func openTable(dir, file string, self Node, max, hostMax int) (*Table, error) {
 // lock, so that a simulation can hold 10,000 of them without a disk.
 func memTable(self Node, max, hostMax int) *Table {
 	t := &Table{
-		self:       self,
-		max:        max,
-		hostMax:    hostMax,
-		known:      map[Node]bool{},
-		groups:     newGroupIndex(),
-		inbound:    map[Node]bool{},
-		byAnnounce: newGroupIndex(),
-		rng:        rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-		gap:        writeGap,
+		self: self, max: max, hostMax: hostMax, now: time.Now,
+		rng:    rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		byNode: map[Node]*peer{}, groups: map[netip.Prefix][]*peer{}, perHost: map[netip.Addr]int{},
+		shunned: map[Node]int{},
 	}
 	t.written = sync.NewCond(&t.mu)
 	return t
 }
 
-// insert adds n, which is not known, to memory. t.mu is held.
-func (t *Table) insert(n Node) {
-	t.known[n] = true
-	t.nodes = append(t.nodes, n)
-	t.groups.add(n)
-}
-
-// publish makes body, the file's bytes for nodes, what GET /nodes/ serves,
-// and nodes less scoped entries what it serves other hosts.
-func (t *Table) publish(nodes []Node, body []byte) {
-	public := body
-	if pub := slices.DeleteFunc(slices.Clone(nodes), Node.scoped); len(pub) < len(nodes) {
-		public = encodeNodes(pub)
+// insert adds n, which is not known, to memory as came says. t.mu is held.
+func (t *Table) insert(n Node, came source) *peer {
+	p := &peer{Node: n, came: came, actedAt: t.round}
+	t.entries = append(t.entries, p)
+	t.byNode[n] = p
+	g, _ := groupOf(n)
+	if t.groups[g] == nil {
+		t.groupOrder = append(t.groupOrder, g)
 	}
-	t.body.Store(&body)
-	t.public.Store(&public)
+	t.groups[g] = append(t.groups[g], p)
+	if host, ok := hostOf(n); ok {
+		t.perHost[host]++
+	}
+	return p
 }
 
-// List returns a copy of the nodes in memory, in the order learned.
+// nodes is the entries' addresses, in the order learned. t.mu is held.
+func (t *Table) nodes() []Node {
+	nodes := make([]Node, len(t.entries))
+	for i, p := range t.entries {
+		nodes[i] = p.Node
+	}
+	return nodes
+}
+
+// List returns the entries, in the order learned.
 func (t *Table) List() []Node {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return slices.Clone(t.nodes)
+	return t.nodes()
 }
 
-// Len is the number of nodes in memory.
+// Len is the number of entries.
 func (t *Table) Len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.nodes)
+	return len(t.entries)
 }
 
-// Outbound is the number of nodes not taken by their own announce
-// (AddAnnounced): the peers a node chose itself, and those loaded from disk.
-func (t *Table) Outbound() int {
+// Failing is how many entries failed their last check, and are kept.
+func (t *Table) Failing() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.nodes) - len(t.inbound)
+	n := 0
+	for _, p := range t.entries {
+		if p.fails > 0 {
+			n++
+		}
+	}
+	return n
 }
 
-// Has reports whether n is in the table.
+// Has reports whether n is an entry.
 func (t *Table) Has(n Node) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.known[n]
+	return t.byNode[n] != nil
+}
+
+// Outbound is the number of entries that did not come by their own
+// announce: the peers a node chose itself, and those loaded from disk.
+func (t *Table) Outbound() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.entries) - len(t.announcedByGroup())
+}
+
+// announcedByGroup is the entries taken by their own announce, by group:
+// what room at a node weighs (room.go). t.mu is held.
+func (t *Table) announcedByGroup() map[netip.Prefix][]*peer {
+	byGroup := map[netip.Prefix][]*peer{}
+	for _, p := range t.entries {
+		if p.came == announced {
+			g, _ := groupOf(p.Node)
+			byGroup[g] = append(byGroup[g], p)
+		}
+	}
+	return byGroup
 }
 
 // Body is the JSON array on disk: what GET /nodes/ answers on this host.
@@ -160,8 +218,20 @@ func (t *Table) bodies(which *atomic.Pointer[[]byte]) *[]byte {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.publish(t.nodes, encodeNodes(t.nodes))
+	nodes := t.nodes()
+	t.publish(nodes, encodeNodes(nodes))
 	return which.Load()
+}
+
+// publish makes body, the file's bytes for nodes, what GET /nodes/ serves,
+// and nodes less scoped entries what it serves other hosts.
+func (t *Table) publish(nodes []Node, body []byte) {
+	public := body
+	if pub := slices.DeleteFunc(slices.Clone(nodes), Node.scoped); len(pub) < len(nodes) {
+		public = encodeNodes(pub)
+	}
+	t.body.Store(&body)
+	t.public.Store(&public)
 }
 
 // Sample is at most n entries picked at random, as compact JSON; public
@@ -173,15 +243,42 @@ func (t *Table) bodies(which *atomic.Pointer[[]byte]) *[]byte {
 // while the timeouts' cap keeps it, and sends nobody to a hung address
 // meanwhile.
 func (t *Table) Sample(n int, public bool) []byte {
-	skip := func(m Node) bool { return public && m.scoped() || t.failing[m] }
+	skip := func(p *peer) bool { return public && p.scoped() || p.fails > 0 }
 	t.mu.Lock()
-	picked := t.groups.sample(t.nodes, n, skip, t.rng)
+	picked := t.sample(n, skip)
 	t.mu.Unlock()
 	if len(picked) == 0 {
 		return []byte("[]\n") // a node answers with an array, if an empty one: never null
 	}
 	body, _ := json.Marshal(picked) // outside the lock: encoding costs more than picking
 	return append(body, '\n')
+}
+
+// sample picks at most n entries but those skip names, with groups taking
+// turns. A small table is drawn whole (balanced); from a large one a
+// group is drawn, then an entry in it, and a repeat is drawn again: O(n)
+// expected. t.mu is held.
+func (t *Table) sample(n int, skip func(*peer) bool) []Node {
+	if smallSample*n >= len(t.entries) {
+		var eligible []Node
+		for _, p := range t.entries {
+			if !skip(p) {
+				eligible = append(eligible, p.Node)
+			}
+		}
+		return balanced(eligible, n, t.rng)
+	}
+	var picked []Node
+	chosen := map[*peer]bool{}
+	for try := 0; len(picked) < n && try < sampleTries*n; try++ {
+		members := t.groups[t.groupOrder[t.rng.IntN(len(t.groupOrder))]]
+		p := members[t.rng.IntN(len(members))]
+		if !chosen[p] && !skip(p) {
+			chosen[p] = true
+			picked = append(picked, p.Node)
+		}
+	}
+	return picked
 }
 
 // Add adds the nodes it does not know yet and returns those it added, once
@@ -196,9 +293,44 @@ func (t *Table) Add(nodes ...Node) ([]Node, error) { return t.AddAnnounced(0, no
 // is held under the same lock as the add, so that concurrent announces
 // cannot pass it. The peers a node finds itself do not count against it.
 func (t *Table) AddAnnounced(maxInbound int, nodes ...Node) ([]Node, error) {
+	came := found
+	if maxInbound > 0 {
+		came = announced
+	}
+	return t.add(maxInbound, came, nodes...)
+}
+
+// AddFoothold adds n as the foothold: a full peer, taken by a node that
+// knows none, to let go once it has found -k others (hubs.go).
+func (t *Table) AddFoothold(n Node) ([]Node, error) { return t.add(0, foothold, n) }
+
+// add adds the nodes, as came says, and waits until they are on disk.
+func (t *Table) add(maxInbound int, came source, nodes ...Node) ([]Node, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.add(maxInbound, nodes)
+	var skipped error
+	var added []Node
+	for _, n := range nodes {
+		switch {
+		case n == t.self:
+			skipped = errSelf
+		case t.byNode[n] != nil:
+		default:
+			victim, err := t.roomFor(maxInbound, n)
+			if err != nil {
+				skipped = err
+				continue
+			}
+			if victim != nil {
+				t.drop(victim) // room by diversity (room.go)
+			}
+			t.insert(n, came)
+			added = append(added, n)
+			t.changes++
+		}
+	}
+	// Wait even if nothing changed: a node found here may still be on its way to disk.
+	return added, cmp.Or(t.save(t.changes), skipped)
 }
 
 // Replace adds n in the place of old, an incumbent that failed its check
@@ -207,127 +339,80 @@ func (t *Table) AddAnnounced(maxInbound int, nodes ...Node) ([]Node, error) {
 func (t *Table) Replace(old, n Node) ([]Node, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.known[old] && !t.known[n] && n != t.self && !t.groups.hostFull(n, t.hostMax) {
-		t.drop(map[Node]bool{old: true})
+	if t.hostFull(n) {
+		return nil, errHostFull
 	}
-	return t.add(0, []Node{n})
-}
-
-// add is AddAnnounced with t.mu held.
-func (t *Table) add(maxInbound int, nodes []Node) ([]Node, error) {
-	added, skipped := t.addInMemory(maxInbound, nodes)
-	// Wait even if nothing changed: a node found here may still be on its way to disk.
-	return added, cmp.Or(t.save(t.changes), skipped)
-}
-
-// addInMemory is add without the write: the nodes it added, and why it skipped any.
-// t.mu is held.
-func (t *Table) addInMemory(maxInbound int, nodes []Node) (added []Node, skipped error) {
-	for _, n := range nodes {
-		switch {
-		case n == t.self:
-			skipped = errSelf
-		case t.known[n]:
-		default:
-			victim, err := t.roomFor(maxInbound, n)
-			if err != nil {
-				skipped = err
-				continue
-			}
-			if victim != (Node{}) {
-				t.drop(map[Node]bool{victim: true})
-			}
-			t.insert(n)
-			added = append(added, n)
-			if maxInbound > 0 {
-				t.inbound[n] = true
-				t.byAnnounce.add(n)
-			}
-		}
-	}
-	if len(added) > 0 {
+	var added []Node
+	if p := t.byNode[old]; p != nil && t.byNode[n] == nil && n != t.self {
+		t.drop(p)
+		t.insert(n, found)
+		added = []Node{n}
 		t.changes++
 	}
-	return added, skipped
+	return added, t.save(t.changes)
 }
 
-// AddFoothold adds n as the foothold: a full peer, taken by a node that
-// knows none, to let go once it has found -k others (hubs.go). It is the
-// foothold from the change that adds it, so that a goodbye that removes it
-// meanwhile forgets it too.
-func (t *Table) AddFoothold(n Node) ([]Node, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	added, skipped := t.addInMemory(0, []Node{n})
-	if len(added) > 0 {
-		t.foothold = n
-	}
-	return added, cmp.Or(t.save(t.changes), skipped)
-}
-
-// Foothold is the foothold, if it is in the table.
+// Foothold is the foothold, if there is one.
 func (t *Table) Foothold() (Node, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.foothold, t.foothold != Node{}
+	for _, p := range t.entries {
+		if p.came == foothold {
+			return p.Node, true
+		}
+	}
+	return Node{}, false
 }
 
 // Remove removes the given nodes and returns those it removed, once the
-// table it leaves is on disk. Every way an entry leaves a table comes
-// through here, through room in Add and AddAnnounced, through Replace, or
-// through load at start:
+// table it leaves is on disk. Every entry leaves through drop, for one of
+// these reasons:
 //   - it failed -f checks in a row: no answer, a refusal of the connection,
-//     or an answer that no node gives (sweep, refresh.go; notnode.go);
-//     timeouts remove at most 1 in timeoutShare a round;
+//     or an answer that no node gives (Table.Checked); timeouts remove at
+//     most 1 in timeoutShare a round;
 //   - a DELETE: the operator's at once, another host's once checksToLeave
 //     checks in a row fail (handleRemove, silence.go), such as a leaving
 //     node's goodbye;
-//   - at a node at -k, the foothold let go; a random peer swapped for a
-//     fresh candidate when none of its peers came by announce (atLimit,
-//     node.go; hubs.go); or a peer that acted as no node and lists nobody
-//     giving up its place to a candidate of another group (askIdle, node.go;
-//     notnode.go);
-//   - in a full table, a largest group's entry makes room for a newcomer of a
-//     smaller group (room), or an incumbent that failed its check for one of
-//     its own group (testBeforeEvict, room.go, and Replace);
-//   - at start, the file's entries for this process itself, and repeats (load).
+//   - at a node at -k, the foothold let go, a random peer swapped for a
+//     fresh candidate when none of its peers came by announce, or a peer
+//     that acted as no node and lists nobody giving up its place to a
+//     candidate of another group (atLimit, node.go);
+//   - in a full table, a largest group's entry makes room for a newcomer of
+//     a smaller group (room, in add), or an incumbent that failed its check
+//     for one of its own group (Replace).
+//
+// At start, load drops the file's entries for this process itself, and
+// repeats, before anything else sees them.
 func (t *Table) Remove(nodes ...Node) ([]Node, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	gone := map[Node]bool{}
 	var removed []Node
 	for _, n := range nodes {
-		if t.known[n] && !gone[n] {
-			gone[n] = true
+		if p := t.byNode[n]; p != nil {
+			t.drop(p)
 			removed = append(removed, n)
 		}
-	}
-	if len(gone) > 0 {
-		t.drop(gone)
 	}
 	return removed, t.save(t.changes)
 }
 
-// drop removes the nodes in gone, all known, from memory, in one pass over
-// the table: a sweep may remove thousands at once. t.mu is held.
-func (t *Table) drop(gone map[Node]bool) {
-	announced := map[Node]bool{}
-	for n := range gone {
-		delete(t.known, n)
-		if t.inbound[n] {
-			announced[n] = true
-			delete(t.inbound, n)
+// drop is the one exit of an entry (Remove lists why one leaves): it
+// forgets p's record and indexes. t.mu is held.
+func (t *Table) drop(p *peer) {
+	delete(t.byNode, p.Node)
+	t.entries = slices.DeleteFunc(t.entries, func(q *peer) bool { return q == p })
+	g, _ := groupOf(p.Node)
+	t.groups[g] = slices.DeleteFunc(t.groups[g], func(q *peer) bool { return q == p })
+	if len(t.groups[g]) == 0 {
+		delete(t.groups, g)
+		t.groupOrder = slices.DeleteFunc(t.groupOrder, func(q netip.Prefix) bool { return q == g })
+	}
+	if host, ok := hostOf(p.Node); ok {
+		t.perHost[host]--
+		if t.perHost[host] == 0 {
+			delete(t.perHost, host) // or the index keeps every address it ever held
 		}
 	}
-	t.byAnnounce.drop(announced)
-	if gone[t.foothold] {
-		t.foothold = Node{} // forgotten: if it comes back, it is an ordinary peer
-	}
-	t.groups.drop(gone)
-	for n := range gone {
-		delete(t.failing, n)
-	}
-	t.nodes = slices.DeleteFunc(t.nodes, func(m Node) bool { return gone[m] })
 	t.changes++
 }
 
@@ -342,38 +427,270 @@ func (t *Table) WouldRefuse(maxInbound int, n Node) error {
 	return err
 }
 
-// roomFor asks the rules whether n, new, may come in: -hm (groups.go),
-// then room by diversity (room.go), which may name a victim to make room
-// for n. t.mu is held.
-func (t *Table) roomFor(maxInbound int, n Node) (victim Node, err error) {
-	if t.groups.hostFull(n, t.hostMax) {
-		return Node{}, errHostFull
+// roomFor asks the rules whether n, new, may come in: -hm, then room by
+// diversity (room.go), which may name a victim to make room for n. A node
+// weighs only the entries taken by announce; a seed, every entry. t.mu is
+// held.
+func (t *Table) roomFor(maxInbound int, n Node) (victim *peer, err error) {
+	if t.hostFull(n) {
+		return nil, errHostFull
 	}
-	s := roomState{entries: len(t.nodes), inbound: len(t.inbound), max: t.max, maxInbound: maxInbound,
-		byGroup: t.byGroup}
+	byGroup, inbound := t.groups, 0
+	if maxInbound > 0 {
+		byGroup = t.announcedByGroup()
+		for _, members := range byGroup {
+			inbound += len(members)
+		}
+	}
+	s := roomState{entries: len(t.entries), inbound: inbound, max: t.max, maxInbound: maxInbound, byGroup: byGroup}
 	return room(s, n, t.rng)
 }
 
-// byGroup is the entries by group, or only those a node took by their
-// announce, from the indexes. t.mu is held.
-func (t *Table) byGroup(announced bool) map[netip.Prefix][]Node {
-	if announced {
-		return t.byAnnounce.members
-	}
-	return t.groups.members
+// hostFull reports whether n's address has -hm entries already. t.mu is held.
+func (t *Table) hostFull(n Node) bool {
+	host, ok := hostOf(n)
+	return ok && t.perHost[host] >= t.hostMax
 }
 
-// SetFailing makes failing the entries whose last check failed, which
-// samples leave out until they answer again (refresher.sweep).
-func (t *Table) SetFailing(failing map[Node]int) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.failing = map[Node]bool{}
-	for n := range failing {
-		if t.known[n] {
-			t.failing[n] = true
+// record is n's record, an entry's or a seed's, or nil. t.mu is held.
+func (t *Table) record(n Node) *peer {
+	if p := t.byNode[n]; p != nil {
+		return p
+	}
+	for _, p := range t.seeds {
+		if p.Node == n {
+			return p
 		}
 	}
+	return nil
+}
+
+// SetSeeds gives a node the records of its seeds, keeping those it had.
+func (t *Table) SetSeeds(seeds []Node) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	had := t.seeds
+	t.seeds = nil
+	for _, n := range seeds {
+		if n == t.self || slices.ContainsFunc(t.seeds, func(p *peer) bool { return p.Node == n }) {
+			continue
+		}
+		i := slices.IndexFunc(had, func(p *peer) bool { return p.Node == n })
+		if i < 0 {
+			t.seeds = append(t.seeds, &peer{Node: n, came: seed})
+		} else {
+			t.seeds = append(t.seeds, had[i])
+		}
+	}
+}
+
+// Seeds is a node's seeds, less this process.
+func (t *Table) Seeds() []Node {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var seeds []Node
+	for _, p := range t.seeds {
+		seeds = append(seeds, p.Node)
+	}
+	return seeds
+}
+
+// NextRound counts a round, before any of its calls, and returns it.
+func (t *Table) NextRound() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.round++
+	return t.round
+}
+
+// Checked takes the outcomes of a round's checks of nodes, entries when it
+// began, and returns those that now leave (sweepVerdict, refresh.go): an
+// answer clears a record's failures, a failure of this host's own counts
+// against nobody (ownfaults.go), and any other adds one. What the round's
+// cap on removals by timeout leaves goes to DELETEs until the next round.
+func (t *Table) Checked(nodes []Node, outcomes []outcome, fails int) (gone []Node) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var records []*peer
+	for i, n := range nodes {
+		p := t.byNode[n]
+		if p == nil { // gone meanwhile, some other way
+			outcomes[i] = ourFault
+			p = &peer{}
+		}
+		records = append(records, p)
+		switch outcomes[i] {
+		case answered:
+			p.fails, p.answered = 0, t.now()
+		case ourFault:
+		default:
+			p.fails++
+		}
+	}
+	gone, t.lateLeft = sweepVerdict(records, outcomes, fails, t.rng)
+	return gone
+}
+
+// TakeLate takes one of the removals that timeouts may still make until
+// the next round, if one is left (silence.go, room.go).
+func (t *Table) TakeLate() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.lateLeft == 0 {
+		return false
+	}
+	t.lateLeft--
+	return true
+}
+
+// Answered notes that n has just answered a check: one that a DELETE from
+// its own address asked for if own, else one of the round's, of its
+// announce's, or of a DELETE's from elsewhere (silence.go).
+func (t *Table) Answered(n Node, own bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p := t.byNode[n]; p != nil {
+		if own {
+			p.ownAnswered = t.now()
+		}
+		p.answered = t.now()
+	}
+}
+
+// AnswerHolds reports whether n, an entry, answered a check so lately
+// that a DELETE of it from src may rest on that answer (answerHolds,
+// silence.go).
+func (t *Table) AnswerHolds(n Node, src netip.Addr, holdOff time.Duration) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.byNode[n]
+	return p != nil && answerHoldsFor(p, src, t.now(), holdOff)
+}
+
+// Acted notes that n, an entry or a seed, acted as a node in this round:
+// it announced itself, or listed someone (notnode.go).
+func (t *Table) Acted(n Node) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p := t.record(n); p != nil {
+		p.actedAt = t.round
+	}
+}
+
+// Idle is the first entry that has not acted as a node for rounds rounds
+// (notnode.go), and notes it as asked: it is not idle again for as long.
+func (t *Table) Idle(rounds int) (Node, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, p := range t.entries {
+		if t.round-p.actedAt >= rounds {
+			p.actedAt = t.round
+			return p.Node, true
+		}
+	}
+	return Node{}, false
+}
+
+// Shun takes n, which answered not as a node, from every list for rounds
+// rounds; a candidate that is no entry is remembered in a bounded cache.
+func (t *Table) Shun(n Node, rounds int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	until := t.round + rounds + 1
+	if p := t.record(n); p != nil {
+		p.shunnedTo = until
+		return
+	}
+	if len(t.shunned) >= maxShunned {
+		for m, to := range t.shunned {
+			if to <= t.round {
+				delete(t.shunned, m)
+			}
+		}
+	}
+	if len(t.shunned) < maxShunned {
+		t.shunned[n] = until
+	}
+}
+
+// Shunned reports whether n is taken from every list in this round.
+func (t *Table) Shunned(n Node) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p := t.record(n); p != nil {
+		return t.round < p.shunnedTo
+	}
+	return t.round < t.shunned[n]
+}
+
+// Refused notes n's answer to an announce: refused says that the next one
+// would be refused too, and is put off (backoff.go).
+func (t *Table) Refused(n Node, refused bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p := t.record(n); p != nil {
+		p.retryAt, p.backoff = backoff(p.backoff, refused, t.round)
+	}
+}
+
+// BackingOff reports whether n refused our last announce lately: it is
+// checked with GET /, not announced to, in this round.
+func (t *Table) BackingOff(n Node) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.record(n)
+	return p != nil && t.round < p.retryAt
+}
+
+// CheckedBy notes that n checked us (checkedby.go).
+func (t *Table) CheckedBy(n Node) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p := t.record(n); p != nil {
+		p.checkedUs = true
+	}
+}
+
+// TakeCheckedBy reports whether n checked us since the last time it was
+// asked.
+func (t *Table) TakeCheckedBy(n Node) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.record(n)
+	if p == nil {
+		return false
+	}
+	checked := p.checkedUs
+	p.checkedUs = false
+	return checked
+}
+
+// Saw notes the address that n says our calls come from (nat.go).
+func (t *Table) Saw(n Node, addr netip.Addr) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p := t.record(n); p != nil {
+		p.saw = addr
+	}
+}
+
+// SeenAt is the address that n says our calls come from, if it said.
+func (t *Table) SeenAt(n Node) (netip.Addr, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.record(n)
+	if p == nil || !p.saw.IsValid() {
+		return netip.Addr{}, false
+	}
+	return p.saw, true
+}
+
+// Elsewhere is the address other than ip that most hosts say our calls
+// come from, if enough of them agree (nat.go).
+func (t *Table) Elsewhere(ip netip.Addr) (netip.Addr, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return elsewhere(append(slices.Clone(t.entries), t.seeds...), ip)
 }
 
 // Close releases the lock. The table must not be used after.
@@ -403,16 +720,17 @@ func (t *Table) load() error {
 			return fmt.Errorf("%s: %w; fix or remove the file", t.path, err)
 		}
 		for _, n := range nodes {
-			if n != t.self && !t.known[n] {
-				t.insert(n)
+			if n != t.self && t.byNode[n] == nil {
+				t.insert(n, found)
 			}
 		}
-		if len(t.nodes) > t.max {
-			return fmt.Errorf("%s holds %d nodes, more than -m %d: raise -m", t.path, len(t.nodes), t.max)
+		if len(t.entries) > t.max {
+			return fmt.Errorf("%s holds %d nodes, more than -m %d: raise -m", t.path, len(t.entries), t.max)
 		}
 	}
-	body := encodeNodes(t.nodes)
-	t.publish(t.nodes, body)
+	nodes := t.nodes()
+	body := encodeNodes(nodes)
+	t.publish(nodes, body)
 	if !bytes.Equal(body, data) {
 		return writeFile(t.path, body)
 	}
@@ -435,11 +753,13 @@ func (t *Table) recreate() error {
 	return nil
 }
 
-// save returns once change number upTo is on disk. The first caller to find no
-// write under way writes everything changed so far, after waiting out
-// writeGap since the last write; callers arriving meanwhile wait, and the
-// next of them writes all their changes at once (group commit). t.mu is
-// held on entry and exit, and released while waiting and writing.
+// save returns once change number upTo is on disk. The first caller to find
+// no write under way writes everything changed so far, once the disk has
+// rested writeRest times as long as the last write took, so that writes
+// take at most a share of the time whatever callers do; callers arriving
+// meanwhile wait, and the next of them writes all their changes at once
+// (group commit). t.mu is held on entry and exit, and released while
+// waiting and writing.
 func (t *Table) save(upTo uint64) error {
 	for t.saved < upTo {
 		if t.path == "" { // in memory only: nothing to write; encode when asked
@@ -453,14 +773,15 @@ func (t *Table) save(upTo uint64) error {
 			continue
 		}
 		t.writing = true
-		if wait := t.gap - time.Since(t.wrote); wait > 0 {
+		if rest := time.Duration(writeRest)*t.cost - time.Since(t.wrote); rest > 0 {
 			// Coalesce: whatever changes meanwhile goes in this one write.
 			t.mu.Unlock()
-			time.Sleep(wait)
+			time.Sleep(rest)
 			t.mu.Lock()
 		}
-		batch, nodes := t.changes, slices.Clone(t.nodes)
+		batch, nodes := t.changes, t.nodes()
 		t.mu.Unlock()
+		start := time.Now()
 		body := encodeNodes(nodes)
 		err := writeFile(t.path, body)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -470,7 +791,8 @@ func (t *Table) save(upTo uint64) error {
 		}
 		t.mu.Lock()
 		t.writing = false
-		t.wrote, t.writes = time.Now(), t.writes+1
+		t.wrote = time.Now()
+		t.cost = t.wrote.Sub(start)
 		t.written.Broadcast()
 		if err != nil {
 			return fmt.Errorf("save %s: %w", t.path, err)

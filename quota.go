@@ -1,0 +1,210 @@
+package main
+
+// Fair shares: what stops one caller from taking every connection, every
+// check or every core of this process. Each caller counts against its
+// address, its subnet (IPv4 /24, IPv6 /64) and its group (IPv4 /16, IPv6
+// /32: groupOf), so that a caller with many addresses weighs as one host:
+//   - connections: at most maxConnsPerIP open from one address but
+//     loopback's (the operator's tools and the nodes of a network on one
+//     machine share it), maxConns in all; one past either is closed as it
+//     is accepted. One host that opens 2,000 connections to a seed with
+//     256 descriptors takes 16 of them (TestOneHostCannotHoldEveryConnection);
+//   - connect-back checks: at most perSubnet running or waiting for callers
+//     of one subnet, perGroup for one group (429 past either), and
+//     maxVerifying in all, for which a check waits -t/slotWaitShare at most
+//     (then 503). 64 addresses holding 256 hung announces leave 15 of 15
+//     honest announces within -t (TestCheckSlotsAreFair);
+//   - samples: one caller group's at a time, one drawn at a time, so that a
+//     flood of samples from one group waits for itself
+//     (BenchmarkAnnounceDuringSampleFlood, TestSampleTurns).
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// errBusy refuses an announce while its caller's network has its share of
+// checks under way; errNoSlot one that found no free slot in time.
+var (
+	errBusy = errors.New("too many announces from your network (your IPv4 /24 or /16, " +
+		"IPv6 /64 or /32) are being checked; try again later")
+	errNoSlot = errors.New("every check slot is taken; try again in a second")
+)
+
+// quota is what callers hold of this process at once.
+type quota struct {
+	slotWait time.Duration // the longest a check waits for a slot
+	slots    chan struct{} // a check under way holds one, of maxVerifying
+	drawing  chan struct{} // full while a sample is drawn
+
+	mu     sync.Mutex
+	conns  map[netip.Addr]int     // open connections by address, loopback's not counted
+	open   int                    // open connections in all
+	checks map[netip.Prefix]int   // checks under way by the caller's subnet and group
+	turns  map[netip.Prefix]*turn // the callers of a group asking for samples
+}
+
+// turn is the turn of one group's callers for a sample.
+type turn struct {
+	token   chan struct{} // full while a caller of the group has its turn
+	callers int           // waiting for the turn or holding it
+}
+
+// newQuota returns a quota whose checks wait at most slotWait for a slot.
+func newQuota(slotWait time.Duration) *quota {
+	return &quota{slotWait: slotWait, slots: make(chan struct{}, maxVerifying), drawing: make(chan struct{}, 1),
+		conns: map[netip.Addr]int{}, checks: map[netip.Prefix]int{}, turns: map[netip.Prefix]*turn{}}
+}
+
+// takeConn counts a new connection from ip, if the bounds allow it.
+func (q *quota) takeConn(ip netip.Addr) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.open >= maxConns || !ip.IsLoopback() && q.conns[ip] >= maxConnsPerIP {
+		return false
+	}
+	q.open++
+	if !ip.IsLoopback() {
+		q.conns[ip]++
+	}
+	return true
+}
+
+// closeConn uncounts a connection from ip that has closed.
+func (q *quota) closeConn(ip netip.Addr) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.open--
+	if !ip.IsLoopback() {
+		q.conns[ip]--
+		if q.conns[ip] == 0 {
+			delete(q.conns, ip)
+		}
+	}
+}
+
+// enter counts a check asked by a caller at src, or refuses it with
+// errBusy if the caller's group has perGroup under way, or its subnet
+// perSubnet; the operator (trusted) is not bounded. leave undoes it.
+func (q *quota) enter(src netip.Addr, trusted bool) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	group, subnet := callerGroup(src), subnetOf(src)
+	if !trusted && (q.checks[group] >= perGroup || q.checks[subnet] >= perSubnet) {
+		return errBusy
+	}
+	q.checks[group]++
+	q.checks[subnet]++
+	return nil
+}
+
+// leave forgets a check of a caller at src that enter counted.
+func (q *quota) leave(src netip.Addr) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, p := range []netip.Prefix{callerGroup(src), subnetOf(src)} {
+		q.checks[p]--
+		if q.checks[p] == 0 {
+			delete(q.checks, p)
+		}
+	}
+}
+
+// slot takes one of the maxVerifying slots a check runs in, waiting at
+// most slotWait, which leaves the caller time for the check itself.
+// freeSlot gives it back.
+func (q *quota) slot(ctx context.Context) error {
+	deadline := time.NewTimer(q.slotWait)
+	defer deadline.Stop()
+	select {
+	case q.slots <- struct{}{}:
+		return nil
+	case <-deadline.C:
+		return errNoSlot
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// freeSlot gives back a slot that slot took.
+func (q *quota) freeSlot() { <-q.slots }
+
+// sample waits for the turn of group, the caller's, then returns draw(),
+// drawn when no other sample is; nil if ctx ends first. The turn holds
+// until done is called: once the answer is written.
+func (q *quota) sample(ctx context.Context, group netip.Prefix, draw func() []byte) (body []byte, done func()) {
+	q.mu.Lock()
+	tn := q.turns[group]
+	if tn == nil {
+		tn = &turn{token: make(chan struct{}, 1)}
+		q.turns[group] = tn
+	}
+	tn.callers++
+	q.mu.Unlock()
+	leave := func() {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		tn.callers--
+		if tn.callers == 0 {
+			delete(q.turns, group)
+		}
+	}
+	select {
+	case tn.token <- struct{}{}:
+	case <-ctx.Done():
+		leave()
+		return nil, nil
+	}
+	done = func() {
+		<-tn.token
+		leave()
+	}
+	select {
+	case q.drawing <- struct{}{}:
+	case <-ctx.Done():
+		done()
+		return nil, nil
+	}
+	defer func() { <-q.drawing }()
+	return draw(), done
+}
+
+// boundedListener is a listener that keeps its connections within quota.
+type boundedListener struct {
+	net.Listener
+	quota *quota
+}
+
+// Accept returns the next connection within the bounds, closing those past them.
+func (l boundedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		var ip netip.Addr
+		if tcp, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			ip = tcp.AddrPort().Addr().Unmap()
+		}
+		if l.quota.takeConn(ip) {
+			return &boundedConn{Conn: c, closed: func() { l.quota.closeConn(ip) }}, nil
+		}
+		c.Close() // past a bound: the cheapest answer, which costs no descriptor beyond this moment
+	}
+}
+
+// boundedConn is an accepted connection, uncounted once it closes.
+type boundedConn struct {
+	net.Conn
+	once   sync.Once
+	closed func()
+}
+
+func (c *boundedConn) Close() error {
+	c.once.Do(c.closed)
+	return c.Conn.Close()
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+)
+
+// TestConnectionBounds: at most maxConnsPerIP connections from one
+// address, any number from loopback up to maxConns in all; a closed one
+// makes room again.
+func TestConnectionBounds(t *testing.T) {
+	is := is.New(t)
+	q := newQuota(time.Second)
+	other, loopback := netip.MustParseAddr("203.0.113.5"), netip.MustParseAddr("127.0.0.1")
+	for range maxConnsPerIP {
+		is.True(q.takeConn(other))
+	}
+	is.True(!q.takeConn(other))                             // one address: no more
+	is.True(q.takeConn(netip.MustParseAddr("203.0.113.6"))) // another: yes
+	q.closeConn(other)
+	is.True(q.takeConn(other)) // one closed: room again
+	for q.open < maxConns {
+		is.True(q.takeConn(loopback)) // loopback: any number
+	}
+	is.True(!q.takeConn(loopback)) // up to maxConns in all
+}
+
+// TestSampleTurns: a group's sample requests are served one at a time, a
+// caller that gives up leaves the queue, and other groups do not wait.
+func TestSampleTurns(t *testing.T) {
+	is := is.New(t)
+	q := newQuota(time.Second)
+	attacker, honest := netip.MustParsePrefix("198.51.0.0/16"), netip.MustParsePrefix("203.0.0.0/16")
+	draw := func() []byte { return []byte("[]") }
+	_, done := q.sample(context.Background(), attacker, draw) // a caller that never reads its answer keeps its turn
+	is.True(done != nil)
+
+	gaveUp, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	body, _ := q.sample(gaveUp, attacker, draw)
+	is.Equal(body, nil) // its group's next caller waits, until it gives up
+
+	_, other := q.sample(context.Background(), honest, draw) // another group does not wait
+	is.True(other != nil)
+	other()
+
+	next := make(chan func())
+	go func() {
+		_, done := q.sample(context.Background(), attacker, draw)
+		next <- done
+	}()
+	done() // the turn passes to the group's next caller
+	(<-next)()
+	is.Equal(len(q.turns), 0) // nothing is kept for groups with no caller
+}
