@@ -554,7 +554,7 @@ func TestBrowserMapAt1000(t *testing.T) {
 	}
 	m := netMap{lists: meshLists(nodes, 10)}
 	s := testMapServer(nodes[0])
-	v := newMapView(m, nodes[:1], maxMapNodes)
+	v := newMapView(m, nodes[:1])
 	v.Seq = 1
 	s.publish(v, nil)
 	url := startPageServer(t, mapRoutes(s))

@@ -148,7 +148,7 @@ func (m netMap) mermaid(w io.Writer) {
 // out-degree of the processes reached (min/median/max; the lower median).
 func (m netMap) summary() string {
 	in, component := mapDegrees(m)
-	c := mapCountsOf(m, in, component, func(Node) bool { return false })
+	c := mapCountsOf(m, in, component)
 	degrees := func(d [3]int) string { return fmt.Sprintf("%d/%d/%d", d[0], d[1], d[2]) }
 	return fmt.Sprintf("processes reached: %d; entries that did not answer: %d; "+
 		"links: %d, mutual: %d; components: %d; in-degree min/median/max: %s; out-degree: %s",
@@ -168,8 +168,8 @@ type mapCounts struct {
 }
 
 // mapCountsOf is the summary's figures for m, given each entry's in-degree
-// and each process's component, and which processes count as unlisted.
-func mapCountsOf(m netMap, in, component map[Node]int, unlisted func(Node) bool) mapCounts {
+// and each process's component; the unlisted are the page's (newMapView).
+func mapCountsOf(m netMap, in, component map[Node]int) mapCounts {
 	c := mapCounts{Nodes: len(m.lists), Dead: len(m.dead)}
 	roots := map[int]bool{}
 	var ins, outs []int
@@ -181,9 +181,6 @@ func mapCountsOf(m netMap, in, component map[Node]int, unlisted func(Node) bool)
 			if m.knows(l, n) {
 				c.Mutual++
 			}
-		}
-		if unlisted(n) {
-			c.Unlisted++
 		}
 	}
 	c.Components = len(roots)

@@ -78,10 +78,7 @@ type mapServer struct {
 	seeds        []Node
 	max, hostMax int
 	draw         bool // /map.mmd draws the graph past maxDrawn, as -draw
-	maxWatchers  int
-
-	crawling sync.Mutex // held through a crawl: at most one runs at a time
-	seq      int        // crawls run, guarded by crawling
+	seq          int  // crawls run: only loop crawls, one at a time
 
 	mu       sync.Mutex
 	view     []byte // the last map as JSON; nil until the first crawl ends
@@ -91,15 +88,8 @@ type mapServer struct {
 
 // newMapServer is the map server of -role=map -web, as the flags say.
 func newMapServer(cfg config, seeds []Node) *mapServer {
-	return &mapServer{
-		client:      newPeerClient(time.Duration(cfg.timeout), Node{}),
-		seeds:       seeds,
-		max:         cfg.max,
-		hostMax:     cfg.hostMax,
-		draw:        cfg.draw,
-		maxWatchers: maxMapWatchers,
-		watchers:    map[chan []byte]bool{},
-	}
+	return &mapServer{client: newPeerClient(time.Duration(cfg.timeout), Node{}), seeds: seeds, max: cfg.max,
+		hostMax: cfg.hostMax, draw: cfg.draw, watchers: map[chan []byte]bool{}}
 }
 
 // runMapWeb is -role=map -web: it serves the page at -web, and crawls from
@@ -195,8 +185,6 @@ func (s *mapServer) loop(ctx context.Context, interval time.Duration, log *slog.
 // recrawl crawls the network once, with -role=map's bounds, and sends the
 // map to every page. A crawl cut short by ctx is not a map: ok is false.
 func (s *mapServer) recrawl(ctx context.Context) (v mapView, ok bool) {
-	s.crawling.Lock()
-	defer s.crawling.Unlock()
 	start := time.Now()
 	m := crawl(ctx, s.client, s.seeds, s.max, s.hostMax)
 	took := time.Since(start)
@@ -204,7 +192,7 @@ func (s *mapServer) recrawl(ctx context.Context) (v mapView, ok bool) {
 		return v, false
 	}
 	s.seq++
-	v = newMapView(m, s.seeds, maxMapNodes)
+	v = newMapView(m, s.seeds)
 	v.Seq, v.Started = s.seq, start.UTC().Round(time.Millisecond)
 	v.TookMS = math.Round(float64(took.Microseconds())/100) / 10
 	v.Cut.Max = s.max
@@ -237,11 +225,11 @@ func (s *mapServer) publish(v mapView, mmd []byte) {
 }
 
 // watch adds a page, with the last map waiting for it if there is one. ok
-// is false when maxWatchers pages are open already.
+// is false when maxMapWatchers pages are open already.
 func (s *mapServer) watch() (ch chan []byte, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.watchers) >= s.maxWatchers {
+	if len(s.watchers) >= maxMapWatchers {
 		return nil, false
 	}
 	ch = make(chan []byte, 1)
@@ -259,13 +247,6 @@ func (s *mapServer) unwatch(ch chan []byte) {
 	delete(s.watchers, ch)
 }
 
-// watching is how many pages watch the map now.
-func (s *mapServer) watching() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.watchers)
-}
-
 // last is the last map, as JSON and as Mermaid text; nil before the first.
 func (s *mapServer) last() (view, mmd []byte) {
 	s.mu.Lock()
@@ -273,10 +254,10 @@ func (s *mapServer) last() (view, mmd []byte) {
 	return s.view, s.mmd
 }
 
-// newMapView is m as the page draws it: at most limit nodes (mapOrder),
-// each with the nodes it lists as indexes; and the counts of the whole
-// crawl, as the summary gives them, even when it left nodes out.
-func newMapView(m netMap, seeds []Node, limit int) mapView {
+// newMapView is m as the page draws it: at most maxMapNodes nodes
+// (mapOrder), each with the nodes it lists as indexes; and the counts of
+// the whole crawl, as the summary gives them, even when it left nodes out.
+func newMapView(m netMap, seeds []Node) mapView {
 	v := mapView{Seeds: []string{}, Nodes: []mapNode{}}
 	isSeed := map[Node]bool{}
 	for _, n := range seeds {
@@ -287,7 +268,7 @@ func newMapView(m netMap, seeds []Node, limit int) mapView {
 		v.Why = "no seed answered GET /nodes/: tried " + names(seeds)
 	}
 	order := mapOrder(m, seeds)
-	kept := order[:min(len(order), limit)]
+	kept := order[:min(len(order), maxMapNodes)]
 	index := map[Node]int{}
 	for i, n := range kept {
 		index[n] = i
@@ -312,8 +293,13 @@ func newMapView(m netMap, seeds []Node, limit int) mapView {
 		}
 		v.Nodes = append(v.Nodes, mn)
 	}
-	v.Counts = mapCountsOf(m, in, component, unlisted)
-	v.Cut = mapCut{Sample: maxSample, Unasked: m.unasked, Limit: limit,
+	v.Counts = mapCountsOf(m, in, component)
+	for n := range m.lists {
+		if unlisted(n) {
+			v.Counts.Unlisted++
+		}
+	}
+	v.Cut = mapCut{Sample: maxSample, Unasked: m.unasked, Limit: maxMapNodes,
 		LeftOut: len(order) - len(kept)}
 	for _, list := range m.lists {
 		if len(list) >= maxSample {
@@ -436,7 +422,7 @@ func handleMapEvents(s *mapServer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		views, ok := s.watch()
 		if !ok {
-			msg := fmt.Sprintf("%d pages watch the map already: close one", s.maxWatchers)
+			msg := fmt.Sprintf("%d pages watch the map already: close one", maxMapWatchers)
 			writeError(w, http.StatusServiceUnavailable, msg)
 			return
 		}

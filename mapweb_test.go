@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -313,21 +314,35 @@ func TestMapWebEvents(t *testing.T) {
 	is.Equal(len(next.Nodes), 2)        // not even as an entry that did not answer
 	is.Equal(next.Counts.Links, 2)
 
-	t.Run("refused past maxWatchers", func(t *testing.T) {
+	watching := func() int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.watchers)
+	}
+	t.Run("refused past maxMapWatchers", func(t *testing.T) {
 		is := is.New(t)
-		s.maxWatchers = 1
-		defer func() { s.maxWatchers = maxMapWatchers }()
+		ctx, stop := context.WithCancel(context.Background())
+		defer stop()
+		for range maxMapWatchers - 1 { // as many pages as it serves, the one above included
+			req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/events", nil)
+			resp, err := http.DefaultClient.Do(req)
+			is.NoErr(err)
+			defer resp.Body.Close()
+		}
 		resp, err := testClient.Get(srv.URL + "/events")
 		is.NoErr(err)
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
-		is.Equal(resp.StatusCode, 503) // one page watches already
-		is.Equal(string(body), `{"error":"1 pages watch the map already: close one"}`+"\n")
+		is.Equal(resp.StatusCode, 503) // the pages it serves watch already
+		want := fmt.Sprintf(`{"error":"%d pages watch the map already: close one"}`, maxMapWatchers)
+		is.Equal(string(body), want+"\n")
+		stop()
+		eventually(t, 5*time.Second, func() bool { return watching() == 1 }) // those pages gone
 	})
 
-	is.Equal(s.watching(), 1) // the page above
-	cancel()                  // it goes
-	eventually(t, 5*time.Second, func() bool { return s.watching() == 0 })
+	is.Equal(watching(), 1) // the page above
+	cancel()                // it goes
+	eventually(t, 5*time.Second, func() bool { return watching() == 0 })
 }
 
 // TestMapWebEmptyAndCut: a crawl that finds nothing says why, and which
@@ -367,11 +382,17 @@ func TestMapWebEmptyAndCut(t *testing.T) {
 	is.Equal(v.Cut.Unasked, 1+maxSample-10)    // -m stopped the crawl: heard of a and 256, asked 10
 	is.Equal(v.Counts.Nodes+v.Counts.Dead, 10) // asked -m
 	is.Equal(v.Nodes[0].Beyond, maxSample-9)   // a lists entries that are not on the map
-	m := crawl(context.Background(), s.client, []Node{a}, 10, 8)
-	cut := newMapView(m, []Node{a}, 4)
-	is.Equal(len(cut.Nodes), 4)    // the page's limit
-	is.Equal(cut.Cut.LeftOut, 6)   // says how many it left out
-	is.Equal(cut.Counts, v.Counts) // and counts the whole crawl
+	big := netMap{lists: map[Node][]Node{a: nil}}
+	for i := range maxMapNodes + 10 {
+		n := nodeAt("127.0.0.253", 1000+i)
+		big.lists[a], big.dead = append(big.lists[a], n), append(big.dead, n)
+	}
+	cut := newMapView(big, []Node{a})
+	in, component := mapDegrees(big)
+	is.Equal(len(cut.Nodes), maxMapNodes)                 // the page's limit
+	is.Equal(cut.Cut.LeftOut, 11)                         // says how many it left out
+	is.Equal(cut.Counts, mapCountsOf(big, in, component)) // and counts the whole crawl
+	is.Equal(cut.Counts.Dead, maxMapNodes+10)
 }
 
 // TestMapWebRun runs -role=map -web in process: it serves the page at
