@@ -23,7 +23,7 @@ import (
 // api is what a process's handlers share.
 type api struct {
 	table      *Table
-	checks     *verifier             // the connect-back checks (connectback.go)
+	checks     *quota                // the connect-back checks (connectback.go)
 	local      func(netip.Addr) bool // the addresses of this host (loopback, its own), the operator's
 	maxInbound int                   // a node's cap on peers taken by announce (hubs.go); seed: 0
 	holdOff    time.Duration         // how long an answer holds for a DELETE (answerHolds)
@@ -46,7 +46,7 @@ func addRoutes(mux *http.ServeMux, a api) {
 
 // newAPI is the API of a process, as its flags say: serve and the
 // simulation both build theirs with it.
-func newAPI(cfg config, t *Table, v *verifier, local func(netip.Addr) bool,
+func newAPI(cfg config, t *Table, v *quota, local func(netip.Addr) bool,
 	log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	holdOff := answerHolds(time.Duration(cfg.interval), time.Duration(cfg.timeout))
@@ -85,11 +85,8 @@ func handleAnnounce(a api) http.Handler {
 			return
 		}
 		// A known node's announce changes nothing: the sweep checks it,
-		// whoever calls from its address. It is noted: the peer acts as a
-		// node (notnode.go).
-		if known {
-			a.table.Acted(n)
-		} else {
+		// whoever calls from its address.
+		if !known {
 			err := a.checkNewcomer(r.Context(), src, operator, n, crowded)
 			msg := fmt.Sprintf("could not reach you at %s: %v", n, err)
 			if checkFailed(w, r, err, http.StatusUnprocessableEntity, msg) {
@@ -177,7 +174,7 @@ func handleList(a api) http.Handler {
 			}
 			draw := func() []byte { return a.table.Sample(min(n, maxSample), !here) }
 			var done func()
-			if body, done = a.checks.quota.sample(r.Context(), callerGroup(remoteIP(r)), draw); body == nil {
+			if body, done = a.checks.sample(r.Context(), callerGroup(remoteIP(r)), draw); body == nil {
 				return
 			}
 			defer done() // the group's turn ends with the answer written (quota.go)

@@ -64,7 +64,7 @@ func newTable(t testing.TB, max int, nodes ...Node) *Table {
 // newHandler is the API of a process whose table is tbl; verify stands in for the connect-back check.
 func newHandler(tbl *Table, verify func(context.Context, Node) error) http.Handler {
 	cfg := config{role: "seed", interval: seconds(time.Minute), timeout: seconds(10 * time.Second)}
-	return newAPI(cfg, tbl, newVerifier(verify, 10*time.Second), netip.Addr.IsLoopback, quiet)
+	return newAPI(cfg, tbl, newQuota(verify, 10*time.Second), netip.Addr.IsLoopback, quiet)
 }
 
 // alive and unreachable stand in for the connect-back check.
@@ -245,20 +245,6 @@ func countingServer(t testing.TB) (n Node, announces, other *atomic.Int32) {
 	}))
 	t.Cleanup(srv.Close)
 	return nodeOf(t, srv.URL), announces, other
-}
-
-// actAsNodes has each of nodes announce itself to p, as a node does in its
-// round, so that p sees its peers act as nodes (notnode.go).
-func actAsNodes(t testing.TB, p *testPeer, nodes ...Node) {
-	t.Helper()
-	for _, n := range nodes {
-		body, _ := json.Marshal(n)
-		resp, err := http.Post(p.srv.URL+"/", "application/json", bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-	}
 }
 
 // converged reports whether every node knows at least min(limit, others) peers and the seed knows all nodes.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -27,7 +26,7 @@ func TestInboundCap(t *testing.T) {
 			cfg, err := parseFlags("peerdisc", []string{"-role=" + role, "-k", "1"}, io.Discard)
 			is.NoErr(err)
 			tbl := newTable(t, 100, distinctNodes(3)...) // peers it found itself: they do not count
-			h := newAPI(cfg, tbl, newVerifier(alive, 10*time.Second), netip.Addr.IsLoopback, quiet)
+			h := newAPI(cfg, tbl, newQuota(alive, 10*time.Second), netip.Addr.IsLoopback, quiet)
 			want := []int{200, 200, 409} // a node at -k 1 takes 2 x -k by announce, then refuses
 			if role == "seed" {
 				want = []int{200, 200, 200} // the seed takes all, up to -m
@@ -55,7 +54,7 @@ func TestInboundCapHoldsUnderConcurrentAnnounces(t *testing.T) {
 		return nil
 	}
 	mux := http.NewServeMux()
-	v := newVerifier(check, 10*time.Second)
+	v := newQuota(check, 10*time.Second)
 	addRoutes(mux, api{table: tbl, checks: v, local: netip.Addr.IsLoopback, maxInbound: 16, log: quiet})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
@@ -63,53 +62,6 @@ func TestInboundCapHoldsUnderConcurrentAnnounces(t *testing.T) {
 	is.Equal(codes[200], 16) // all 50 found room before their checks; 16 are taken
 	is.Equal(codes[409], 34) // the rest are refused after theirs
 	is.Equal(tbl.Len(), 16)  // never past the cap
-}
-
-// TestNodeAtLimitTriesAFreshCandidate: a node that found exactly -k peers
-// still asks the seed for a candidate about one round in four, and takes
-// one that answers, so that a bad first sample heals.
-func TestNodeAtLimitTriesAFreshCandidate(t *testing.T) {
-	is := is.New(t)
-	seed := startPeer(t, "127.0.0.1", config{max: 10})
-	fresh := startPeer(t, "127.0.0.1", config{enough: 1, max: 10})
-	_, err := seed.table.Add(fresh.self())
-	is.NoErr(err)
-	peer, _, _ := countingServer(t)
-	inbound, _, _ := countingServer(t)
-	p := startPeer(t, "127.0.0.1", config{enough: 1, max: 10})
-	p.rng = rand.New(rand.NewPCG(1, 2)) // the same rounds every run
-	p.seeds = []Node{seed.self()}
-	_, err = p.table.Add(peer)
-	is.NoErr(err)
-	_, err = p.table.AddAnnounced(2, inbound) // a peer announced itself: others reach this node
-	is.NoErr(err)
-	rounds := 0
-	for ; rounds < 40 && !p.table.Has(fresh.self()); rounds++ {
-		actAsNodes(t, p, peer, inbound)
-		p.nodeRound(context.Background())
-	}
-	is.True(p.table.Has(fresh.self())) // the fresh candidate was tried and taken
-	for range 20 {
-		actAsNodes(t, p, peer, inbound, fresh.self())
-		p.nodeRound(context.Background())
-	}
-	is.Equal(p.table.Len(), 3) // and then no more: it has found more than -k
-
-	// How often: a seed whose lists are not lists is asked again and again.
-	counting, _, asked := countingServer(t)
-	q := startPeer(t, "127.0.0.1", config{enough: 1, max: 10})
-	q.rng = rand.New(rand.NewPCG(1, 2))
-	q.seeds = []Node{counting}
-	_, err = q.table.Add(peer)
-	is.NoErr(err)
-	_, err = q.table.AddAnnounced(2, inbound)
-	is.NoErr(err)
-	for range 40 {
-		actAsNodes(t, q, peer, inbound)
-		q.nodeRound(context.Background())
-	}
-	t.Logf("asked the seed for a candidate in %d of 40 rounds", asked.Load())
-	is.True(asked.Load() >= 5 && asked.Load() <= 20) // about one round in four
 }
 
 // TestFootholdIsLetGo: a newcomer whose seed lists only a full node takes

@@ -66,16 +66,9 @@ const (
 	// answered the round's check, so that the walk costs a few requests and
 	// no timeout (TestRoundCostsOneTimeout).
 	walkSample, walkPeers = 4, 4
-	// freshOneIn: a node at -k tries a fresh candidate one round in
-	// freshOneIn (TestNodeAtLimitTriesAFreshCandidate), half the time
-	// (walkOneIn) from two hops away.
-	freshOneIn, walkOneIn = 4, 2
 	// inboundPerEnough is a node's cap on peers taken by their announce,
 	// in units of -k: 2 x -k (TestInboundCap).
 	inboundPerEnough = 2
-	// idleRounds: a peer that has not acted as a node for idleRounds x -f
-	// rounds is asked for its list (notnode.go).
-	idleRounds = 4
 	// firstBackoff and maxBackoff are the rounds between announces to a
 	// peer that refused the last (403, 409): 2, 4, ... up to 16.
 	firstBackoff, maxBackoff = 2, 16

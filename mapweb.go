@@ -120,7 +120,7 @@ func runMapWeb(ctx context.Context, cfg config, log *slog.Logger) error {
 	srv.BaseContext = func(net.Listener) context.Context { return requests }
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	go func() { stop(srv.Serve(boundedListener{ln, newQuota(0)})) }()
+	go func() { stop(srv.Serve(boundedListener{ln, newQuota(nil, 0)})) }()
 	addr := ln.Addr().String()
 	log.Info("started", "role", "map", "address", addr, "page", "http://"+addr+"/",
 		"seeds", names(seeds))

@@ -40,7 +40,7 @@ func runNode(ctx context.Context, cfg config, log *slog.Logger) error {
 
 // nodeRound is the node's round: the blog's three steps, in the order they
 // run here, and what a node does once it knows -k peers. The ways a peer
-// leaves are listed on Table.Remove.
+// leaves are listed on Table.drop.
 func (r *refresher) nodeRound(ctx context.Context) roundStats {
 	r.nextRound()
 	var s roundStats
@@ -111,65 +111,21 @@ func (r *refresher) findPeers(ctx context.Context, need int) []Node {
 // for a candidate of the seeds', since nobody but itself can heal a bad
 // first sample, and no node depends on these links (10 runs of TestAttack's
 // scenario against 1,000 addresses in 100 groups left 3 nodes eclipsed
-// when half the swaps came from two hops away, none now); one that found
-// at most -k itself tries one more candidate, one round in freshOneIn. A
-// peer that has long not acted as a node is asked for its list
-// (askIdle), and the foothold is let go once the node has -k others. It
-// returns the peers it added, and those it and the round removed.
+// when half the swaps came from two hops away, none now). The foothold is
+// let go once the node has -k others. It returns the peers it added, and
+// those it and the round removed.
 func (r *refresher) atLimit(ctx context.Context, removed []Node) (learned, gone []Node) {
-	outbound, known := r.table.Outbound(), r.table.Len()
-	switch {
-	case outbound == known:
+	if r.table.Outbound() == r.table.Len() {
 		learned = r.findPeers(ctx, 1)
 		peers := slices.DeleteFunc(r.table.List(), func(n Node) bool { return slices.Contains(learned, n) })
 		if len(learned) > 0 && len(peers) > 0 { // the peers may have left meanwhile, with a goodbye
 			removed = append(removed, r.remove("swap a peer", peers[r.rng.IntN(len(peers))])...)
 		}
-	case outbound <= r.enough && r.rng.IntN(freshOneIn) == 0:
-		learned = r.tryNewCandidate(ctx)
-	}
-	if idle, ok := r.table.Idle(idleRounds * r.fails); ok {
-		more, left := r.askIdle(ctx, idle)
-		learned, removed = append(learned, more...), append(removed, left...)
 	}
 	if foothold, ok := r.table.Foothold(); ok && r.table.Len() > r.enough {
 		removed = append(removed, r.remove("let the foothold go", foothold)...)
 	}
 	return learned, removed
-}
-
-// askIdle asks idle, a peer that has not acted as a node for idleRounds x
-// -f rounds, for its list (notnode.go). An answer that is not a list shuns
-// it, and the sweep drops it; one that names someone shows it a node; an
-// empty one makes it give up its place to a new candidate of another
-// group, if one can be found. It returns the peers it added and removed.
-func (r *refresher) askIdle(ctx context.Context, idle Node) (learned, removed []Node) {
-	list, err := r.client.list(ctx, idle, walkSample)
-	switch {
-	case notANode(err):
-		r.table.Shun(idle, r.fails)
-		return nil, nil
-	case err != nil || len(list) > 0:
-		return nil, nil
-	}
-	learned = r.tryNewCandidate(ctx)
-	if len(learned) > 0 && !newPickSpread([]Node{idle}).has(learned[0]) {
-		removed = r.remove("give an idle peer's place away", idle)
-	}
-	return learned, removed
-}
-
-// tryNewCandidate tries one new candidate for a node at -k: one time in
-// walkOneIn from two hops away (then from the seeds if that finds none),
-// else from the seeds' samples, so that the nodes the seeds list do not
-// collect every such link.
-func (r *refresher) tryNewCandidate(ctx context.Context) []Node {
-	if r.rng.IntN(walkOneIn) == 0 {
-		if added := r.walk(ctx, 1); len(added) > 0 {
-			return added
-		}
-	}
-	return r.findPeers(ctx, 1)
 }
 
 // walk looks for need new peers through nodes two hops away: a few peers
@@ -184,16 +140,13 @@ func (r *refresher) walk(ctx context.Context, need int) []Node {
 }
 
 // samples asks each of from for a random sample of size entries, and
-// returns the answers in the order of from. A list that names someone
-// shows its sender a node; an answer that is not a list, that it is not.
+// returns the answers in the order of from. An answer that is not a list
+// shows its sender not a node.
 func (r *refresher) samples(ctx context.Context, from []Node, size int) [][]Node {
 	lists := make([][]Node, len(from))
 	forEach(ctx, from, func(ctx context.Context, i int, n Node) error {
 		list, err := r.client.list(ctx, n, size)
-		switch {
-		case len(list) > 0:
-			r.table.Acted(n)
-		case notANode(err):
+		if notANode(err) {
 			r.table.Shun(n, r.fails)
 		}
 		if err != nil && ctx.Err() == nil && slices.Contains(r.seeds, n) { // not when we are stopping

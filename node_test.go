@@ -28,7 +28,6 @@ func TestNodeSendsOneCheckPerPeerPerRoundOnceLimitMet(t *testing.T) {
 	_, err = p.table.AddAnnounced(2, inbound) // as by its announce
 	is.NoErr(err)
 	for range 5 {
-		actAsNodes(t, p, peer, peer2, inbound)
 		p.nodeRound(context.Background())
 	}
 	is.Equal(checks.Load(), int32(5))        // one check per round

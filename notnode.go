@@ -8,14 +8,10 @@ package main
 // candidate or checked as a peer, and a peer that does so is dropped like
 // a dead one, without more calls (Table.Shun). A web server a seed lists
 // is called once every -f+1 rounds, and never once no list names it
-// (TestNodeShunsWhatIsNotANode). What answers {} to everything is found
-// out too: a peer that never announces itself to us and is never seen
-// listing anyone is asked for its list after idleRounds x -f rounds
-// (Table.Idle), and gives up its place to a candidate of another group if
-// it lists nobody. A liar's 10,000 ports of one such victim cost each node
-// at most 2 calls a round once the list is gone, and none once the victim
-// has answered its list (TestSimulationVictimOfALiar). A node behind NAT,
-// which nobody announces to, keeps its peers: they list others.
+// (TestNodeShunsWhatIsNotANode). A liar's 10,000 ports of a victim that
+// answers {} to everything cost each node at most 2 calls a round once the
+// list is gone, and none once the victim has answered its list
+// (TestSimulationVictimOfALiar).
 
 import (
 	"bytes"

@@ -35,17 +35,38 @@ var (
 	errNoSlot = errors.New("every check slot is taken; try again in a second")
 )
 
-// quota is what callers hold of this process at once.
+// quota is what callers hold of this process at once: connections, the
+// connect-back checks in flight, one per address however many callers ask,
+// and turns for samples. It also gives a failed check again for a
+// cool-down, to at most maxFailedChecks addresses.
 type quota struct {
-	slotWait time.Duration // the longest a check waits for a slot
-	slots    chan struct{} // a check under way holds one, of maxVerifying
-	drawing  chan struct{} // full while a sample is drawn
+	check    func(context.Context, Node) error
+	cooldown time.Duration    // -t: no address is checked more often than a hung check would allow
+	now      func() time.Time // time.Now; the simulation's clock moves a round at a time
+	slotWait time.Duration    // the longest a check waits for a slot
+	slots    chan struct{}    // a check under way holds one, of maxVerifying
+	drawing  chan struct{}    // full while a sample is drawn
 
-	mu     sync.Mutex
-	conns  map[netip.Addr]int     // open connections by address, loopback's not counted
-	open   int                    // open connections in all
-	checks map[netip.Prefix]int   // checks under way by the caller's subnet and group
-	turns  map[netip.Prefix]*turn // the callers of a group asking for samples
+	mu      sync.Mutex
+	conns   map[netip.Addr]int     // open connections by address, loopback's not counted
+	open    int                    // open connections in all
+	checks  map[netip.Prefix]int   // checks under way by the caller's subnet and group
+	running map[Node]*pendingCheck // the checks under way, by the address checked
+	failed  map[Node]failedCheck   // checks that failed lately
+	turns   map[netip.Prefix]*turn // the callers of a group asking for samples
+}
+
+// pendingCheck is one check under way; done is closed when err is set.
+type pendingCheck struct {
+	done      chan struct{}
+	err       error
+	cancelled bool // its caller went away: the result says nothing about the node
+}
+
+// failedCheck is a recent failure, given again during the cool-down.
+type failedCheck struct {
+	at  time.Time
+	err error
 }
 
 // turn is the turn of one group's callers for a sample.
@@ -54,10 +75,14 @@ type turn struct {
 	callers int           // waiting for the turn or holding it
 }
 
-// newQuota returns a quota whose checks wait at most slotWait for a slot.
-func newQuota(slotWait time.Duration) *quota {
-	return &quota{slotWait: slotWait, slots: make(chan struct{}, maxVerifying), drawing: make(chan struct{}, 1),
-		conns: map[netip.Addr]int{}, checks: map[netip.Prefix]int{}, turns: map[netip.Prefix]*turn{}}
+// newQuota returns a quota whose checks run check, and refuse an address
+// whose check failed for cooldown; a check waits at most a share of
+// cooldown for a slot.
+func newQuota(check func(context.Context, Node) error, cooldown time.Duration) *quota {
+	return &quota{check: check, cooldown: cooldown, now: time.Now, slotWait: cooldown / slotWaitShare,
+		slots: make(chan struct{}, maxVerifying), drawing: make(chan struct{}, 1),
+		conns: map[netip.Addr]int{}, checks: map[netip.Prefix]int{}, turns: map[netip.Prefix]*turn{},
+		running: map[Node]*pendingCheck{}, failed: map[Node]failedCheck{}}
 }
 
 // takeConn counts a new connection from ip, if the bounds allow it.
@@ -89,10 +114,9 @@ func (q *quota) closeConn(ip netip.Addr) {
 
 // enter counts a check asked by a caller at src, or refuses it with
 // errBusy if the caller's group has perGroup under way, or its subnet
-// perSubnet; the operator (trusted) is not bounded. leave undoes it.
+// perSubnet; the operator (trusted) is not bounded. leave undoes it. q.mu
+// is held.
 func (q *quota) enter(src netip.Addr, trusted bool) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
 	group, subnet := callerGroup(src), subnetOf(src)
 	if !trusted && (q.checks[group] >= perGroup || q.checks[subnet] >= perSubnet) {
 		return errBusy
@@ -102,15 +126,80 @@ func (q *quota) enter(src netip.Addr, trusted bool) error {
 	return nil
 }
 
-// leave forgets a check of a caller at src that enter counted.
+// leave forgets a check of a caller at src that enter counted. q.mu is
+// held.
 func (q *quota) leave(src netip.Addr) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
 	for _, p := range []netip.Prefix{callerGroup(src), subnetOf(src)} {
 		q.checks[p]--
 		if q.checks[p] == 0 {
 			delete(q.checks, p)
 		}
+	}
+}
+
+// verify checks that n answers, on behalf of a caller at src; the
+// operator's checks have no share of their own to keep to. A fresh check
+// (a DELETE's, which asks whether n answers now) does not take a failure
+// remembered from an earlier one.
+func (q *quota) verify(ctx context.Context, src netip.Addr, operator bool, n Node, fresh bool) error {
+	for {
+		q.mu.Lock()
+		if f, ok := q.failed[n]; ok && !fresh && q.now().Sub(f.at) < q.cooldown {
+			q.mu.Unlock()
+			return f.err
+		}
+		if p := q.running[n]; p != nil {
+			q.mu.Unlock()
+			select {
+			case <-p.done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if p.cancelled {
+				continue // its caller left before the answer: check again
+			}
+			return p.err
+		}
+		if err := q.enter(src, operator); err != nil {
+			q.mu.Unlock()
+			return err
+		}
+		p := &pendingCheck{done: make(chan struct{})}
+		q.running[n] = p
+		q.mu.Unlock()
+
+		p.err = q.slot(ctx)
+		if p.err == nil {
+			p.err = q.check(ctx, n)
+			q.freeSlot()
+		}
+		p.cancelled = ctx.Err() != nil
+
+		q.mu.Lock()
+		delete(q.running, n)
+		q.leave(src)
+		if p.err != nil && !p.cancelled && !errors.Is(p.err, errNoSlot) && !ours(p.err) {
+			q.remember(n, p.err)
+		}
+		q.mu.Unlock()
+		close(p.done)
+		return p.err
+	}
+}
+
+// remember records a failed check, keeping at most maxFailedChecks: when
+// full it forgets the expired ones, and records nothing if none has
+// expired. q.mu is held.
+func (q *quota) remember(n Node, err error) {
+	if len(q.failed) >= maxFailedChecks {
+		for m, f := range q.failed {
+			if q.now().Sub(f.at) >= q.cooldown {
+				delete(q.failed, m)
+			}
+		}
+	}
+	if len(q.failed) < maxFailedChecks {
+		q.failed[n] = failedCheck{at: q.now(), err: err}
 	}
 }
 

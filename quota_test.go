@@ -14,7 +14,7 @@ import (
 // makes room again.
 func TestConnectionBounds(t *testing.T) {
 	is := is.New(t)
-	q := newQuota(time.Second)
+	q := newQuota(nil, time.Second)
 	other, loopback := netip.MustParseAddr("203.0.113.5"), netip.MustParseAddr("127.0.0.1")
 	for range maxConnsPerIP {
 		is.True(q.takeConn(other))
@@ -33,7 +33,7 @@ func TestConnectionBounds(t *testing.T) {
 // caller that gives up leaves the queue, and other groups do not wait.
 func TestSampleTurns(t *testing.T) {
 	is := is.New(t)
-	q := newQuota(time.Second)
+	q := newQuota(nil, time.Second)
 	attacker, honest := netip.MustParsePrefix("198.51.0.0/16"), netip.MustParsePrefix("203.0.0.0/16")
 	draw := func() []byte { return []byte("[]") }
 	_, done := q.sample(context.Background(), attacker, draw) // a caller that never reads its answer keeps its turn

@@ -218,7 +218,7 @@ func (r *refresher) wait(s roundStats, interval time.Duration) time.Duration {
 }
 
 // answerHolds is how long an answer to a check holds for a DELETE
-// (verifier.answering): until the next round's check of the node must have
+// (answering, silence.go): until the next round's check of the node must have
 // come, the most that rounds are apart (interval and its jitter) and the
 // time that check may take (timeout). So DELETEs between two rounds cost
 // no check of their own.

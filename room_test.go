@@ -24,7 +24,7 @@ func TestRoomByDiversity(t *testing.T) {
 	dead.Store(Node{})
 	var mu sync.Mutex
 	checks := map[Node]int{}
-	v := newVerifier(func(_ context.Context, n Node) error {
+	v := newQuota(func(_ context.Context, n Node) error {
 		mu.Lock()
 		checks[n]++
 		mu.Unlock()

@@ -18,7 +18,7 @@ import (
 func serve(ctx context.Context, cfg config, ln net.Listener, r *refresher,
 	rounds func(context.Context)) error {
 	timeout := time.Duration(cfg.timeout)
-	checks := newVerifier(r.client.ping, timeout)
+	checks := newQuota(r.client.ping, timeout)
 	srv := &http.Server{
 		Handler:           newAPI(cfg, r.table, checks, hostAddrs(), r.log),
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -42,7 +42,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, r *refresher,
 	})
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	go func() { stop(srv.Serve(boundedListener{ln, checks.quota})) }()
+	go func() { stop(srv.Serve(boundedListener{ln, checks})) }()
 	r.log.Info("started", "role", cfg.role, "address", r.table.self.String(), "file", r.table.path)
 
 	rounds(ctx)

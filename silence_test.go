@@ -20,7 +20,7 @@ func TestDeleteObeysTheTimeoutCap(t *testing.T) {
 	timeout := 300 * time.Millisecond
 	seed := startPeer(t, "127.0.0.1", config{role: "seed", max: 20, fails: 2, timeout: seconds(timeout)})
 	mux := http.NewServeMux() // the seed's own table, as serve gives it
-	addRoutes(mux, api{table: seed.table, checks: newVerifier(seed.client.ping, timeout), local: onHost,
+	addRoutes(mux, api{table: seed.table, checks: newQuota(seed.client.ping, timeout), local: onHost,
 		holdOff: answerHolds(time.Second, timeout), log: quiet})
 	var hung []Node
 	for range 10 {

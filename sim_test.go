@@ -6,7 +6,7 @@ package main
 // the handler of the node it is addressed to, and decides per request
 // whether it is refused (dead node), lost, or late (it arrives, but the
 // answer comes after -t). Rounds are driven one at a time, and the
-// verifier's clock moves one interval per round, so results are counted in
+// quota's clock moves one interval per round, so results are counted in
 // rounds, not seconds.
 //
 //	go test -run TestSimulation -v .                 # 100 nodes: part of the suite
@@ -211,7 +211,7 @@ func (s *sim) process(role string, self Node, nat bool) *simProc {
 	t.rng = rand.New(rand.NewPCG(s.rng.Uint64(), 2))
 	p.refresher = newProcess(cfg, t, c, quiet)
 	p.rng = rand.New(rand.NewPCG(s.rng.Uint64(), 3))
-	v := newVerifier(c.ping, time.Duration(cfg.timeout))
+	v := newQuota(c.ping, time.Duration(cfg.timeout))
 	v.now = func() time.Time { return time.Unix(0, s.net.clock.Load()) }
 	t.now = v.now // the answers a DELETE may rest on, on the simulation's clock too
 	own := self.IP

@@ -51,7 +51,6 @@ type peer struct {
 	retryAt     int        // the round from which an announce to it is tried again (backoff.go)
 	backoff     int        // the rounds the last refusal made it wait
 	shunnedTo   int        // the round before which it is taken from no list: it answered not as a node
-	actedAt     int        // the last round it acted as a node: announced itself, or listed someone
 	checkedUs   bool       // it checked us since our last round: a seed that lists us (checkedby.go)
 	saw         netip.Addr // the address it says our calls come from (nat.go)
 }
@@ -125,7 +124,7 @@ func memTable(self Node, max, hostMax int) *Table {
 
 // insert adds n, which is not known, to memory as came says. t.mu is held.
 func (t *Table) insert(n Node, came source) *peer {
-	p := &peer{Node: n, came: came, actedAt: t.round}
+	p := &peer{Node: n, came: came}
 	t.entries = append(t.entries, p)
 	t.byNode[n] = p
 	g, _ := groupOf(n)
@@ -365,24 +364,7 @@ func (t *Table) Foothold() (Node, bool) {
 }
 
 // Remove removes the given nodes and returns those it removed, once the
-// table it leaves is on disk. Every entry leaves through drop, for one of
-// these reasons:
-//   - it failed -f checks in a row: no answer, a refusal of the connection,
-//     or an answer that no node gives (Table.Checked); timeouts remove at
-//     most 1 in timeoutShare a round;
-//   - a DELETE: the operator's at once, another host's once checksToLeave
-//     checks in a row fail (handleRemove, silence.go), such as a leaving
-//     node's goodbye;
-//   - at a node at -k, the foothold let go, a random peer swapped for a
-//     fresh candidate when none of its peers came by announce, or a peer
-//     that acted as no node and lists nobody giving up its place to a
-//     candidate of another group (atLimit, node.go);
-//   - in a full table, a largest group's entry makes room for a newcomer of
-//     a smaller group (room, in add), or an incumbent that failed its check
-//     for one of its own group (Replace).
-//
-// At start, load drops the file's entries for this process itself, and
-// repeats, before anything else sees them.
+// table it leaves is on disk (drop lists why an entry leaves).
 func (t *Table) Remove(nodes ...Node) ([]Node, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -396,8 +378,23 @@ func (t *Table) Remove(nodes ...Node) ([]Node, error) {
 	return removed, t.save(t.changes)
 }
 
-// drop is the one exit of an entry (Remove lists why one leaves): it
-// forgets p's record and indexes. t.mu is held.
+// drop is the one exit of an entry: it forgets p's record and indexes.
+// An entry leaves for one of these reasons:
+//   - it failed -f checks in a row: no answer, a refusal of the connection,
+//     or an answer that no node gives (Table.Checked, then Remove); timeouts
+//     remove at most 1 in timeoutShare a round;
+//   - a DELETE: the operator's at once, another host's once checksToLeave
+//     checks in a row fail (handleRemove, silence.go), such as a leaving
+//     node's goodbye;
+//   - at a node at -k, the foothold let go, or a random peer swapped for a
+//     fresh candidate when none of its peers came by announce (atLimit,
+//     node.go);
+//   - in a full table, a largest group's entry makes room for a newcomer of
+//     a smaller group (room, in add), or an incumbent that failed its check
+//     for one of its own group (Replace).
+//
+// At start, load leaves out the file's entries for this process itself,
+// and repeats, before anything else sees them. t.mu is held.
 func (t *Table) drop(p *peer) {
 	delete(t.byNode, p.Node)
 	t.entries = slices.DeleteFunc(t.entries, func(q *peer) bool { return q == p })
@@ -565,30 +562,6 @@ func (t *Table) AnswerHolds(n Node, src netip.Addr, holdOff time.Duration) bool 
 	defer t.mu.Unlock()
 	p := t.byNode[n]
 	return p != nil && answerHoldsFor(p, src, t.now(), holdOff)
-}
-
-// Acted notes that n, an entry or a seed, acted as a node in this round:
-// it announced itself, or listed someone (notnode.go).
-func (t *Table) Acted(n Node) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if p := t.record(n); p != nil {
-		p.actedAt = t.round
-	}
-}
-
-// Idle is the first entry that has not acted as a node for rounds rounds
-// (notnode.go), and notes it as asked: it is not idle again for as long.
-func (t *Table) Idle(rounds int) (Node, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, p := range t.entries {
-		if t.round-p.actedAt >= rounds {
-			p.actedAt = t.round
-			return p.Node, true
-		}
-	}
-	return Node{}, false
 }
 
 // Shun takes n, which answered not as a node, from every list for rounds

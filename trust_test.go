@@ -31,7 +31,7 @@ func onHost(ip netip.Addr) bool { return ip.IsLoopback() || ip == netip.MustPars
 // remoteHandler is the API of a process with tbl, where 10.9.9.9 is its host's own address.
 func remoteHandler(tbl *Table, verify func(context.Context, Node) error) http.Handler {
 	mux := http.NewServeMux()
-	addRoutes(mux, api{table: tbl, checks: newVerifier(verify, 10*time.Second), local: onHost, holdOff: time.Minute,
+	addRoutes(mux, api{table: tbl, checks: newQuota(verify, 10*time.Second), local: onHost, holdOff: time.Minute,
 		log: quiet})
 	return mux
 }
