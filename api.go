@@ -46,11 +46,15 @@ func addRoutes(mux *http.ServeMux, a api) {
 
 // newAPI is the API of a process, as its flags say: serve and the
 // simulation both build theirs with it.
-func newAPI(cfg config, t *Table, v *quota, local func(netip.Addr) bool,
-	log *slog.Logger) http.Handler {
-	mux := http.NewServeMux()
+func newAPI(cfg config, t *Table, q *quota, log *slog.Logger) api {
 	holdOff := answerHolds(time.Duration(cfg.interval), time.Duration(cfg.timeout))
-	addRoutes(mux, api{table: t, checks: v, local: local, maxInbound: inboundCap(cfg), holdOff: holdOff, log: log})
+	return api{table: t, checks: q, local: hostAddrs(), maxInbound: inboundCap(cfg), holdOff: holdOff, log: log}
+}
+
+// handler serves the API.
+func (a api) handler() http.Handler {
+	mux := http.NewServeMux()
+	addRoutes(mux, a)
 	return sameOrigin(cleaned(mux))
 }
 

@@ -64,7 +64,7 @@ func newTable(t testing.TB, max int, nodes ...Node) *Table {
 // newHandler is the API of a process whose table is tbl; verify stands in for the connect-back check.
 func newHandler(tbl *Table, verify func(context.Context, Node) error) http.Handler {
 	cfg := config{role: "seed", interval: seconds(time.Minute), timeout: seconds(10 * time.Second)}
-	return newAPI(cfg, tbl, newQuota(verify, 10*time.Second), netip.Addr.IsLoopback, quiet)
+	return newAPI(cfg, tbl, newQuota(verify, 10*time.Second), quiet).handler()
 }
 
 // alive and unreachable stand in for the connect-back check.

@@ -26,7 +26,7 @@ func TestInboundCap(t *testing.T) {
 			cfg, err := parseFlags("peerdisc", []string{"-role=" + role, "-k", "1"}, io.Discard)
 			is.NoErr(err)
 			tbl := newTable(t, 100, distinctNodes(3)...) // peers it found itself: they do not count
-			h := newAPI(cfg, tbl, newQuota(alive, 10*time.Second), netip.Addr.IsLoopback, quiet)
+			h := newAPI(cfg, tbl, newQuota(alive, 10*time.Second), quiet).handler()
 			want := []int{200, 200, 409} // a node at -k 1 takes 2 x -k by announce, then refuses
 			if role == "seed" {
 				want = []int{200, 200, 200} // the seed takes all, up to -m

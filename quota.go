@@ -225,7 +225,8 @@ func (q *quota) freeSlot() { <-q.slots }
 // sample waits for the turn of group, the caller's, then returns draw(),
 // drawn when no other sample is; nil if ctx ends first. The turn holds
 // until done is called: once the answer is written.
-func (q *quota) sample(ctx context.Context, group netip.Prefix, draw func() []byte) (body []byte, done func()) {
+func (q *quota) sample(ctx context.Context, group netip.Prefix,
+	draw func() []byte) (body []byte, done func()) {
 	q.mu.Lock()
 	tn := q.turns[group]
 	if tn == nil {

@@ -51,11 +51,10 @@ func forEach(ctx context.Context, nodes []Node, fn func(context.Context, int, No
 type refresher struct {
 	table    *Table
 	client   *peerClient
-	seeds    []Node        // the bootstrap list (node role)
-	enough   int           // -k: the peers a node looks for
-	fails    int           // -f: failed checks in a row that remove a peer
-	retry    time.Duration // the first wait before another round while alone (aloneRetry)
-	rng      *rand.Rand    // the round's random choices; seeded in the simulation
+	seeds    []Node     // the bootstrap list (node role)
+	enough   int        // -k: the peers a node looks for
+	fails    int        // -f: failed checks in a row that remove a peer
+	rng      *rand.Rand // the round's random choices; seeded in the simulation
 	log      *slog.Logger
 	round    int    // rounds run; set by the round, before its calls start
 	answered []Node // the peers that answered this round: its sweep, and those it learned
@@ -87,7 +86,7 @@ func newRefresher(cfg config, ln net.Listener, defaultDir string,
 // their processes with it. What c's calls hear of our address goes to t.
 func newProcess(cfg config, t *Table, c *peerClient, log *slog.Logger) *refresher {
 	c.saw = t.Saw
-	return &refresher{table: t, client: c, enough: cfg.enough, fails: cfg.fails, retry: aloneRetry,
+	return &refresher{table: t, client: c, enough: cfg.enough, fails: cfg.fails,
 		rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), log: log}
 }
 
@@ -143,7 +142,8 @@ func (r *refresher) sweep(ctx context.Context, check func(context.Context, Node)
 // failing, for later rounds. It returns what that cap leaves to DELETEs
 // until the next round (silence.go). A refused call or a wrong answer is
 // not ours: those are not capped.
-func sweepVerdict(records []*peer, outcomes []outcome, fails int, rng *rand.Rand) (gone []Node, lateLeft int) {
+func sweepVerdict(records []*peer, outcomes []outcome, fails int,
+	rng *rand.Rand) (gone []Node, lateLeft int) {
 	var slow []Node
 	for i, p := range records {
 		switch {
@@ -205,7 +205,7 @@ func (r *refresher) loop(ctx context.Context, interval time.Duration,
 // wait is the time from the start of a round to the start of the next:
 // interval give or take jitter (10%), at random, so that processes started together,
 // or brought back together by a seed's outage, drift apart. While rounds
-// end alone it is shorter: r.retry, then twice that, and so on up to
+// end alone it is shorter: aloneRetry, then twice that, and so on up to
 // interval, so that a node started before its seed joins soon after the
 // seed starts.
 func (r *refresher) wait(s roundStats, interval time.Duration) time.Duration {
@@ -213,7 +213,7 @@ func (r *refresher) wait(s roundStats, interval time.Duration) time.Duration {
 		r.aloneWait = 0
 		return time.Duration(float64(interval) * (1 - jitter + 2*jitter*r.rng.Float64()))
 	}
-	r.aloneWait = min(max(2*r.aloneWait, r.retry), interval)
+	r.aloneWait = min(max(2*r.aloneWait, aloneRetry), interval)
 	return r.aloneWait
 }
 

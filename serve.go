@@ -20,7 +20,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, r *refresher,
 	timeout := time.Duration(cfg.timeout)
 	checks := newQuota(r.client.ping, timeout)
 	srv := &http.Server{
-		Handler:           newAPI(cfg, r.table, checks, hostAddrs(), r.log),
+		Handler:           newAPI(cfg, r.table, checks, r.log).handler(),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      timeout + writeSlack, // POST / waits for a connect-back check

@@ -215,7 +215,9 @@ func (s *sim) process(role string, self Node, nat bool) *simProc {
 	v.now = func() time.Time { return time.Unix(0, s.net.clock.Load()) }
 	t.now = v.now // the answers a DELETE may rest on, on the simulation's clock too
 	own := self.IP
-	h := newAPI(cfg, t, v, func(a netip.Addr) bool { return a.IsLoopback() || a == own }, quiet)
+	a := newAPI(cfg, t, v, quiet)
+	a.local = func(a netip.Addr) bool { return a.IsLoopback() || a == own } // its host: loopback and its own address
+	h := a.handler()
 	s.net.mu.Lock()
 	if nat {
 		s.net.private[p.addr] = true

@@ -439,7 +439,8 @@ func (t *Table) roomFor(maxInbound int, n Node) (victim *peer, err error) {
 			inbound += len(members)
 		}
 	}
-	s := roomState{entries: len(t.entries), inbound: inbound, max: t.max, maxInbound: maxInbound, byGroup: byGroup}
+	s := roomState{entries: len(t.entries), inbound: inbound, max: t.max, maxInbound: maxInbound,
+		byGroup: byGroup}
 	return room(s, n, t.rng)
 }
 
