@@ -310,7 +310,7 @@ func BenchmarkSeedMemory10k(b *testing.B) {
 		dir := b.TempDir()
 		writeNodesFile(b, dir, nodes)
 		seed := startProc(b, dir, "-role=seed", "-p", "0", "-d", "data", "-t", "1", "-f", "1", "-m", "10000")
-		eventually(b, 60*time.Second, func() bool { return strings.Contains(seed.stderr.String(), "msg=round loaded=0 known=0") })
+		eventually(b, 60*time.Second, func() bool { return strings.Contains(seed.stderr.String(), "msg=round loaded=10000 known=0") })
 		peak = max(peak, peakRSS(b, seed))
 	}
 	b.ReportMetric(peak, "MB-peak-RSS") // the highest of the runs

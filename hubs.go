@@ -6,8 +6,9 @@ package main
 // inboundPerEnough x -k peers by their announce (409 past that: errEnough;
 // TestInboundCap); a candidate that is full is taken only as a foothold by
 // a node that knows no peer, and let go once the node has found -k others
-// (TestFootholdIsLetGo). In-degree at 1,000 nodes is at most 37, against
-// the 4 x -k target (TestSimulation).
+// (TestFootholdIsLetGo); and a node at -k tries a fresh candidate only
+// while it has found at most -k peers itself (atLimit, node.go). In-degree
+// at 1,000 nodes is at most 37, against the 4 x -k target (TestSimulation).
 
 import "errors"
 

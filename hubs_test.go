@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -62,6 +63,50 @@ func TestInboundCapHoldsUnderConcurrentAnnounces(t *testing.T) {
 	is.Equal(codes[200], 16) // all 50 found room before their checks; 16 are taken
 	is.Equal(codes[409], 34) // the rest are refused after theirs
 	is.Equal(tbl.Len(), 16)  // never past the cap
+}
+
+// TestNodeAtLimitTriesAFreshCandidate: a node that found exactly -k peers
+// still asks the seed for a candidate about one round in four, and takes
+// one that answers, so that a bad first sample heals.
+func TestNodeAtLimitTriesAFreshCandidate(t *testing.T) {
+	is := is.New(t)
+	seed := startPeer(t, "127.0.0.1", config{max: 10})
+	fresh := startPeer(t, "127.0.0.1", config{enough: 1, max: 10})
+	_, err := seed.table.Add(fresh.self())
+	is.NoErr(err)
+	peer, _, _ := countingServer(t)
+	inbound, _, _ := countingServer(t)
+	p := startPeer(t, "127.0.0.1", config{enough: 1, max: 10})
+	p.rng = rand.New(rand.NewPCG(1, 2)) // the same rounds every run
+	p.seeds = []Node{seed.self()}
+	_, err = p.table.Add(peer)
+	is.NoErr(err)
+	_, err = p.table.AddAnnounced(2, inbound) // a peer announced itself: others reach this node
+	is.NoErr(err)
+	rounds := 0
+	for ; rounds < 40 && !p.table.Has(fresh.self()); rounds++ {
+		p.nodeRound(context.Background())
+	}
+	is.True(p.table.Has(fresh.self())) // the fresh candidate was tried and taken
+	for range 20 {
+		p.nodeRound(context.Background())
+	}
+	is.Equal(p.table.Len(), 3) // and then no more: it has found more than -k
+
+	// How often: a seed whose lists are not lists is asked again and again.
+	counting, _, asked := countingServer(t)
+	q := startPeer(t, "127.0.0.1", config{enough: 1, max: 10})
+	q.rng = rand.New(rand.NewPCG(1, 2))
+	q.seeds = []Node{counting}
+	_, err = q.table.Add(peer)
+	is.NoErr(err)
+	_, err = q.table.AddAnnounced(2, inbound)
+	is.NoErr(err)
+	for range 40 {
+		q.nodeRound(context.Background())
+	}
+	t.Logf("asked the seed for a candidate in %d of 40 rounds", asked.Load())
+	is.True(asked.Load() >= 5 && asked.Load() <= 20) // about one round in four
 }
 
 // TestFootholdIsLetGo: a newcomer whose seed lists only a full node takes

@@ -66,6 +66,10 @@ const (
 	// answered the round's check, so that the walk costs a few requests and
 	// no timeout (TestRoundCostsOneTimeout).
 	walkSample, walkPeers = 4, 4
+	// freshOneIn: a node at -k tries a fresh candidate one round in
+	// freshOneIn (TestNodeAtLimitTriesAFreshCandidate), half the time
+	// (walkOneIn) from two hops away.
+	freshOneIn, walkOneIn = 4, 2
 	// inboundPerEnough is a node's cap on peers taken by their announce,
 	// in units of -k: 2 x -k (TestInboundCap).
 	inboundPerEnough = 2
@@ -112,9 +116,9 @@ const (
 	// maxFailedChecks bounds the addresses whose failed check is remembered
 	// for -t (TestFairVerification).
 	maxFailedChecks = 4096
-	// maxShunned bounds the candidates, not entries, remembered as having
-	// answered not as a node (notnode.go).
-	maxShunned = 4096
+	// maxCandidates bounds the candidates, not entries, remembered as having
+	// answered not as a node (notnode.go) or refused us in this round.
+	maxCandidates = 4096
 	// checksToLeave is the failed checks in a row that prove a DELETE of a
 	// node from another host: one lost packet proves nothing (TestLeaveIsProvenBySilence).
 	checksToLeave = 2

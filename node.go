@@ -111,21 +111,40 @@ func (r *refresher) findPeers(ctx context.Context, need int) []Node {
 // for a candidate of the seeds', since nobody but itself can heal a bad
 // first sample, and no node depends on these links (10 runs of TestAttack's
 // scenario against 1,000 addresses in 100 groups left 3 nodes eclipsed
-// when half the swaps came from two hops away, none now). The foothold is
-// let go once the node has -k others. It returns the peers it added, and
-// those it and the round removed.
+// when half the swaps came from two hops away, none now); one that found
+// at most -k itself tries one more candidate, one round in freshOneIn, so
+// that nodes the seeds do not list still gain links. The foothold is let
+// go once the node has -k others. It returns the peers it added, and those
+// it and the round removed.
 func (r *refresher) atLimit(ctx context.Context, removed []Node) (learned, gone []Node) {
-	if r.table.Outbound() == r.table.Len() {
+	outbound, known := r.table.Outbound(), r.table.Len()
+	switch {
+	case outbound == known:
 		learned = r.findPeers(ctx, 1)
 		peers := slices.DeleteFunc(r.table.List(), func(n Node) bool { return slices.Contains(learned, n) })
 		if len(learned) > 0 && len(peers) > 0 { // the peers may have left meanwhile, with a goodbye
 			removed = append(removed, r.remove("swap a peer", peers[r.rng.IntN(len(peers))])...)
 		}
+	case outbound <= r.enough && r.rng.IntN(freshOneIn) == 0:
+		learned = r.tryNewCandidate(ctx)
 	}
 	if foothold, ok := r.table.Foothold(); ok && r.table.Len() > r.enough {
 		removed = append(removed, r.remove("let the foothold go", foothold)...)
 	}
 	return learned, removed
+}
+
+// tryNewCandidate tries one new candidate for a node at -k: one time in
+// walkOneIn from two hops away (then from the seeds if that finds none),
+// else from the seeds' samples, so that the nodes the seeds list do not
+// collect every such link.
+func (r *refresher) tryNewCandidate(ctx context.Context) []Node {
+	if r.rng.IntN(walkOneIn) == 0 {
+		if added := r.walk(ctx, 1); len(added) > 0 {
+			return added
+		}
+	}
+	return r.findPeers(ctx, 1)
 }
 
 // walk looks for need new peers through nodes two hops away: a few peers

@@ -73,7 +73,7 @@ type Table struct {
 	groups     map[netip.Prefix][]*peer // the entries by address group (groups.go)
 	groupOrder []netip.Prefix           // the keys of groups, for drawing one at random
 	perHost    map[netip.Addr]int       // entries by address, for -hm
-	shunned    map[Node]int             // candidates that answered not as a node, before that round
+	candidates map[Node]*peer           // candidates, not entries, that were shunned or refused us lately
 	round      int                      // the rounds this process has run
 	lateLeft   int                      // removals that timeouts may still make until the next round
 	changes    uint64                   // changes made in memory, counted from start
@@ -116,15 +116,21 @@ func memTable(self Node, max, hostMax int) *Table {
 		self: self, max: max, hostMax: hostMax, now: time.Now,
 		rng:    rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		byNode: map[Node]*peer{}, groups: map[netip.Prefix][]*peer{}, perHost: map[netip.Addr]int{},
-		shunned: map[Node]int{},
+		candidates: map[Node]*peer{},
 	}
 	t.written = sync.NewCond(&t.mu)
 	return t
 }
 
-// insert adds n, which is not known, to memory as came says. t.mu is held.
+// insert adds n, which is not known, to memory as came says, with what it
+// knew of n as a candidate. t.mu is held.
 func (t *Table) insert(n Node, came source) *peer {
-	p := &peer{Node: n, came: came}
+	p := t.candidates[n]
+	if p == nil {
+		p = &peer{Node: n}
+	}
+	delete(t.candidates, n)
+	p.came = came
 	t.entries = append(t.entries, p)
 	t.byNode[n] = p
 	g, _ := groupOf(n)
@@ -186,7 +192,13 @@ func (t *Table) Has(n Node) bool {
 func (t *Table) Outbound() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.entries) - len(t.announcedByGroup())
+	outbound := 0
+	for _, p := range t.entries {
+		if p.came != announced {
+			outbound++
+		}
+	}
+	return outbound
 }
 
 // announcedByGroup is the entries taken by their own announce, by group:
@@ -450,7 +462,8 @@ func (t *Table) hostFull(n Node) bool {
 	return ok && t.perHost[host] >= t.hostMax
 }
 
-// record is n's record, an entry's or a seed's, or nil. t.mu is held.
+// record is n's record, an entry's, a seed's or a candidate's, or nil.
+// t.mu is held.
 func (t *Table) record(n Node) *peer {
 	if p := t.byNode[n]; p != nil {
 		return p
@@ -460,7 +473,36 @@ func (t *Table) record(n Node) *peer {
 			return p
 		}
 	}
-	return nil
+	return t.candidates[n]
+}
+
+// candidate is n's record, made if there is none: a candidate's, kept in
+// a cache of at most maxCandidates, which forgets the records that say
+// nothing any more; nil if the cache is full of records that still do.
+// t.mu is held.
+func (t *Table) candidate(n Node) *peer {
+	if p := t.record(n); p != nil {
+		return p
+	}
+	if len(t.candidates) >= maxCandidates {
+		t.forgetCandidates()
+	}
+	if len(t.candidates) >= maxCandidates {
+		return nil
+	}
+	p := &peer{Node: n}
+	t.candidates[n] = p
+	return p
+}
+
+// forgetCandidates forgets the candidates' records that say nothing in
+// this round: shunned no more, and refused us before it. t.mu is held.
+func (t *Table) forgetCandidates() {
+	for n, p := range t.candidates {
+		if t.round >= p.shunnedTo && t.round >= p.retryAt {
+			delete(t.candidates, n)
+		}
+	}
 }
 
 // SetSeeds gives a node the records of its seeds, keeping those it had.
@@ -493,11 +535,18 @@ func (t *Table) Seeds() []Node {
 	return seeds
 }
 
-// NextRound counts a round, before any of its calls, and returns it.
+// NextRound counts a round, before any of its calls, and returns it. A
+// candidate's refusal holds for the round it came in only: met again in
+// that round (the walk, the swap), the candidate is checked with GET /,
+// and taken if it answers; in a later round it is announced to again.
 func (t *Table) NextRound() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.round++
+	for _, p := range t.candidates {
+		p.retryAt, p.backoff = 0, 0
+	}
+	t.forgetCandidates()
 	return t.round
 }
 
@@ -566,24 +615,12 @@ func (t *Table) AnswerHolds(n Node, src netip.Addr, holdOff time.Duration) bool 
 }
 
 // Shun takes n, which answered not as a node, from every list for rounds
-// rounds; a candidate that is no entry is remembered in a bounded cache.
+// rounds.
 func (t *Table) Shun(n Node, rounds int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	until := t.round + rounds + 1
-	if p := t.record(n); p != nil {
-		p.shunnedTo = until
-		return
-	}
-	if len(t.shunned) >= maxShunned {
-		for m, to := range t.shunned {
-			if to <= t.round {
-				delete(t.shunned, m)
-			}
-		}
-	}
-	if len(t.shunned) < maxShunned {
-		t.shunned[n] = until
+	if p := t.candidate(n); p != nil {
+		p.shunnedTo = t.round + rounds + 1
 	}
 }
 
@@ -591,10 +628,8 @@ func (t *Table) Shun(n Node, rounds int) {
 func (t *Table) Shunned(n Node) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if p := t.record(n); p != nil {
-		return t.round < p.shunnedTo
-	}
-	return t.round < t.shunned[n]
+	p := t.record(n)
+	return p != nil && t.round < p.shunnedTo
 }
 
 // Refused notes n's answer to an announce: refused says that the next one
@@ -602,7 +637,7 @@ func (t *Table) Shunned(n Node) bool {
 func (t *Table) Refused(n Node, refused bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if p := t.record(n); p != nil {
+	if p := t.candidate(n); p != nil {
 		p.retryAt, p.backoff = backoff(p.backoff, refused, t.round)
 	}
 }

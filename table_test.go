@@ -240,3 +240,16 @@ func TestHungEntriesReachNobody(t *testing.T) {
 	seed.seedRound(context.Background())
 	is.Equal(len(sampled()), 9) // each in samples again once it answers
 }
+
+// TestOutboundCountsEntries: the peers a node chose itself are its entries
+// less those taken by their announce, counted one by one, however those
+// group.
+func TestOutboundCountsEntries(t *testing.T) {
+	is := is.New(t)
+	tbl := memTable(nodeAt("127.0.0.1", 1), 10, 8)
+	_, err := tbl.Add(nodeAt("198.51.100.1", 1), nodeAt("203.0.113.1", 1))
+	is.NoErr(err)
+	_, err = tbl.AddAnnounced(20, nodeAt("192.0.2.1", 1), nodeAt("192.0.2.2", 1), nodeAt("192.0.2.3", 1))
+	is.NoErr(err)
+	is.Equal(tbl.Outbound(), 2) // three taken by announce, of one group
+}
