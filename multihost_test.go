@@ -32,8 +32,8 @@ func TestMultiHost(t *testing.T) {
 			op, outsider := l.hosts[0], l.hosts[5]
 
 			start := time.Now()
-			seed := l.hosts[0].start("-role=seed", "-i", addr(l.hosts[0]), "-p", "0", "-u", "1", "-t", "500ms", "-d", "seed")
-			seedFlags := []string{"-di", seed.addr.IP.String(), "-dp", strconv.Itoa(int(seed.addr.Port)), "-u", "1", "-t", "500ms", "-p", "0", "-d", "node"}
+			seed := l.hosts[0].start("-role=seed", "-i", addr(l.hosts[0]), "-p", "0", "-u", "1", "-t", "1", "-d", "seed")
+			seedFlags := []string{"-di", seed.addr.IP.String(), "-dp", strconv.Itoa(int(seed.addr.Port)), "-u", "1", "-t", "1", "-p", "0", "-d", "node"}
 			var nodes []*proc
 			for _, h := range l.hosts[1:4] {
 				nodes = append(nodes, h.start(append([]string{"-role=node", "-i", addr(h)}, seedFlags...)...))
@@ -124,17 +124,17 @@ func TestNoSingleSeedDecidesAcrossHosts(t *testing.T) {
 			const k = 4
 			l := newLab(t, 9) // h0 the honest seed, h1 the bad seed and its accomplices, h2-h4 honest nodes, h5-h8 newcomers
 			flags := func(h *labHost, seed *proc) []string {
-				return []string{"-role=node", "-i", h.v4, "-p", "0", "-u", "1", "-t", "500ms", "-k", strconv.Itoa(k), "-d", "node",
+				return []string{"-role=node", "-i", h.v4, "-p", "0", "-u", "1", "-t", "1", "-k", strconv.Itoa(k), "-d", "node",
 					"-di", seed.addr.IP.String(), "-dp", strconv.Itoa(int(seed.addr.Port))}
 			}
-			honestSeed := l.hosts[0].start("-role=seed", "-i", l.hosts[0].v4, "-p", "0", "-u", "1", "-t", "500ms", "-d", "seed")
+			honestSeed := l.hosts[0].start("-role=seed", "-i", l.hosts[0].v4, "-p", "0", "-u", "1", "-t", "1", "-d", "seed")
 			liar := l.hosts[1]
 			badSeed := liar.listen(1, "empty", liar.v4)[0]
 			accomplices := map[Node]bool{}
 			if bad == "lying" {
 				// A seed whose 2k places its accomplices fill: the
 				// newcomers, of the same group, never get one.
-				seed := liar.start("-role=seed", "-i", liar.v4, "-p", "0", "-u", "1", "-t", "500ms", "-d", "seed", "-m", strconv.Itoa(2*k))
+				seed := liar.start("-role=seed", "-i", liar.v4, "-p", "0", "-u", "1", "-t", "1", "-d", "seed", "-m", strconv.Itoa(2*k))
 				badSeed = seed.addr
 				for range 2 * k { // they know the bad seed only, and list each other
 					accomplices[liar.start(flags(liar, seed)...).addr] = true
@@ -151,7 +151,7 @@ func TestNoSingleSeedDecidesAcrossHosts(t *testing.T) {
 			var newcomers []*proc
 			for _, h := range l.hosts[5:9] {
 				newcomers = append(newcomers, h.startWithSeeds([]Node{badSeed, honestSeed.addr}, // the bad one first
-					"-role=node", "-i", h.v4, "-p", "0", "-u", "1", "-t", "500ms", "-k", strconv.Itoa(k), "-d", "node"))
+					"-role=node", "-i", h.v4, "-p", "0", "-u", "1", "-t", "1", "-k", strconv.Itoa(k), "-d", "node"))
 			}
 			honestPeers := func(h *labHost, p *proc) int {
 				n := 0

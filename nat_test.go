@@ -46,8 +46,8 @@ func TestNAT(t *testing.T) {
 		chain post { type nat hook postrouting priority 100; oifname "eth0" ip saddr 192.168.77.0/24 masquerade; }
 	}`, forwarded, forwarded))
 
-	seed := l.hosts[0].start("-role=seed", "-i", l.hosts[0].v4, "-p", "0", "-u", "1", "-t", "500ms", "-d", "seed")
-	flags := []string{"-di", seed.addr.IP.String(), "-dp", strconv.Itoa(int(seed.addr.Port)), "-u", "1", "-t", "500ms", "-k", "3", "-d", "node"}
+	seed := l.hosts[0].start("-role=seed", "-i", l.hosts[0].v4, "-p", "0", "-u", "1", "-t", "1", "-d", "seed")
+	flags := []string{"-di", seed.addr.IP.String(), "-dp", strconv.Itoa(int(seed.addr.Port)), "-u", "1", "-t", "1", "-k", "3", "-d", "node"}
 	var nodes []*proc
 	for _, h := range l.hosts[1:5] {
 		nodes = append(nodes, h.start(append([]string{"-role=node", "-i", h.v4, "-p", "0"}, flags...)...))
