@@ -125,7 +125,8 @@ func handleAnnounce(a api) http.Handler {
 //
 // A full table whose largest group is n's does not refuse yet: crowded
 // names the incumbent that must fail a check first, and the 409 comes if it
-// answers (room.go). A known node (known) has no room to make, whatever
+// answers, or if it times out once timeouts have removed their share of the
+// round (testBeforeEvict, room.go). A known node (known) has no room to make, whatever
 // happens to it meanwhile. The add refuses with 409 again, under the
 // table's lock, if other announces took the room meanwhile (writeAdd);
 // then nothing has changed.
