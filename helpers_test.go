@@ -80,7 +80,10 @@ func compact(s string) string {
 	return b.String()
 }
 
-// distinctNodes returns n different nodes on the documentation range 192.0.2.0/24, which nothing contacts.
+// distinctNodes returns n different nodes on the documentation range
+// 192.0.2.0/24, for tables and handlers that call nobody: a process that
+// runs rounds is never given them, since a host's own network may be that
+// range.
 func distinctNodes(n int) []Node {
 	nodes := make([]Node, n)
 	for i := range nodes {

@@ -1,19 +1,18 @@
 # A node as the blog writes it: Flask serves the connection check and the
 # nodes endpoints, and requests announces the node to the seed (POST /) and
 # fetches the seed's list (GET /nodes/), with no sample parameter.
-# Usage: python3 blog_node.py PORT SEED_PORT. It prints what the seed
-# answered as one JSON line, then serves until it is killed.
+# Usage: python3 blog_node.py SEED_PORT. It listens on a port the kernel
+# picks (as app.run does, through werkzeug), prints its port and what the
+# seed answered as one JSON line, then serves until it is killed.
 import json
-import socket
 import sys
 import threading
-import time
 
 import requests
 from flask import Flask, request
+from werkzeug.serving import make_server
 
-port, seed_port = int(sys.argv[1]), int(sys.argv[2])
-node = {"ip_address": "127.0.0.1", "port": port}
+seed_port = int(sys.argv[1])
 seed = "http://127.0.0.1:%d" % seed_port
 known = []
 app = Flask(__name__)
@@ -38,16 +37,13 @@ def retrieve_nodes():
 
 
 def join():
-    for _ in range(600):  # once Flask serves, so that the seed's check is answered
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
     announced = requests.post(seed + "/", json=node, timeout=10)
     listed = requests.get(seed + "/nodes/", timeout=10)
-    print(json.dumps({"announce": announced.status_code, "nodes": listed.json()}), flush=True)
+    print(json.dumps({"port": node["port"], "announce": announced.status_code, "answer": announced.text,
+                      "nodes": listed.json()}), flush=True)
 
 
+server = make_server("127.0.0.1", 0, app, threaded=True)  # listening from here: the seed's check is answered
+node = {"ip_address": "127.0.0.1", "port": server.server_port}
 threading.Thread(target=join).start()
-app.run(host="127.0.0.1", port=port)
+server.serve_forever()
