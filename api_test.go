@@ -258,7 +258,9 @@ func TestSample(t *testing.T) {
 	is.Equal(ask(h, "GET", "/nodes/?sample=x", "127.0.0.1:4000", "").Code, 400) // not a number
 	is.Equal(ask(h, "GET", "/nodes/?sample=-1", "127.0.0.1:4000", "").Code, 400)
 	is.Equal(ask(h, "GET", "/nodes/", "127.0.0.1:4000", "").Body.String(), string(tbl.Body())) // the blog's client: the whole file
-	is.Equal(ask(h, "GET", "/nodes/?sample=0", "127.0.0.1:4000", "").Body.String(), "[]\n")    // none asked: an empty array, not null
+	// none asked: an empty array, not null
+	is.Equal(ask(h, "GET", "/nodes/?sample=0", "127.0.0.1:4000", "").Body.String(), "[]\n")
 	loopbackOnly := newHandler(newTable(t, 10, nodeAt("127.0.0.5", 5)), alive)
-	is.Equal(ask(loopbackOnly, "GET", "/nodes/?sample=4", "203.0.113.9:4000", "").Body.String(), "[]\n") // none another host may have
+	// none another host may have
+	is.Equal(ask(loopbackOnly, "GET", "/nodes/?sample=4", "203.0.113.9:4000", "").Body.String(), "[]\n")
 }

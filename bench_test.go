@@ -310,7 +310,9 @@ func BenchmarkSeedMemory10k(b *testing.B) {
 		dir := b.TempDir()
 		writeNodesFile(b, dir, nodes)
 		seed := startProc(b, dir, "-role=seed", "-p", "0", "-d", "data", "-t", "1", "-f", "1", "-m", "10000")
-		eventually(b, 60*time.Second, func() bool { return strings.Contains(seed.stderr.String(), "msg=round loaded=10000 known=0") })
+		eventually(b, 60*time.Second, func() bool {
+			return strings.Contains(seed.stderr.String(), "msg=round loaded=10000 known=0")
+		})
 		peak = max(peak, peakRSS(b, seed))
 	}
 	b.ReportMetric(peak, "MB-peak-RSS") // the highest of the runs
@@ -380,7 +382,8 @@ func BenchmarkHostileLists(b *testing.B) {
 			for range b.N {
 				dir := b.TempDir()
 				writeNodesFile(b, dir, peers)
-				node := startProc(b, dir, "-role=node", "-p", "0", "-d", "data", "-u", "1", "-t", "1", "-di", "127.0.0.1", "-dp", strconv.Itoa(int(deadAddr(b).Port)))
+				node := startProc(b, dir, "-role=node", "-p", "0", "-d", "data", "-u", "1", "-t", "1",
+					"-di", "127.0.0.1", "-dp", strconv.Itoa(int(deadAddr(b).Port)))
 				eventually(b, 30*time.Second, func() bool { return strings.Count(node.stderr.String(), "msg=round") >= 3 })
 				peak, slowest = max(peak, peakRSS(b, node)), max(slowest, slowestRound(node))
 			}

@@ -130,7 +130,8 @@ func TestMermaidParses(t *testing.T) {
 		}
 	}
 	is.True(len(diagrams) >= 2) // the README's map and DESIGN.md's sequence diagram
-	a, b, c, x := nodeAt("127.0.0.1", 42020), nodeAt("127.0.0.2", 5000), nodeAt("::1", 5001), nodeAt("127.0.0.9", 9)
+	a, b, c, x := nodeAt("127.0.0.1", 42020), nodeAt("127.0.0.2", 5000),
+		nodeAt("::1", 5001), nodeAt("127.0.0.9", 9)
 	var drawn bytes.Buffer
 	netMap{lists: map[Node][]Node{a: {b, c, x}, b: {a, c}, c: {b}}, dead: []Node{x}}.mermaid(&drawn)
 	diagrams = append(diagrams, strings.TrimSuffix(strings.TrimPrefix(drawn.String(), "```mermaid\n"), "```\n"))

@@ -46,7 +46,8 @@ func TestGroupIndexForgetsAddresses(t *testing.T) {
 	is := is.New(t)
 	tbl := memTable(self, 10, 10) // in memory: a thousand writes to disk prove nothing more
 	for i := range 1000 {
-		_, err := tbl.AddAnnounced(0, nodeAt(fmt.Sprintf("%d.%d.0.1", 11+i/250, i%250), 5000)) // each a group of its own
+		// each a group of its own
+		_, err := tbl.AddAnnounced(0, nodeAt(fmt.Sprintf("%d.%d.0.1", 11+i/250, i%250), 5000))
 		is.NoErr(err)
 	}
 	is.Equal(tbl.Len(), 10)

@@ -19,7 +19,9 @@ func TestListFromHostilePeer(t *testing.T) {
 		name, body string
 		want       []Node // nil: the list is refused
 	}{
-		{"invalid entries skipped", `[{"ip_address": "localhost", "port": 1}, {"ip_address": "127.0.0.5", "port": 5000}, "x", null, 7]`, []Node{nodeAt("127.0.0.5", 5000)}},
+		{"invalid entries skipped",
+			`[{"ip_address": "localhost", "port": 1}, {"ip_address": "127.0.0.5", "port": 5000}, "x", null, 7]`,
+			[]Node{nodeAt("127.0.0.5", 5000)}},
 		{"not a list", `{"ip_address": "127.0.0.5", "port": 5000}`, nil},
 		{"garbage", `<html>`, nil},
 		{"over the limit", "[" + strings.Repeat(`{"ip_address": "127.0.0.5", "port": 5000},`, maxListBody/40) + `{"ip_address": "127.0.0.5", "port": 5000}]`, nil},

@@ -16,7 +16,11 @@ func TestListenRandomSkipsTakenPorts(t *testing.T) {
 	defer taken.Close()
 	free := deadAddr(t).Port
 	picks := []int{taken.Addr().(*net.TCPAddr).Port, int(free)}
-	ln, err := listenRandom(netip.MustParseAddr("127.0.0.1"), func() int { p := picks[0]; picks = picks[1:]; return p })
+	ln, err := listenRandom(netip.MustParseAddr("127.0.0.1"), func() int {
+		p := picks[0]
+		picks = picks[1:]
+		return p
+	})
 	is.NoErr(err) // a taken port is not fatal
 	defer ln.Close()
 	is.Equal(ln.Addr().(*net.TCPAddr).Port, int(free)) // the next pick is used
@@ -30,7 +34,10 @@ func TestListenSaysWhatToDo(t *testing.T) {
 	is.NoErr(err)
 	defer taken.Close()
 	_, err = listen(netip.MustParseAddr("127.0.0.1"), taken.Addr().(*net.TCPAddr).Port)
-	is.True(err != nil && strings.Contains(err.Error(), "is in use by another process: stop it, or give another -p"))                // port taken
-	_, err = listen(netip.MustParseAddr("192.0.2.1"), 0)                                                                             // TEST-NET-1: no host has it; binding sends nothing
+	// port taken
+	is.True(err != nil &&
+		strings.Contains(err.Error(), "is in use by another process: stop it, or give another -p"))
+	// TEST-NET-1: no host has it; binding sends nothing
+	_, err = listen(netip.MustParseAddr("192.0.2.1"), 0)
 	is.True(err != nil && strings.Contains(err.Error(), "-i 192.0.2.1 is not an address of this host; its addresses are 127.0.0.1")) // names the host's own
 }

@@ -68,11 +68,15 @@ func TestMap(t *testing.T) {
 	t.Run("run", func(t *testing.T) {
 		is := is.New(t)
 		var stdout, stderr bytes.Buffer
-		err := run(context.Background(), []string{"peerdisc", "-role=map", "-di", A.IP.String(), "-dp", strconv.Itoa(int(A.Port))}, &stdout, &stderr)
+		err := run(context.Background(),
+			[]string{"peerdisc", "-role=map", "-di", A.IP.String(), "-dp", strconv.Itoa(int(A.Port))},
+			&stdout, &stderr)
 		is.NoErr(err)                                                       // exit 0
 		is.True(strings.HasPrefix(stdout.String(), "```mermaid\n"))         // the graph
 		is.True(strings.Contains(stdout.String(), "processes reached: 4;")) // then the summary
-		err = run(context.Background(), []string{"peerdisc", "-role=map", "-di", X.IP.String(), "-dp", strconv.Itoa(int(X.Port))}, &stdout, &stderr)
+		err = run(context.Background(),
+			[]string{"peerdisc", "-role=map", "-di", X.IP.String(), "-dp", strconv.Itoa(int(X.Port))},
+			&stdout, &stderr)
 		is.Equal(exitCode(err, &stderr), 1)                            // no seed answered
 		is.True(strings.Contains(stderr.String(), "no seed answered")) // says so
 	})

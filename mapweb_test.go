@@ -242,7 +242,8 @@ func TestMapWebEndpoints(t *testing.T) {
 	}
 	t.Run("by address only", func(t *testing.T) {
 		is := is.New(t)
-		for host, want := range map[string]int{"rebind.example.com:8042": 403, "localhost:8042": 200, "[::1]:8042": 200} {
+		hosts := map[string]int{"rebind.example.com:8042": 403, "localhost:8042": 200, "[::1]:8042": 200}
+		for host, want := range hosts {
 			req, _ := http.NewRequest("GET", srv.URL+"/map.json", nil)
 			req.Host = host
 			resp, err := testClient.Do(req)

@@ -32,8 +32,10 @@ func TestMultiHost(t *testing.T) {
 			op, outsider := l.hosts[0], l.hosts[5]
 
 			start := time.Now()
-			seed := l.hosts[0].start("-role=seed", "-i", addr(l.hosts[0]), "-p", "0", "-u", "1", "-t", "1", "-d", "seed")
-			seedFlags := []string{"-di", seed.addr.IP.String(), "-dp", strconv.Itoa(int(seed.addr.Port)), "-u", "1", "-t", "1", "-p", "0", "-d", "node"}
+			seed := l.hosts[0].start("-role=seed", "-i", addr(l.hosts[0]),
+				"-p", "0", "-u", "1", "-t", "1", "-d", "seed")
+			seedFlags := []string{"-di", seed.addr.IP.String(), "-dp", strconv.Itoa(int(seed.addr.Port)),
+				"-u", "1", "-t", "1", "-p", "0", "-d", "node"}
 			var nodes []*proc
 			for _, h := range l.hosts[1:4] {
 				nodes = append(nodes, h.start(append([]string{"-role=node", "-i", addr(h)}, seedFlags...)...))
@@ -77,7 +79,8 @@ func TestMultiHost(t *testing.T) {
 				is.True(strings.Contains(body, "not an HTTP answer") && !strings.Contains(body, "SECRET")) // never echoes a service's bytes
 
 				status, _ = op.do("POST", seed.addr, "/nodes/", nodeJSON("127.0.0.1", 9))
-				is.Equal(status, 200)                                                       // the operator on the seed's own host, calling its address
+				// the operator on the seed's own host, calling its address
+				is.Equal(status, 200)
 				is.True(slices.Contains(op.list(seed.addr), nodeAt("127.0.0.1", 9)))        // sees loopback entries
 				is.True(!slices.Contains(outsider.list(seed.addr), nodeAt("127.0.0.1", 9))) // other hosts never get them
 				status, _ = op.do("DELETE", seed.addr, "/nodes/", nodeJSON("127.0.0.1", 9))
@@ -90,7 +93,8 @@ func TestMultiHost(t *testing.T) {
 				h.link("down")
 				at := seenAt(t, 15*time.Second, everyone(gone, func(n Node) bool { return n != gone.addr }))
 				rounds := seed.roundsBy(at) - seed.roundsBy(start)
-				t.Logf("%s: a host whose link went down was forgotten everywhere after %v (%d rounds of the seed)", family, at.Sub(start).Round(time.Millisecond), rounds)
+				t.Logf("%s: a host whose link went down was forgotten everywhere after %v (%d rounds of the seed)",
+					family, at.Sub(start).Round(time.Millisecond), rounds)
 				atMost(t, "rounds of the seed until a host whose link went down was forgotten everywhere", rounds, 3)
 				h.link("up")
 				took := eventually(t, 15*time.Second, everyone(nil, func(Node) bool { return true }))
@@ -103,8 +107,10 @@ func TestMultiHost(t *testing.T) {
 				leaving.cmd.Process.Signal(os.Interrupt) // Ctrl-C: it closes its listener, then says goodbye from its own address
 				at := seenAt(t, 10*time.Second, everyone(leaving, func(n Node) bool { return n != leaving.addr }))
 				rounds := seed.roundsBy(at) - seed.roundsBy(start)
-				t.Logf("%s: a node that left with Ctrl-C was forgotten everywhere after %v (%d rounds of the seed)", family, at.Sub(start).Round(time.Millisecond), rounds)
-				atMost(t, "rounds of the seed until a node that left was forgotten everywhere (believed at once: -f 2 failed checks take 2)", rounds, 1)
+				t.Logf("%s: a node that left with Ctrl-C was forgotten everywhere after %v (%d rounds of the seed)",
+					family, at.Sub(start).Round(time.Millisecond), rounds)
+				atMost(t, "rounds of the seed until a node that left was forgotten everywhere "+
+					"(believed at once: -f 2 failed checks take 2)", rounds, 1)
 			})
 		})
 	}
@@ -124,17 +130,20 @@ func TestNoSingleSeedDecidesAcrossHosts(t *testing.T) {
 			const k = 4
 			l := newLab(t, 9) // h0 the honest seed, h1 the bad seed and its accomplices, h2-h4 honest nodes, h5-h8 newcomers
 			flags := func(h *labHost, seed *proc) []string {
-				return []string{"-role=node", "-i", h.v4, "-p", "0", "-u", "1", "-t", "1", "-k", strconv.Itoa(k), "-d", "node",
+				return []string{"-role=node", "-i", h.v4, "-p", "0", "-u", "1", "-t", "1",
+					"-k", strconv.Itoa(k), "-d", "node",
 					"-di", seed.addr.IP.String(), "-dp", strconv.Itoa(int(seed.addr.Port))}
 			}
-			honestSeed := l.hosts[0].start("-role=seed", "-i", l.hosts[0].v4, "-p", "0", "-u", "1", "-t", "1", "-d", "seed")
+			honestSeed := l.hosts[0].start("-role=seed", "-i", l.hosts[0].v4,
+				"-p", "0", "-u", "1", "-t", "1", "-d", "seed")
 			liar := l.hosts[1]
 			badSeed := liar.listen(1, "empty", liar.v4)[0]
 			accomplices := map[Node]bool{}
 			if bad == "lying" {
 				// A seed whose 2k places its accomplices fill: the
 				// newcomers, of the same group, never get one.
-				seed := liar.start("-role=seed", "-i", liar.v4, "-p", "0", "-u", "1", "-t", "1", "-d", "seed", "-m", strconv.Itoa(2*k))
+				seed := liar.start("-role=seed", "-i", liar.v4, "-p", "0", "-u", "1", "-t", "1", "-d", "seed",
+					"-m", strconv.Itoa(2*k))
 				badSeed = seed.addr
 				for range 2 * k { // they know the bad seed only, and list each other
 					accomplices[liar.start(flags(liar, seed)...).addr] = true
@@ -176,7 +185,8 @@ func TestNoSingleSeedDecidesAcrossHosts(t *testing.T) {
 				rounds = max(rounds, p.roundsBy(at))
 			}
 			t.Logf("%s seed first: every newcomer knows %d or more honest peers and is listed by the honest seed within %d rounds", bad, k/2, rounds)
-			atMost(t, "rounds until every newcomer knows half of -k honest peers and the honest seed lists it", rounds, 5)
+			atMost(t, "rounds until every newcomer knows half of -k honest peers and the honest seed lists it",
+				rounds, 5)
 		})
 	}
 }

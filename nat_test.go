@@ -47,7 +47,8 @@ func TestNAT(t *testing.T) {
 	}`, forwarded, forwarded))
 
 	seed := l.hosts[0].start("-role=seed", "-i", l.hosts[0].v4, "-p", "0", "-u", "1", "-t", "1", "-d", "seed")
-	flags := []string{"-di", seed.addr.IP.String(), "-dp", strconv.Itoa(int(seed.addr.Port)), "-u", "1", "-t", "1", "-k", "3", "-d", "node"}
+	flags := []string{"-di", seed.addr.IP.String(), "-dp", strconv.Itoa(int(seed.addr.Port)),
+		"-u", "1", "-t", "1", "-k", "3", "-d", "node"}
 	var nodes []*proc
 	for _, h := range l.hosts[1:5] {
 		nodes = append(nodes, h.start(append([]string{"-role=node", "-i", h.v4, "-p", "0"}, flags...)...))
@@ -56,7 +57,8 @@ func TestNAT(t *testing.T) {
 	eventually(t, 15*time.Second, func() bool { return len(op.list(seed.addr)) == 4 })
 
 	// Behind the router, advertising its private address.
-	hidden := home.launch(t.TempDir(), exec.Command(binary(t), append([]string{"-role=node", "-i", "192.168.77.2", "-p", "0"}, flags...)...))
+	hidden := home.launch(t.TempDir(), exec.Command(binary(t),
+		append([]string{"-role=node", "-i", "192.168.77.2", "-p", "0"}, flags...)...))
 	hidden.waitStarted(t)
 	eventually(t, 15*time.Second, func() bool { return hidden.roundsTo(3) > 0 })
 	rounds := hidden.roundsTo(3)
@@ -81,14 +83,19 @@ func TestNAT(t *testing.T) {
 		return true
 	})
 	for _, p := range append(nodes, seed) {
-		is.True(!slices.ContainsFunc(op.list(p.addr), func(n Node) bool { return n.IP.String() == "192.168.77.2" || n.IP.String() == router.v4 })) // neither its address nor its router's
+		// neither its address nor its router's
+		is.True(!slices.ContainsFunc(op.list(p.addr), func(n Node) bool {
+			return n.IP.String() == "192.168.77.2" || n.IP.String() == router.v4
+		}))
 	}
 
 	// A port forward, and -a set to the router's address: listed within 2 rounds.
 	hidden.cmd.Process.Kill()
 	within(t, 10*time.Second, hidden.exited, "the node behind NAT stops")
 	forwardedNode := nodeAt(router.v4, forwarded)
-	fwd := home.launch(t.TempDir(), exec.Command(binary(t), append([]string{"-role=node", "-i", "192.168.77.2", "-a", router.v4, "-p", strconv.Itoa(forwarded)}, flags...)...))
+	fwdArgs := append([]string{"-role=node", "-i", "192.168.77.2", "-a", router.v4,
+		"-p", strconv.Itoa(forwarded)}, flags...)
+	fwd := home.launch(t.TempDir(), exec.Command(binary(t), fwdArgs...))
 	fwd.waitStarted(t)
 	at := seenAt(t, 10*time.Second, func() bool { return slices.Contains(op.list(seed.addr), forwardedNode) })
 	atMost(t, "rounds until the seed lists the node behind a port forward", fwd.roundsBy(at), 2)

@@ -18,8 +18,9 @@ import (
 // failingDials makes every call of c's that fails fail with errno, or
 // calls go out as usual while fails returns false for their address.
 func failingDials(c *peerClient, fails func(addr string) bool, errno syscall.Errno) {
-	dial := c.http.Transport.(*http.Transport).DialContext
-	c.http.Transport.(*http.Transport).DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+	transport := c.http.Transport.(*http.Transport)
+	dial := transport.DialContext
+	transport.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if fails(addr) {
 			return nil, &net.OpError{Op: "dial", Net: network, Err: os.NewSyscallError("connect", errno)}
 		}
@@ -59,7 +60,9 @@ func TestOurFailuresRemoveNobody(t *testing.T) {
 			}
 			var on atomic.Bool
 			on.Store(true)
-			failingDials(seed.client, func(addr string) bool { return on.Load() && slices.Contains(down, addr) }, tc.errno)
+			failingDials(seed.client, func(addr string) bool {
+				return on.Load() && slices.Contains(down, addr)
+			}, tc.errno)
 			var log syncBuffer
 			seed.log = slog.New(slog.NewTextHandler(&log, nil))
 			for range 4 {

@@ -219,7 +219,8 @@ func TestProcessPastTheSeedsTable(t *testing.T) {
 		p.waitStarted(t)
 	}
 	t.Logf("300 processes started in %v", time.Since(launched).Round(time.Millisecond))
-	seed := startProc(t, dir, "-role=seed", "-p", strconv.Itoa(int(seedAt.Port)), "-u", "4", "-m", "100", "-d", "seed")
+	seed := startProc(t, dir, "-role=seed", "-p", strconv.Itoa(int(seedAt.Port)),
+		"-u", "4", "-m", "100", "-d", "seed")
 	start := time.Now()
 	roundsBefore := make([]int, len(nodes)) // rounds run alone, before the seed started
 	for i, p := range nodes {
@@ -258,7 +259,8 @@ func TestProcessPastTheSeedsTable(t *testing.T) {
 	for i, p := range nodes {
 		rounds = max(rounds, p.roundsTo(10)-roundsBefore[i])
 	}
-	t.Logf("300 nodes, seed at -m 100: every node at -k %v after the seed started; the slowest took %d rounds", time.Since(start).Round(time.Millisecond), rounds)
+	t.Logf("300 nodes, seed at -m 100: every node at -k %v after the seed started; the slowest took %d rounds",
+		time.Since(start).Round(time.Millisecond), rounds)
 	atMost(t, "rounds until every node knows -k peers", rounds, 20)
 	is.Equal(len(listOf(seed.addr)), 100) // the seed's table is full
 

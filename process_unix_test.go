@@ -69,7 +69,8 @@ func TestProcessFailThreshold(t *testing.T) {
 			is := is.New(t)
 			dir := t.TempDir()
 			seed := startProc(t, dir, "-role=seed", "-p", "0", "-u", "1", "-t", "300ms", "-f", tc.fails)
-			node := startProc(t, dir, "-role=node", "-i", "127.0.0.2", "-u", "1", "-di", "127.0.0.1", "-dp", strconv.Itoa(int(seed.addr.Port)))
+			node := startProc(t, dir, "-role=node", "-i", "127.0.0.2", "-u", "1",
+				"-di", "127.0.0.1", "-dp", strconv.Itoa(int(seed.addr.Port)))
 			eventually(t, 10*time.Second, func() bool { return lists(seed.addr, node.addr) })
 
 			rounds := strings.Count(seed.stderr.String(), "msg=round")
@@ -106,7 +107,8 @@ func TestProcessLeave(t *testing.T) {
 	seed := startProc(t, dir, "-role=seed", "-p", "0", "-d", "seed")
 	hung := hungAddr(t)
 	writeNodesFile(t, filepath.Join(dir, "node"), []Node{hung.node})
-	node := startProc(t, dir, "-role=node", "-p", "0", "-d", "node/data", "-t", "1", "-f", "3", "-di", seed.addr.IP.String(), "-dp", strconv.Itoa(int(seed.addr.Port)))
+	node := startProc(t, dir, "-role=node", "-p", "0", "-d", "node/data", "-t", "1", "-f", "3",
+		"-di", seed.addr.IP.String(), "-dp", strconv.Itoa(int(seed.addr.Port)))
 	eventually(t, 10*time.Second, func() bool { return lists(seed.addr, node.addr) })
 	within(t, 10*time.Second, hung.accepted, "the node's round reached the peer that never answers")
 

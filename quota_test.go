@@ -36,7 +36,8 @@ func TestSampleTurns(t *testing.T) {
 	q := newQuota(nil, time.Second)
 	attacker, honest := netip.MustParsePrefix("198.51.0.0/16"), netip.MustParsePrefix("203.0.0.0/16")
 	draw := func() []byte { return []byte("[]") }
-	_, done := q.sample(context.Background(), attacker, draw) // a caller that never reads its answer keeps its turn
+	// a caller that never reads its answer keeps its turn
+	_, done := q.sample(context.Background(), attacker, draw)
 	is.True(done != nil)
 
 	gaveUp, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)

@@ -261,7 +261,8 @@ func TestWaitIsJitteredAndBacksOffWhileAlone(t *testing.T) {
 	for range 8 {
 		alone = append(alone, p.wait(roundStats{alone: true}, 20*time.Second))
 	}
-	is.Equal(alone, []time.Duration{1e9, 2e9, 4e9, 8e9, 16e9, 20e9, 20e9, 20e9}) // doubles from aloneRetry, stops at the interval
+	// doubles from aloneRetry, stops at the interval
+	is.Equal(alone, []time.Duration{1e9, 2e9, 4e9, 8e9, 16e9, 20e9, 20e9, 20e9})
 	d := p.wait(roundStats{}, 20*time.Second)
 	is.True(d >= 18*time.Second && d <= 22*time.Second)                           // not alone: the interval again
 	is.Equal(p.wait(roundStats{alone: true}, 20*time.Second), time.Duration(1e9)) // and the backoff starts over

@@ -28,7 +28,8 @@ func TestRoomByDiversity(t *testing.T) {
 		mu.Lock()
 		checks[n]++
 		mu.Unlock()
-		if n == dead.Load().(Node) || n.IP.String() == "198.51.201.1" { // and a newcomer that does not answer either
+		// and a newcomer that does not answer either
+		if n == dead.Load().(Node) || n.IP.String() == "198.51.201.1" {
 			return &peerError{reason: "refused"}
 		}
 		return nil
@@ -69,9 +70,11 @@ func TestRoomByDiversity(t *testing.T) {
 		is.Equal(from("198.51.200.1", 5000), 409)
 	}
 	mu.Lock()
-	is.Equal(checks[nodeAt("198.51.200.1", 5000)], 0) // refused without a check of its own: an incumbent answered
+	// refused without a check of its own: an incumbent answered
+	is.Equal(checks[nodeAt("198.51.200.1", 5000)], 0)
 	for n, c := range checks {
-		is.True(c <= 2 || !strings.HasPrefix(n.IP.String(), "198.51.")) // an incumbent: once as it came in, once to keep its place for -u
+		// an incumbent: once as it came in, once to keep its place for -u
+		is.True(c <= 2 || !strings.HasPrefix(n.IP.String(), "198.51."))
 	}
 	mu.Unlock()
 	clock = clock.Add(2 * time.Minute) // the answers the incumbents gave as they came in no longer hold

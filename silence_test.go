@@ -32,7 +32,8 @@ func TestDeleteObeysTheTimeoutCap(t *testing.T) {
 	codes := map[int]int{}
 	var mu sync.Mutex
 	forEachIndex(len(hung), len(hung), func(i int) {
-		w := ask(mux, "DELETE", "/nodes/", fmt.Sprintf("203.0.%d.9:4000", i), nodeBody(hung[i])) // each from a subnet of its own
+		// each from a subnet of its own
+		w := ask(mux, "DELETE", "/nodes/", fmt.Sprintf("203.0.%d.9:4000", i), nodeBody(hung[i]))
 		mu.Lock()
 		defer mu.Unlock()
 		codes[w.Code]++

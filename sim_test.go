@@ -199,7 +199,8 @@ func (s *sim) process(role string, self Node, nat bool) *simProc {
 		s.t.Fatal(err)
 	}
 	s.k = cfg.enough
-	p := &simProc{addr: self.String(), from: self.IP.String(), seed: role == "seed", timeout: time.Duration(cfg.timeout), nat: nat}
+	p := &simProc{addr: self.String(), from: self.IP.String(), seed: role == "seed",
+		timeout: time.Duration(cfg.timeout), nat: nat}
 	if nat { // behind a router of its own, whose address its calls come from
 		s.hosts++
 		p.from = s.hostIP()
@@ -216,7 +217,8 @@ func (s *sim) process(role string, self Node, nat bool) *simProc {
 	t.now = v.now // the answers a DELETE may rest on, on the simulation's clock too
 	own := self.IP
 	a := newAPI(cfg, t, v, quiet)
-	a.local = func(a netip.Addr) bool { return a.IsLoopback() || a == own } // its host: loopback and its own address
+	// its host: loopback and its own address
+	a.local = func(a netip.Addr) bool { return a.IsLoopback() || a == own }
 	h := a.handler()
 	s.net.mu.Lock()
 	if nat {

@@ -191,7 +191,8 @@ func TestWritesAreCoalesced(t *testing.T) {
 	}
 	t.Logf("80 changes in %v: %d writes of the file, %v of writing", took.Round(time.Millisecond), len(writes)-1,
 		writing.Round(time.Millisecond))
-	atMost(t, "time spent writing, of the time the changes took (plus one write)", writing, took/(writeRest+1)+longest)
+	atMost(t, "time spent writing, of the time the changes took (plus one write)",
+		writing, took/(writeRest+1)+longest)
 }
 
 // TestHungEntriesReachNobody: entries whose checks time out, which the
@@ -212,7 +213,8 @@ func TestHungEntriesReachNobody(t *testing.T) {
 		t.Cleanup(srv.Close)
 		return nodeOf(t, srv.URL)
 	}
-	seed := startPeer(t, "127.0.0.1", config{role: "seed", max: 20, fails: 2, timeout: seconds(300 * time.Millisecond)})
+	seed := startPeer(t, "127.0.0.1",
+		config{role: "seed", max: 20, fails: 2, timeout: seconds(300 * time.Millisecond)})
 	var live, hung []Node
 	for _, p := range startPeers(t, 5, config{max: 10}) {
 		live = append(live, p.self())
@@ -231,7 +233,8 @@ func TestHungEntriesReachNobody(t *testing.T) {
 	for range 2 {
 		seed.seedRound(context.Background())
 	}
-	is.Equal(seed.table.Len(), 9) // -f 2: one hung entry gone, as timeouts remove 1 in 100 (at least one); 4 kept
+	// -f 2: one hung entry gone, as timeouts remove 1 in 100 (at least one); 4 kept
+	is.Equal(seed.table.Len(), 9)
 	slices.SortFunc(live, compareNodes)
 	is.Equal(sampled(), live)                           // samples give only those that answered
 	is.Equal(len(listOf(seed.self())), 9)               // GET /nodes/ gives the whole table

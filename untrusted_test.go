@@ -185,7 +185,8 @@ func TestManyAddresses(t *testing.T) {
 			for _, p := range honest {
 				rounds = max(rounds, p.roundsBy(at))
 			}
-			t.Logf("%s: 5 honest nodes from other groups all listed, each knowing an honest peer, %v after they started, in %d rounds", family, at.Sub(started).Round(time.Millisecond), rounds)
+			t.Logf("%s: 5 honest nodes from other groups all listed, each knowing an honest peer, "+
+				"%v after they started, in %d rounds", family, at.Sub(started).Round(time.Millisecond), rounds)
 			atMost(t, "rounds until 5 honest nodes are listed, each knowing an honest peer", rounds, 3)
 		})
 	}
@@ -269,13 +270,15 @@ func deleteLoop(t *testing.T, interval string, window time.Duration) {
 	close(stop)
 	loops.Wait()
 	if interval == "1" {
-		rounds := float64(end.Sub(announced)) / float64(900*time.Millisecond) // rounds are -u less 10% apart at the most
-		t.Logf("%d DELETEs in %v: the seed called the node %d times, its announce's check included, in at most %.1f rounds",
-			deletes.Load(), end.Sub(start).Round(time.Millisecond), calls, rounds)
+		// rounds are -u less 10% apart at the most
+		rounds := float64(end.Sub(announced)) / float64(900*time.Millisecond)
+		t.Logf("%d DELETEs in %v: the seed called the node %d times, its announce's check included, "+
+			"in at most %.1f rounds", deletes.Load(), end.Sub(start).Round(time.Millisecond), calls, rounds)
 		atMost(t, "calls of the node, one a round and its announce's check", float64(calls), rounds+1)
 	} else {
 		rounds := seed.roundsBy(end) - seed.roundsBy(announced) // none, at -u 30
-		t.Logf("%d DELETEs in %v of a node listed moments ago: the seed called it %d times, its announce's check included, "+
+		t.Logf("%d DELETEs in %v of a node listed moments ago: the seed called it %d times, "+
+			"its announce's check included, "+
 			"in %d rounds", deletes.Load(), end.Sub(start).Round(time.Millisecond), calls, rounds)
 		atMost(t, "calls of the node, its announce's check and one a round", calls, 1+rounds)
 	}
@@ -394,8 +397,10 @@ func checkSlotsAreFair(t *testing.T, family, timeoutFlag, where string) {
 	listed := make(chan time.Time, 1)
 	go func() {
 		defer close(listed)
-		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if got := seedHost.list(seed.addr); slices.Contains(got, nodes[0].addr) && slices.Contains(got, nodes[1].addr) {
+		deadline := time.Now().Add(20 * time.Second)
+		for ; time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			got := seedHost.list(seed.addr)
+			if slices.Contains(got, nodes[0].addr) && slices.Contains(got, nodes[1].addr) {
 				listed <- time.Now()
 				return
 			}
@@ -470,13 +475,16 @@ func TestOneHostCannotHoldEveryConnection(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, 5) // h0 the seed, h1-h2 live nodes, h3 the attacker, h4 a newcomer
 	seedHost, attacker := l.hosts[0], l.hosts[3]
-	seed := seedHost.startLimited(256, "-role=seed", "-i", seedHost.v4, "-p", "0", "-u", "1", "-t", "1", "-d", "seed")
+	seed := seedHost.startLimited(256, "-role=seed", "-i", seedHost.v4,
+		"-p", "0", "-u", "1", "-t", "1", "-d", "seed")
 	node := func(h *labHost) *proc {
 		return h.start("-role=node", "-i", h.v4, "-p", "0", "-u", "1", "-t", "1", "-d", "node",
 			"-di", seed.addr.IP.String(), "-dp", strconv.Itoa(int(seed.addr.Port)))
 	}
 	live := []Node{node(l.hosts[1]).addr, node(l.hosts[2]).addr}
-	eventually(t, 10*time.Second, func() bool { return lists(seed.addr, live...) || len(seedHost.list(seed.addr)) == 2 })
+	eventually(t, 10*time.Second, func() bool {
+		return lists(seed.addr, live...) || len(seedHost.list(seed.addr)) == 2
+	})
 	var held []net.Conn
 	attacker.inside(func() error {
 		for range 2000 {
@@ -503,5 +511,7 @@ func TestOneHostCannotHoldEveryConnection(t *testing.T) {
 	}
 	atLeast(t, "live nodes the seed lists after 3 rounds", kept, len(live))
 	newcomer := node(l.hosts[4])
-	eventually(t, 10*time.Second, func() bool { return slices.Contains(seedHost.list(seed.addr), newcomer.addr) })
+	eventually(t, 10*time.Second, func() bool {
+		return slices.Contains(seedHost.list(seed.addr), newcomer.addr)
+	})
 }

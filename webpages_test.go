@@ -24,15 +24,19 @@ func TestWebPagesCannotChangeTheTable(t *testing.T) {
 		{"add, Host a name", "POST", "/nodes/", add, "rebind.example.com:42020", [2]string{}, 403},
 		{"remove, Host a name", "DELETE", "/nodes/", nodeBody(known), "rebind.example.com:42020", [2]string{}, 403},
 		{"announce, Host a name", "POST", "/", add, "rebind.example.com", [2]string{}, 403},
-		{"add, cross-site", "POST", "/nodes/", add, "127.0.0.1:42020", [2]string{"Sec-Fetch-Site", "cross-site"}, 403},
-		{"add, same-site", "POST", "/nodes/", add, "127.0.0.1:42020", [2]string{"Sec-Fetch-Site", "same-site"}, 403},
+		{"add, cross-site", "POST", "/nodes/", add, "127.0.0.1:42020",
+			[2]string{"Sec-Fetch-Site", "cross-site"}, 403},
+		{"add, same-site", "POST", "/nodes/", add, "127.0.0.1:42020",
+			[2]string{"Sec-Fetch-Site", "same-site"}, 403},
 		{"remove, another origin", "DELETE", "/nodes/", nodeBody(known), "127.0.0.1:42020",
 			[2]string{"Origin", "http://127.0.0.1:8000"}, 403},
-		{"announce, another origin", "POST", "/", add, "127.0.0.1:42020", [2]string{"Origin", "http://evil.example"}, 403},
+		{"announce, another origin", "POST", "/", add, "127.0.0.1:42020",
+			[2]string{"Origin", "http://evil.example"}, 403},
 		{"add by address", "POST", "/nodes/", add, "127.0.0.1:42020", [2]string{}, 200},
 		{"add by IPv6 address", "POST", "/nodes/", add, "[::1]:42020", [2]string{}, 200},
 		{"add by localhost", "POST", "/nodes/", add, "localhost:42020", [2]string{}, 200},
-		{"add, same origin", "POST", "/nodes/", add, "127.0.0.1:42020", [2]string{"Sec-Fetch-Site", "same-origin"}, 200},
+		{"add, same origin", "POST", "/nodes/", add, "127.0.0.1:42020",
+			[2]string{"Sec-Fetch-Site", "same-origin"}, 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			is := is.New(t)
