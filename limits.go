@@ -84,7 +84,7 @@ const (
 	// IPv4 /16 or an IPv6 /32 (TestManyAddresses).
 	groupBits4, groupBits6 = 16, 32
 	// subnetBits4 and subnetBits6 are a subnet, inside a group: an IPv4 /24
-	// or an IPv6 /64, such as one customer of a provider (checkslots.go).
+	// or an IPv6 /64, such as one customer of a provider (quota.go).
 	subnetBits4, subnetBits6 = 24, 64
 	// smallSample: a sample of n from at most smallSample x n entries
 	// takes groups in turn over all of them; from a larger table it draws
@@ -98,7 +98,7 @@ const (
 	givesWayAt = 3
 )
 
-// Connect-back checks and their slots (connectback.go, checkslots.go, silence.go).
+// Connect-back checks and their slots (connectback.go, quota.go, silence.go).
 const (
 	// maxVerifying bounds the connect-back checks that run at once: so
 	// many that callers in 128 subnets, perSubnet each, hold only half of them.
@@ -160,11 +160,11 @@ const (
 	readTimeout       = 10 * time.Second
 	idleTimeout       = 5 * time.Second
 	// maxHeader bounds the headers of a request, as maxBody its body; Go
-	// reads 4 KiB more (connections.go).
+	// reads 4 KiB more (serve.go).
 	maxHeader = 1 << 10
 	// maxConns and maxConnsPerIP bound the connections a process keeps
 	// open: in all, and from one address but loopback's. Past either, a
-	// new one is closed as it is accepted (connections.go,
+	// new one is closed as it is accepted (quota.go,
 	// TestOneHostCannotHoldEveryConnection).
 	maxConns, maxConnsPerIP = 1024, 16
 	// writeSlack is the time an answer may take beyond -t: POST / waits
