@@ -13,7 +13,7 @@ package main
 //     of one subnet, perGroup for one group (429 past either), and
 //     maxVerifying in all, for which a check waits -t/slotWaitShare at most
 //     (then 503). 64 addresses holding 256 hung announces leave 15 of 15
-//     honest announces within -t (TestCheckSlotsAreFair);
+//     honest announces checked and listed (TestCheckSlotsAreFair);
 //   - samples: one caller group's at a time, one drawn at a time, so that a
 //     flood of samples from one group waits for itself
 //     (BenchmarkAnnounceDuringSampleFlood, TestSampleTurns).

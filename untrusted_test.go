@@ -24,8 +24,11 @@ func TestUntrustedHosts(t *testing.T) {
 	is := is.New(t)
 	l := newLab(t, 11) // h0 the seed, h1 and h7 attackers, h2-h6 honest nodes, h8-h10 honest announcers
 	seedHost, attacker := l.hosts[0], l.hosts[1]
-	seed := seedHost.start("-role=seed", "-i", seedHost.v4, "-p", "0", "-u", "1", "-t", "1", "-d", "seed")
-	timeout := time.Second // the seed's -t
+	// At -t 5 the attacker's hung check below hangs for 5 s: an honest
+	// announce that waited behind it would take that long, one that did not
+	// takes milliseconds, or a second on a machine whose cores are all busy.
+	seed := seedHost.start("-role=seed", "-i", seedHost.v4, "-p", "0", "-u", "1", "-t", "5", "-d", "seed")
+	timeout := 5 * time.Second // the seed's -t
 
 	t.Run("one host cannot isolate newcomers", func(t *testing.T) {
 		is := is.New(t)
@@ -291,8 +294,12 @@ func deleteLoop(t *testing.T, interval string, window time.Duration) {
 // announces of its own addresses that accept and never answer, again and
 // again. Meanwhile 3 other hosts announce 15 honest nodes, one after
 // another, and 2 real nodes join: at -t 1 and at -t 3, at least 14 of the
-// 15 announces succeed within -t, and both nodes are listed within their
-// first 2 rounds. The honest hosts are in other groups, or in another
+// 15 announces succeed, and both nodes are listed within their first 2
+// rounds. An announce succeeds when the seed checked it and listed it
+// (200): one that the attacker's checks left without a slot gets 503 after
+// -t/4, and one counted with the attacker's 429, so success is a fact
+// about the seed's slots, not about how fast this machine answers; the
+// slowest is logged. The honest hosts are in other groups, or in another
 // subnet (IPv4 /24, IPv6 /64) of the attacker's group, as customers of one
 // provider are. The two families run side by side, each on hosts of its
 // own, while the rest of the suite waits; the cases one after another:
@@ -331,8 +338,6 @@ func checkSlotsAreFair(t *testing.T, family, timeoutFlag, where string) {
 	seedHost, attacker := l.hosts[0], l.hosts[1]
 	seed := seedHost.start("-role=seed", "-i", pick(seedHost.v4, seedHost.v6), "-p", "0", "-u", "1",
 		"-t", timeoutFlag, "-d", "seed")
-	secs, _ := strconv.Atoi(timeoutFlag)
-	timeout := time.Duration(secs) * time.Second
 
 	var ips, prefixes []string
 	for i := range 64 {
@@ -420,7 +425,7 @@ func checkSlotsAreFair(t *testing.T, family, timeoutFlag, where string) {
 				status, _ := h.doFrom(ip, "POST", seed.addr, "/", nodeBody(n))
 				took := time.Since(start)
 				mu.Lock()
-				if status == 200 && took < timeout {
+				if status == 200 { // checked and listed: not refused (429), nor left without a slot (503)
 					ok++
 				}
 				slowest = max(slowest, took)
@@ -432,14 +437,14 @@ func checkSlotsAreFair(t *testing.T, family, timeoutFlag, where string) {
 	at, seen := <-listed
 	close(stop)
 	attacking.Wait()
+	atLeast(t, "honest announces that succeeded, of 15", ok, 14)
 	if !seen {
-		t.Fatal("the seed did not list both nodes within 20 s")
+		t.Fatalf("the seed did not list both nodes within 20 s; %d of 15 honest announces succeeded", ok)
 	}
 	listedAfter := max(nodes[0].roundsBy(at), nodes[1].roundsBy(at))
-	t.Logf("%s, -t %s, 256 hung announces from 64 addresses of %s: %d of 15 honest announces succeeded within -t, "+
+	t.Logf("%s, -t %s, 256 hung announces from 64 addresses of %s: %d of 15 honest announces succeeded, "+
 		"the slowest took %v; both nodes listed within their first %d rounds",
 		family, timeoutFlag, where, ok, slowest.Round(time.Millisecond), listedAfter)
-	atLeast(t, "honest announces that succeeded within -t, of 15", ok, 14)
 	atMost(t, "rounds until the seed listed both real nodes", listedAfter, 2)
 }
 
