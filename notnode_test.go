@@ -39,3 +39,21 @@ func TestNodeShunsWhatIsNotANode(t *testing.T) {
 	is.Equal(p.table.Len(), 0)                    // never a peer
 	is.Equal(perRound, []int32{1, 0, 0, 1, 0, 0}) // tried, shunned for -f rounds, tried again; then no list names it
 }
+
+// TestShunOutlivesTheEntry: an entry that answered not as a node is shunned
+// for its rounds even once it has left the table, so that no list offers
+// it again meanwhile.
+func TestShunOutlivesTheEntry(t *testing.T) {
+	is := is.New(t)
+	n := nodeAt("198.51.100.9", 80)
+	tbl := newTable(t, 10, n)
+	tbl.Shun(n, 2)
+	_, err := tbl.Remove(n)
+	is.NoErr(err)
+	is.True(tbl.Shunned(n)) // still, though it left
+	for range 3 {
+		tbl.NextRound()
+	}
+	is.True(!tbl.Shunned(n)) // its rounds are over
+	is.Equal(len(tbl.candidates), 0)
+}

@@ -390,7 +390,8 @@ func (t *Table) Remove(nodes ...Node) ([]Node, error) {
 	return removed, t.save(t.changes)
 }
 
-// drop is the one exit of an entry: it forgets p's record and indexes.
+// drop is the one exit of an entry: it forgets p's indexes, and its record
+// but for a shun, which outlives it in the candidates' cache.
 // An entry leaves for one of these reasons:
 //   - it failed -f checks in a row: no answer, a refusal of the connection,
 //     or an answer that no node gives (Table.Checked, then Remove); timeouts
@@ -421,6 +422,10 @@ func (t *Table) drop(p *peer) {
 		if t.perHost[host] == 0 {
 			delete(t.perHost, host) // or the index keeps every address it ever held
 		}
+	}
+	if t.round < p.shunnedTo && len(t.candidates) < maxCandidates {
+		p.came, p.fails = found, 0
+		t.candidates[p.Node] = p // it answered not as a node: the shun outlives the entry (notnode.go)
 	}
 	t.changes++
 }
