@@ -121,20 +121,32 @@ func (q *quota) enter(src netip.Addr, trusted bool) error {
 	if !trusted && (q.checks[group] >= perGroup || q.checks[subnet] >= perSubnet) {
 		return errBusy
 	}
-	q.checks[group]++
-	q.checks[subnet]++
+	for _, p := range shares(src) {
+		q.checks[p]++
+	}
 	return nil
 }
 
 // leave forgets a check of a caller at src that enter counted. q.mu is
 // held.
 func (q *quota) leave(src netip.Addr) {
-	for _, p := range []netip.Prefix{callerGroup(src), subnetOf(src)} {
+	for _, p := range shares(src) {
 		q.checks[p]--
 		if q.checks[p] == 0 {
 			delete(q.checks, p)
 		}
 	}
+}
+
+// shares is what a check of a caller at src counts against: its group and
+// its subnet, once where they are one prefix (a loopback or link-local
+// address is a group of its own).
+func shares(src netip.Addr) []netip.Prefix {
+	group, subnet := callerGroup(src), subnetOf(src)
+	if group == subnet {
+		return []netip.Prefix{group}
+	}
+	return []netip.Prefix{group, subnet}
 }
 
 // verify checks that n answers, on behalf of a caller at src; the

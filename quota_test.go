@@ -58,3 +58,22 @@ func TestSampleTurns(t *testing.T) {
 	(<-next)()
 	is.Equal(len(q.turns), 0) // nothing is kept for groups with no caller
 }
+
+// TestEveryShareCountsOnce: a caller whose group and subnet are one prefix
+// (a link-local or loopback address, a group of its own) gets perSubnet
+// checks, not half of them.
+func TestEveryShareCountsOnce(t *testing.T) {
+	is := is.New(t)
+	q := newQuota(nil, time.Second)
+	for _, ip := range []string{"fe80::1", "127.0.0.2", "198.51.100.1"} {
+		src := netip.MustParseAddr(ip)
+		for range perSubnet {
+			is.NoErr(q.enter(src, false))
+		}
+		is.Equal(q.enter(src, false), errBusy) // one past its share
+		for range perSubnet {
+			q.leave(src)
+		}
+	}
+	is.Equal(len(q.checks), 0) // every count undone
+}
