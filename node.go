@@ -116,8 +116,9 @@ func (r *refresher) findPeers(ctx context.Context, need int) []Node {
 // that nodes the seeds do not list still gain links. The foothold is let
 // go once the node has -k others. It returns the peers it added, and those
 // it and the round removed.
-func (r *refresher) atLimit(ctx context.Context, removed []Node) (learned, gone []Node) {
+func (r *refresher) atLimit(ctx context.Context, removed []Node) ([]Node, []Node) {
 	outbound, known := r.table.Outbound(), r.table.Len()
+	var learned []Node
 	switch {
 	case outbound == known:
 		learned = r.findPeers(ctx, 1)

@@ -56,7 +56,6 @@ type refresher struct {
 	fails    int        // -f: failed checks in a row that remove a peer
 	rng      *rand.Rand // the round's random choices; seeded in the simulation
 	log      *slog.Logger
-	round    int    // rounds run; set by the round, before its calls start
 	answered []Node // the peers that answered this round: its sweep, and those it learned
 
 	aloneWait time.Duration // the last wait while alone (loop only)
@@ -94,7 +93,7 @@ func newProcess(cfg config, t *Table, c *peerClient, log *slog.Logger) *refreshe
 // the seeds the round will call.
 func (r *refresher) nextRound() {
 	r.table.SetSeeds(r.seeds)
-	r.round = r.table.NextRound()
+	r.table.NextRound()
 }
 
 // sweep checks every entry with check and removes, and returns, those

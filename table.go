@@ -540,11 +540,11 @@ func (t *Table) Seeds() []Node {
 	return seeds
 }
 
-// NextRound counts a round, before any of its calls, and returns it. A
+// NextRound counts a round, before any of its calls. A
 // candidate's refusal holds for the round it came in only: met again in
 // that round (the walk, the swap), the candidate is checked with GET /,
 // and taken if it answers; in a later round it is announced to again.
-func (t *Table) NextRound() int {
+func (t *Table) NextRound() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.round++
@@ -552,7 +552,6 @@ func (t *Table) NextRound() int {
 		p.retryAt, p.backoff = 0, 0
 	}
 	t.forgetCandidates()
-	return t.round
 }
 
 // Checked takes the outcomes of a round's checks of nodes, entries when it
