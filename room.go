@@ -107,14 +107,18 @@ func room(s roomState, n Node, rng *rand.Rand) (victim *peer, err error) {
 // round's cap on them. It returns crowded while the incumbent answers.
 func testBeforeEvict(ctx context.Context, a api, src netip.Addr, operator bool, n Node,
 	crowded *crowdedError) error {
-	err := answering(ctx, a, src, operator, crowded.incumbent)
+	silent := answering(ctx, a, src, operator, crowded.incumbent)
 	switch {
-	case err == nil:
+	case silent == nil:
 		return crowded
-	case errors.Is(err, errBusy), errors.Is(err, errNoSlot), ctx.Err() != nil, ours(err):
-		return err
-	case timedOut(err) && !a.table.TakeLate():
+	case errors.Is(silent, errBusy), errors.Is(silent, errNoSlot), ctx.Err() != nil, ours(silent):
+		return silent
+	}
+	if err := a.checks.verify(ctx, src, operator, n, false); err != nil {
+		return err // nobody leaves: the round's share of removals by timeout is untouched
+	}
+	if timedOut(silent) && !a.table.TakeLate() {
 		return crowded // its silence may be ours, and timeouts have removed their share this round
 	}
-	return a.checks.verify(ctx, src, operator, n, false)
+	return nil
 }

@@ -180,3 +180,25 @@ func TestKnownAnnounceEvictsNobody(t *testing.T) {
 		is.True(tbl.Has(m)) // never evicted untested
 	}
 }
+
+// TestFailedNewcomerSpendsNoTimeout: in a full table whose largest group is
+// the newcomer's, an incumbent that times out is replaced only once the
+// newcomer passes its own check; a newcomer that fails leaves the round's
+// share of removals by timeout untouched, for the incumbents that need it.
+func TestFailedNewcomerSpendsNoTimeout(t *testing.T) {
+	is := is.New(t)
+	tbl := newTable(t, 100, distinctNodes(100)...) // one group, 192.0/16
+	tbl.lateLeft = 1
+	newcomer := nodeAt("192.0.3.1", 5000)
+	v := newQuota(func(_ context.Context, n Node) error {
+		if n == newcomer {
+			return &peerError{reason: "refused"}
+		}
+		return &peerError{reason: "timed out", timedOut: true} // every incumbent
+	}, 10*time.Second)
+	mux := http.NewServeMux()
+	addRoutes(mux, api{table: tbl, checks: v, local: onHost, holdOff: time.Minute, log: quiet})
+	is.Equal(ask(mux, "POST", "/", "192.0.3.1:4000", nodeJSON("192.0.3.1", 5000)).Code, 422) // it failed its check
+	is.Equal(tbl.lateLeft, 1)                                                                // and spent nothing
+	is.Equal(tbl.Len(), 100)
+}
