@@ -162,11 +162,12 @@ const (
 	// maxHeader bounds the headers of a request, as maxBody its body; Go
 	// reads 4 KiB more (serve.go).
 	maxHeader = 1 << 10
-	// maxConns and maxConnsPerIP bound the connections a process keeps
-	// open: in all, and from one address but loopback's. Past either, a
-	// new one is closed as it is accepted (quota.go,
-	// TestOneHostCannotHoldEveryConnection).
-	maxConns, maxConnsPerIP = 1024, 16
+	// maxConns, maxConnsPerIP and maxConnsPerSubnet bound the connections
+	// a process keeps open: in all, from one address but loopback's, and
+	// from one subnet (an IPv4 /24, an IPv6 /64), so that filling them
+	// takes 16 subnets, not 64 addresses of one. Past any, a new one is
+	// closed as it is accepted (quota.go, TestOneHostCannotHoldEveryConnection).
+	maxConns, maxConnsPerIP, maxConnsPerSubnet = 1024, 16, 64
 	// writeSlack is the time an answer may take beyond -t: POST / waits
 	// for a connect-back check.
 	writeSlack = 10 * time.Second

@@ -6,8 +6,8 @@ package main
 // /32: groupOf), so that a caller with many addresses weighs as one host:
 //   - connections: at most maxConnsPerIP open from one address but
 //     loopback's (the operator's tools and the nodes of a network on one
-//     machine share it), maxConns in all; one past either is closed as it
-//     is accepted. One host that opens 2,000 connections to a seed with
+//     machine share it), maxConnsPerSubnet from one subnet, maxConns in
+//     all; one past any is closed as it is accepted. One host that opens 2,000 connections to a seed with
 //     256 descriptors takes 16 of them (TestOneHostCannotHoldEveryConnection);
 //   - connect-back checks: at most perSubnet running or waiting for callers
 //     of one subnet, perGroup for one group (429 past either), and
@@ -48,7 +48,7 @@ type quota struct {
 	drawing  chan struct{}    // full while a sample is drawn
 
 	mu      sync.Mutex
-	conns   map[netip.Addr]int     // open connections by address, loopback's not counted
+	conns   map[netip.Prefix]int   // open connections by address and by subnet, loopback's not counted
 	open    int                    // open connections in all
 	checks  map[netip.Prefix]int   // checks under way by the caller's subnet and group
 	running map[Node]*pendingCheck // the checks under way, by the address checked
@@ -81,20 +81,26 @@ type turn struct {
 func newQuota(check func(context.Context, Node) error, cooldown time.Duration) *quota {
 	return &quota{check: check, cooldown: cooldown, now: time.Now, slotWait: cooldown / slotWaitShare,
 		slots: make(chan struct{}, maxVerifying), drawing: make(chan struct{}, 1),
-		conns: map[netip.Addr]int{}, checks: map[netip.Prefix]int{}, turns: map[netip.Prefix]*turn{},
+		conns: map[netip.Prefix]int{}, checks: map[netip.Prefix]int{}, turns: map[netip.Prefix]*turn{},
 		running: map[Node]*pendingCheck{}, failed: map[Node]failedCheck{}}
 }
 
-// takeConn counts a new connection from ip, if the bounds allow it.
+// takeConn counts a new connection from ip, if the bounds allow it: its
+// address's, its subnet's (so that one IPv6 /64, or one IPv4 /24, weighs
+// as a few hosts, not as millions of addresses) and the total.
 func (q *quota) takeConn(ip netip.Addr) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.open >= maxConns || !ip.IsLoopback() && q.conns[ip] >= maxConnsPerIP {
+	addr, subnet := netip.PrefixFrom(ip, ip.BitLen()), subnetOf(ip)
+	if q.open >= maxConns ||
+		!ip.IsLoopback() && (q.conns[addr] >= maxConnsPerIP || q.conns[subnet] >= maxConnsPerSubnet) {
 		return false
 	}
 	q.open++
 	if !ip.IsLoopback() {
-		q.conns[ip]++
+		for _, p := range connShares(ip) {
+			q.conns[p]++
+		}
 	}
 	return true
 }
@@ -105,11 +111,23 @@ func (q *quota) closeConn(ip netip.Addr) {
 	defer q.mu.Unlock()
 	q.open--
 	if !ip.IsLoopback() {
-		q.conns[ip]--
-		if q.conns[ip] == 0 {
-			delete(q.conns, ip)
+		for _, p := range connShares(ip) {
+			q.conns[p]--
+			if q.conns[p] == 0 {
+				delete(q.conns, p)
+			}
 		}
 	}
+}
+
+// connShares is what a connection from ip counts against: its address and
+// its subnet, once where they are one prefix (a link-local address).
+func connShares(ip netip.Addr) []netip.Prefix {
+	addr, subnet := netip.PrefixFrom(ip, ip.BitLen()), subnetOf(ip)
+	if addr == subnet {
+		return []netip.Prefix{addr}
+	}
+	return []netip.Prefix{addr, subnet}
 }
 
 // enter counts a check asked by a caller at src, or refuses it with

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -27,6 +28,27 @@ func TestConnectionBounds(t *testing.T) {
 		is.True(q.takeConn(loopback)) // loopback: any number
 	}
 	is.True(!q.takeConn(loopback)) // up to maxConns in all
+}
+
+// TestOneSubnetCannotHoldEveryConnection: addresses of one IPv6 /64 (or
+// IPv4 /24) together hold maxConnsPerSubnet connections, however many
+// they are; another subnet still gets its own.
+func TestOneSubnetCannotHoldEveryConnection(t *testing.T) {
+	is := is.New(t)
+	q := newQuota(nil, time.Second)
+	for _, prefix := range []string{"2001:db8:0:1::%x", "198.51.100.%d"} {
+		taken := 0
+		for i := range 200 {
+			if q.takeConn(netip.MustParseAddr(fmt.Sprintf(prefix, i+1))) {
+				taken++
+			}
+		}
+		is.Equal(taken, maxConnsPerSubnet)
+	}
+	is.True(q.takeConn(netip.MustParseAddr("2001:db8:0:2::1"))) // another /64
+	is.True(q.takeConn(netip.MustParseAddr("198.51.101.1")))    // another /24
+	q.closeConn(netip.MustParseAddr("198.51.100.1"))
+	is.True(q.takeConn(netip.MustParseAddr("198.51.100.250"))) // a closed one makes room
 }
 
 // TestSampleTurns: a group's sample requests are served one at a time, a

@@ -474,11 +474,16 @@ func TestSeedCannotAimANodeAtItsOwnHost(t *testing.T) {
 }
 
 // TestOneHostCannotHoldEveryConnection: one host opens 2,000 connections
-// to a seed that has 256 descriptors, and holds them: the seed keeps its
-// two live nodes through 3 rounds, and lists a newcomer from another host.
+// to a seed that has 256 descriptors, from its own address and from 64
+// addresses of one /24, and holds them: the seed keeps its two live nodes
+// through 3 rounds, and lists a newcomer from another host within its
+// first 2 rounds.
 func TestOneHostCannotHoldEveryConnection(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, 5) // h0 the seed, h1-h2 live nodes, h3 the attacker, h4 a newcomer
+	for _, h := range l.hosts {
+		h.onLink()
+	}
 	seedHost, attacker := l.hosts[0], l.hosts[3]
 	seed := seedHost.startLimited(256, "-role=seed", "-i", seedHost.v4,
 		"-p", "0", "-u", "1", "-t", "1", "-d", "seed")
@@ -491,9 +496,19 @@ func TestOneHostCannotHoldEveryConnection(t *testing.T) {
 		return lists(seed.addr, live...) || len(seedHost.list(seed.addr)) == 2
 	})
 	var held []net.Conn
+	var sources []string // its own address, and 64 of one /24
+	for i := range 64 {
+		sources = append(sources, fmt.Sprintf("10.92.0.%d/24", i+1))
+	}
+	attacker.addAddresses(sources...)
 	attacker.inside(func() error {
-		for range 2000 {
-			if c, err := net.DialTimeout("tcp", seed.addr.String(), time.Second); err == nil {
+		for i := range 2000 {
+			src := attacker.v4
+			if i%2 == 1 {
+				src = strings.TrimSuffix(sources[i/2%len(sources)], "/24")
+			}
+			d := net.Dialer{Timeout: time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+			if c, err := d.Dial("tcp", seed.addr.String()); err == nil {
 				held = append(held, c)
 			}
 		}
@@ -505,6 +520,12 @@ func TestOneHostCannotHoldEveryConnection(t *testing.T) {
 		}
 	}()
 	from := time.Now()
+	newcomer := node(l.hosts[4]) // while the connections are held
+	at := seenAt(t, 20*time.Second, func() bool {
+		return slices.Contains(seedHost.list(seed.addr), newcomer.addr)
+	})
+	// Its first announce is taken: no descriptor waits for a held connection to time out.
+	atMost(t, "rounds of the newcomer until the seed lists it", newcomer.roundsBy(at), 2)
 	eventually(t, 10*time.Second, func() bool { return seed.roundsBy(time.Now())-seed.roundsBy(from) >= 3 })
 	listed := seedHost.list(seed.addr)
 	t.Logf("%d connections opened by one host; the seed lists %v", len(held), listed)
@@ -515,8 +536,4 @@ func TestOneHostCannotHoldEveryConnection(t *testing.T) {
 		}
 	}
 	atLeast(t, "live nodes the seed lists after 3 rounds", kept, len(live))
-	newcomer := node(l.hosts[4])
-	eventually(t, 10*time.Second, func() bool {
-		return slices.Contains(seedHost.list(seed.addr), newcomer.addr)
-	})
 }
