@@ -251,15 +251,12 @@ func checkFailed(w http.ResponseWriter, r *http.Request, err error, status int, 
 		writeError(w, http.StatusServiceUnavailable, "shutting down; try again later")
 	case errors.Is(err, errBusy):
 		writeError(w, http.StatusTooManyRequests, err.Error())
-	case errors.Is(err, errNoSlot):
+	case errors.Is(err, errNoSlot), errors.Is(err, errLate):
 		w.Header().Set("Retry-After", retryAfter)
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case ours(err):
 		w.Header().Set("Retry-After", retryAfter)
 		writeError(w, http.StatusServiceUnavailable, "this process cannot check you now; try again later")
-	case errors.Is(err, errLate):
-		w.Header().Set("Retry-After", retryAfter)
-		writeError(w, http.StatusServiceUnavailable, err.Error())
 	default:
 		writeError(w, status, msg)
 	}

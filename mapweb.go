@@ -109,8 +109,10 @@ func runMapWeb(ctx context.Context, cfg config, log *slog.Logger) error {
 	srv := &http.Server{
 		Handler:           mapRoutes(s),
 		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
 		WriteTimeout:      mapWriteTimeout, // the event stream moves it on before each write
 		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeader, // as the API's: the page sends small requests
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	// Requests run under their own context, cancelled at shutdown: an event
