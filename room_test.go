@@ -198,7 +198,8 @@ func TestFailedNewcomerSpendsNoTimeout(t *testing.T) {
 	}, 10*time.Second)
 	mux := http.NewServeMux()
 	addRoutes(mux, api{table: tbl, checks: v, local: onHost, holdOff: time.Minute, log: quiet})
-	is.Equal(ask(mux, "POST", "/", "192.0.3.1:4000", nodeJSON("192.0.3.1", 5000)).Code, 422) // it failed its check
-	is.Equal(tbl.lateLeft, 1)                                                                // and spent nothing
+	w := ask(mux, "POST", "/", "192.0.3.1:4000", nodeJSON("192.0.3.1", 5000))
+	is.Equal(w.Code, 422)     // it failed its check
+	is.Equal(tbl.lateLeft, 1) // and spent nothing
 	is.Equal(tbl.Len(), 100)
 }
