@@ -72,7 +72,6 @@ type Table struct {
 	seeds      []*peer                  // a node's seeds: records, not entries
 	groups     map[netip.Prefix][]*peer // the entries by address group (groups.go)
 	groupOrder []netip.Prefix           // the keys of groups, for drawing one at random
-	perHost    map[netip.Addr]int       // entries by address, for -hm
 	candidates map[Node]*peer           // candidates, not entries, that were shunned or refused us lately
 	round      int                      // the rounds this process has run
 	lateLeft   int                      // removals that timeouts may still make until the next round
@@ -115,8 +114,7 @@ func memTable(self Node, max, hostMax int) *Table {
 	t := &Table{
 		self: self, max: max, hostMax: hostMax, now: time.Now,
 		rng:    rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-		byNode: map[Node]*peer{}, groups: map[netip.Prefix][]*peer{}, perHost: map[netip.Addr]int{},
-		candidates: map[Node]*peer{},
+		byNode: map[Node]*peer{}, groups: map[netip.Prefix][]*peer{}, candidates: map[Node]*peer{},
 	}
 	t.written = sync.NewCond(&t.mu)
 	return t
@@ -138,9 +136,6 @@ func (t *Table) insert(n Node, came source) *peer {
 		t.groupOrder = append(t.groupOrder, g)
 	}
 	t.groups[g] = append(t.groups[g], p)
-	if host, ok := hostOf(n); ok {
-		t.perHost[host]++
-	}
 	return p
 }
 
@@ -417,12 +412,6 @@ func (t *Table) drop(p *peer) {
 		delete(t.groups, g)
 		t.groupOrder = slices.DeleteFunc(t.groupOrder, func(q netip.Prefix) bool { return q == g })
 	}
-	if host, ok := hostOf(p.Node); ok {
-		t.perHost[host]--
-		if t.perHost[host] == 0 {
-			delete(t.perHost, host) // or the index keeps every address it ever held
-		}
-	}
 	if t.round < p.shunnedTo && len(t.candidates) < maxCandidates {
 		p.came, p.fails = found, 0
 		t.candidates[p.Node] = p // it answered not as a node: the shun outlives the entry (notnode.go)
@@ -461,10 +450,21 @@ func (t *Table) roomFor(maxInbound int, n Node) (victim *peer, err error) {
 	return room(s, n, t.rng)
 }
 
-// hostFull reports whether n's address has -hm entries already. t.mu is held.
+// hostFull reports whether n's address has -hm entries already, counted
+// in n's group, which holds every entry of that address. t.mu is held.
 func (t *Table) hostFull(n Node) bool {
 	host, ok := hostOf(n)
-	return ok && t.perHost[host] >= t.hostMax
+	if !ok {
+		return false
+	}
+	g, _ := groupOf(n)
+	count := 0
+	for _, p := range t.groups[g] {
+		if p.IP == host {
+			count++
+		}
+	}
+	return count >= t.hostMax
 }
 
 // record is n's record, an entry's, a seed's or a candidate's, or nil.
