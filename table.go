@@ -595,8 +595,8 @@ func (t *Table) TakeLate() bool {
 }
 
 // Answered notes that n has just answered a check: one that a DELETE from
-// its own address asked for if own, else one of the round's, of its
-// announce's, or of a DELETE's from elsewhere (silence.go).
+// its own address asked for if own, else one of its announce's, or of a
+// DELETE's from elsewhere (silence.go). Its failing row, if any, ends.
 func (t *Table) Answered(n Node, own bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -604,7 +604,7 @@ func (t *Table) Answered(n Node, own bool) {
 		if own {
 			p.ownAnswered = t.now()
 		}
-		p.answered = t.now()
+		p.answered, p.fails = t.now(), 0
 	}
 }
 

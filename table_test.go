@@ -256,3 +256,20 @@ func TestOutboundCountsEntries(t *testing.T) {
 	is.NoErr(err)
 	is.Equal(tbl.Outbound(), 2) // three taken by announce, of one group
 }
+
+// TestAnswerEndsAFailingRow: an entry that failed the round's check and
+// then answered another (its announce's, a DELETE's) has not failed its
+// last check: it counts as failing no more, and is in samples again.
+func TestAnswerEndsAFailingRow(t *testing.T) {
+	is := is.New(t)
+	tbl := memTable(self, 10, 8)
+	n := nodeAt("198.51.100.1", 1)
+	_, err := tbl.Add(n)
+	is.NoErr(err)
+	is.Equal(tbl.Checked([]Node{n}, []outcome{failed}, 2), nil) // one of -f 2: kept, failing
+	is.Equal(tbl.Failing(), 1)
+	is.Equal(string(tbl.Sample(10, false)), "[]\n")
+	tbl.Answered(n, false)
+	is.Equal(tbl.Failing(), 0)
+	is.Equal(string(tbl.Sample(10, false)), `[{"ip_address":"198.51.100.1","port":1}]`+"\n")
+}
