@@ -641,7 +641,11 @@ func (t *Table) Shunned(n Node) bool {
 func (t *Table) Refused(n Node, refused bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if p := t.candidate(n); p != nil {
+	p := t.record(n)
+	if refused {
+		p = t.candidate(n) // a candidate that took us has nothing to remember
+	}
+	if p != nil {
 		p.retryAt, p.backoff = backoff(p.backoff, refused, t.round)
 	}
 }

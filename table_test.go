@@ -273,3 +273,16 @@ func TestAnswerEndsAFailingRow(t *testing.T) {
 	is.Equal(tbl.Failing(), 0)
 	is.Equal(string(tbl.Sample(10, false)), `[{"ip_address":"198.51.100.1","port":1}]`+"\n")
 }
+
+// TestOnlyRefusalsAreRemembered: a candidate that refused our announce is
+// remembered, and backed off from; one that took it leaves no record.
+func TestOnlyRefusalsAreRemembered(t *testing.T) {
+	is := is.New(t)
+	tbl := memTable(self, 10, 8)
+	took, refused := nodeAt("198.51.100.1", 1), nodeAt("198.51.100.2", 1)
+	tbl.Refused(took, false)
+	tbl.Refused(refused, true)
+	is.Equal(len(tbl.candidates), 1)
+	is.True(!tbl.BackingOff(took))
+	is.True(tbl.BackingOff(refused))
+}
