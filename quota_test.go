@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -29,6 +30,52 @@ func TestConnectionBounds(t *testing.T) {
 	}
 	is.True(!q.takeConn(loopback)) // up to maxConns in all
 }
+
+// TestListenerCountsEachConnectionOnce: an IPv4 caller counts by its
+// IPv4 address and /24 however the socket spells it (a listener of both
+// families gives ::ffff:a.b.c.d, and all of those share one IPv6 /64), and
+// a connection closed twice is uncounted once.
+func TestListenerCountsEachConnectionOnce(t *testing.T) {
+	is := is.New(t)
+	conns := make(chan net.Conn, 2*maxConnsPerSubnet)
+	for i := range cap(conns) {
+		c, other := net.Pipe()
+		defer other.Close()
+		from := &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("198.51.%d.1", i)), Port: 1} // 16 bytes: mapped
+		conns <- fromConn{c, from}
+	}
+	close(conns)
+	q := newQuota(nil, time.Second)
+	ln := boundedListener{Listener: chanListener(conns), quota: q}
+	var accepted []net.Conn
+	for c, err := ln.Accept(); err == nil; c, err = ln.Accept() {
+		accepted = append(accepted, c)
+	}
+	is.Equal(len(accepted), cap(conns)) // each of its own /24
+	accepted[0].Close()
+	accepted[0].Close()
+	is.Equal(q.open, cap(conns)-1) // uncounted once
+}
+
+// fromConn is a connection from a given remote address.
+type fromConn struct {
+	net.Conn
+	from net.Addr
+}
+
+func (c fromConn) RemoteAddr() net.Addr { return c.from }
+
+// chanListener accepts the connections of a channel until it is closed.
+type chanListener chan net.Conn
+
+func (l chanListener) Accept() (net.Conn, error) {
+	if c, ok := <-l; ok {
+		return c, nil
+	}
+	return nil, net.ErrClosed
+}
+func (l chanListener) Close() error   { return nil }
+func (l chanListener) Addr() net.Addr { return &net.TCPAddr{} }
 
 // TestOneSubnetCannotHoldEveryConnection: addresses of one IPv6 /64 (or
 // IPv4 /24) together hold maxConnsPerSubnet connections, however many
