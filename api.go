@@ -161,14 +161,14 @@ func (a api) checkNewcomer(ctx context.Context, src netip.Addr, operator bool, n
 func (a api) operator(r *http.Request) bool { return a.local(remoteIP(r)) && namedByAddress(r) }
 
 // handleList is GET /nodes/: the table, served from memory, the bytes last
-// written to disk, less loopback and link-local entries for callers on
-// other hosts. With ?sample=N it serves at most N (up to maxSample) picked
-// at random, a group at a time (groups.go): what a joining node needs, in
-// its group's turn (quota.go). The blog's client sends no query, and gets the whole
-// list.
+// written to disk, less the entries that a caller on another host may not
+// take from us (audience). With ?sample=N it serves at most N (up to
+// maxSample) picked at random, a group at a time (groups.go): what a
+// joining node needs, in its group's turn (quota.go). The blog's client
+// sends no query, and gets the whole list.
 func handleList(a api) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		here := a.operator(r)
+		to := audienceOf(a.operator(r), remoteIP(r))
 		var body []byte
 		switch {
 		case r.URL.RawQuery != "" && r.URL.Query().Has("sample"): // no parsing for the blog's client
@@ -177,16 +177,14 @@ func handleList(a api) http.Handler {
 				writeError(w, http.StatusBadRequest, "sample must be a whole number of nodes")
 				return
 			}
-			draw := func() []byte { return a.table.Sample(min(n, maxSample), !here) }
+			draw := func() []byte { return a.table.Sample(min(n, maxSample), to) }
 			var done func()
 			if body, done = a.checks.sample(r.Context(), callerGroup(remoteIP(r)), draw); body == nil {
 				return
 			}
 			defer done() // the group's turn ends with the answer written (quota.go)
-		case here:
-			body = a.table.Body()
 		default:
-			body = a.table.PublicBody()
+			body = a.table.BodyFor(to)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))

@@ -96,6 +96,42 @@ func relayable(from netip.Addr, n Node) bool {
 	return true
 }
 
+// audience is who asks for a list, by what it may take from us
+// (relayable): the operator, on this host, every entry; a host of a
+// private network no loopback or link-local entry; any other host no
+// private entry either, which could only aim it at its own network.
+type audience uint8
+
+const (
+	thisHost audience = iota
+	privateNet
+	anyHost
+)
+
+// audienceOf is the audience of a caller at ip, the operator if here.
+func audienceOf(here bool, ip netip.Addr) audience {
+	switch {
+	case here:
+		return thisHost
+	case private(ip):
+		return privateNet
+	}
+	return anyHost
+}
+
+// gets reports whether n may be in a list for a.
+func (a audience) gets(n Node) bool {
+	switch {
+	case a == thisHost:
+		return true
+	case n.scoped():
+		return false
+	case private(n.IP):
+		return a == privateNet
+	}
+	return true
+}
+
 // peerClient makes every outbound call. Its http.Client has a Timeout, so no
 // peer can hold a call longer than that.
 type peerClient struct {

@@ -81,8 +81,7 @@ type Table struct {
 	wrote      time.Time                // when the last write ended
 	cost       time.Duration            // how long the last write took (save)
 
-	body   atomic.Pointer[[]byte] // the bytes on disk, served by GET /nodes/
-	public atomic.Pointer[[]byte] // the same less loopback and link-local entries, for other hosts
+	served atomic.Pointer[[anyHost + 1][]byte] // what GET /nodes/ serves, by audience: to this host, the file
 }
 
 // openTable locks dir, removes temp files a crash may have left, and loads
@@ -210,46 +209,46 @@ func (t *Table) announcedByGroup() map[netip.Prefix][]*peer {
 }
 
 // Body is the JSON array on disk: what GET /nodes/ answers on this host.
-func (t *Table) Body() []byte { return *t.bodies(&t.body) }
+func (t *Table) Body() []byte { return t.BodyFor(thisHost) }
 
-// PublicBody is Body less loopback and link-local entries: what GET /nodes/
-// answers other hosts, to which those addresses mean something else.
-func (t *Table) PublicBody() []byte { return *t.bodies(&t.public) }
-
-// bodies returns which, encoding both bodies first if a table in memory only
-// has changed since they were last asked for.
-func (t *Table) bodies(which *atomic.Pointer[[]byte]) *[]byte {
-	if b := which.Load(); b != nil {
-		return b
+// BodyFor is what GET /nodes/ answers to: Body less the entries to may not
+// take from us (audience.gets).
+func (t *Table) BodyFor(to audience) []byte {
+	if b := t.served.Load(); b != nil {
+		return b[to]
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	nodes := t.nodes()
-	t.publish(nodes, encodeNodes(nodes))
-	return which.Load()
+	t.publish(nodes, encodeNodes(nodes)) // a table in memory only changed since last asked
+	return t.served.Load()[to]
 }
 
-// publish makes body, the file's bytes for nodes, what GET /nodes/ serves,
-// and nodes less scoped entries what it serves other hosts.
+// publish makes body, the file's bytes for nodes, what GET /nodes/ serves
+// this host, and encodes what it serves the others.
 func (t *Table) publish(nodes []Node, body []byte) {
-	public := body
-	if pub := slices.DeleteFunc(slices.Clone(nodes), Node.scoped); len(pub) < len(nodes) {
-		public = encodeNodes(pub)
+	var served [anyHost + 1][]byte
+	served[thisHost] = body
+	for to := privateNet; to <= anyHost; to++ { // each gets less than the one before
+		served[to] = served[to-1]
+		kept := slices.DeleteFunc(slices.Clone(nodes), func(n Node) bool { return !to.gets(n) })
+		if len(kept) < len(nodes) {
+			nodes, served[to] = kept, encodeNodes(kept)
+		}
 	}
-	t.body.Store(&body)
-	t.public.Store(&public)
+	t.served.Store(&served)
 }
 
-// Sample is at most n entries picked at random, as compact JSON; public
-// leaves out loopback and link-local ones, as for another host. A joining
+// Sample is at most n entries picked at random, as compact JSON, of those
+// that to may take from us. A joining
 // node asks for a few, so that a join costs a few entries, not the table.
 // Groups take turns (groups.go), so an allocation with a thousand entries
 // is drawn no more often than one with a single entry. An entry whose last
 // check failed is given to nobody until it answers again: it stays only
 // while the timeouts' cap keeps it, and sends nobody to a hung address
 // meanwhile.
-func (t *Table) Sample(n int, public bool) []byte {
-	skip := func(p *peer) bool { return public && p.scoped() || p.fails > 0 }
+func (t *Table) Sample(n int, to audience) []byte {
+	skip := func(p *peer) bool { return !to.gets(p.Node) || p.fails > 0 }
 	t.mu.Lock()
 	picked := t.sample(n, skip)
 	t.mu.Unlock()
@@ -781,8 +780,7 @@ func (t *Table) save(upTo uint64) error {
 	for t.saved < upTo {
 		if t.path == "" { // in memory only: nothing to write; encode when asked
 			t.saved = t.changes
-			t.body.Store(nil)
-			t.public.Store(nil)
+			t.served.Store(nil)
 			return nil
 		}
 		if t.writing {

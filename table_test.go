@@ -225,7 +225,7 @@ func TestHungEntriesReachNobody(t *testing.T) {
 	_, err := seed.table.Add(append(live, hung...)...)
 	is.NoErr(err)
 	sampled := func() []Node {
-		got, err := parseNodes(seed.table.Sample(20, false), 20)
+		got, err := parseNodes(seed.table.Sample(20, thisHost), 20)
 		is.NoErr(err)
 		slices.SortFunc(got, compareNodes)
 		return got
@@ -268,10 +268,10 @@ func TestAnswerEndsAFailingRow(t *testing.T) {
 	is.NoErr(err)
 	is.Equal(tbl.Checked([]Node{n}, []outcome{failed}, 2), nil) // one of -f 2: kept, failing
 	is.Equal(tbl.Failing(), 1)
-	is.Equal(string(tbl.Sample(10, false)), "[]\n")
+	is.Equal(string(tbl.Sample(10, thisHost)), "[]\n")
 	tbl.Answered(n, false)
 	is.Equal(tbl.Failing(), 0)
-	is.Equal(string(tbl.Sample(10, false)), `[{"ip_address":"198.51.100.1","port":1}]`+"\n")
+	is.Equal(string(tbl.Sample(10, thisHost)), `[{"ip_address":"198.51.100.1","port":1}]`+"\n")
 }
 
 // TestOnlyRefusalsAreRemembered: a candidate that refused our announce is

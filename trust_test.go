@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -92,6 +93,28 @@ func TestAnnounceOnlyYourself(t *testing.T) {
 				is.True(strings.Contains(w.Body.String(), `"error"`))
 			}
 		})
+	}
+}
+
+// TestOnlyPrivateNetworksGetPrivateEntries: a host of a private network
+// gets the private entries (RFC 1918, RFC 6598, IPv6 unique-local), which
+// it may take from us, in the list and in samples; a host outside gets
+// none, which would aim it at its own network.
+func TestOnlyPrivateNetworksGetPrivateEntries(t *testing.T) {
+	is := is.New(t)
+	public, private := nodeAt("198.51.100.7", 7), []Node{nodeAt("10.1.2.3", 1), nodeAt("100.64.0.1", 2),
+		nodeAt("fd00::1", 3)}
+	tbl := newTable(t, 10, append([]Node{public, nodeAt("127.0.0.5", 5)}, private...)...)
+	h := remoteHandler(tbl, alive)
+	for _, path := range []string{"/nodes/", "/nodes/?sample=10"} {
+		var got []Node
+		is.NoErr(json.Unmarshal(ask(h, "GET", path, "203.0.113.9:4000", "").Body.Bytes(), &got))
+		is.Equal(got, []Node{public}) // a host outside: no private entry
+		is.NoErr(json.Unmarshal(ask(h, "GET", path, "192.168.1.9:4000", "").Body.Bytes(), &got))
+		slices.SortFunc(got, compareNodes)
+		want := append([]Node{public}, private...)
+		slices.SortFunc(want, compareNodes)
+		is.Equal(got, want) // a host of a private network: those too, but no loopback entry
 	}
 }
 
