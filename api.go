@@ -121,7 +121,9 @@ func handleAnnounce(a api) http.Handler {
 //     caller's address is looked at, so that a node behind NAT, which every
 //     peer refuses, still learns which ones have room;
 //   - 403 when a caller on another host announces anyone but itself, or a
-//     link-local address (mayAnnounce, connectback.go).
+//     link-local address (mayAnnounce, connectback.go). A web page of
+//     another origin gets 403 before any handler runs (sameOrigin,
+//     webpages.go).
 //
 // A full table whose largest group is n's does not refuse yet: crowded
 // names the incumbent that must fail a check first, and the 409 comes if it

@@ -3,7 +3,8 @@ package main
 // Hubs and footholds: what stops early joiners from becoming hubs. When
 // every node took every announce, the first to join were listed by
 // everyone (in-degree 72 at -k 10). So a node takes at most
-// inboundPerEnough x -k peers by their announce (409 past that: errEnough;
+// inboundPerEnough x -k peers by their announce (409 past that: errEnough,
+// unless a group of givesWayAt of them gives way, room.go;
 // TestInboundCap); a candidate that is full is taken only as a foothold by
 // a node that knows no peer, and let go once the node has found -k others
 // (TestFootholdIsLetGo); and a node at -k tries a fresh candidate only

@@ -30,7 +30,9 @@ func runSeed(ctx context.Context, cfg config, log *slog.Logger) error {
 }
 
 // seedRound is the blog's seed thread: check every known node with GET /
-// and remove those that fail -f checks in a row.
+// and remove those that fail -f checks in a row; but timeouts remove at
+// most 1 in 100 entries a round (sweepVerdict, refresh.go), and a failure
+// of this host's own counts against nobody (ownFaults, ownfaults.go).
 func (r *refresher) seedRound(ctx context.Context) roundStats {
 	r.nextRound()
 	return roundStats{removed: r.sweep(ctx, r.client.ping)}
