@@ -240,13 +240,12 @@ func (t *Table) publish(nodes []Node, body []byte) {
 }
 
 // Sample is at most n entries picked at random, as compact JSON, of those
-// that to may take from us. A joining
-// node asks for a few, so that a join costs a few entries, not the table.
-// Groups take turns (groups.go), so an allocation with a thousand entries
-// is drawn no more often than one with a single entry. An entry whose last
-// check failed is given to nobody until it answers again: it stays only
-// while the timeouts' cap keeps it, and sends nobody to a hung address
-// meanwhile.
+// that to may take from us. A joining node asks for a few, so that a join
+// costs a few entries, not the table. Groups take turns (groups.go), so
+// an allocation with a thousand entries is drawn no more often than one
+// with a single entry. An entry whose last check failed is given to nobody
+// until it answers again: it stays only while the timeouts' cap keeps it,
+// and sends nobody to a hung address meanwhile.
 func (t *Table) Sample(n int, to audience) []byte {
 	skip := func(p *peer) bool { return !to.gets(p.Node) || p.fails > 0 }
 	t.mu.Lock()
