@@ -45,6 +45,10 @@ const (
 	// that timeouts remove in one round: an overloaded seed times out on
 	// live nodes (TestSweepBoundsRemovalsForTimeouts).
 	timeoutShare = 100
+	// minNoRoute is the fewest checks failed for want of a route that
+	// show this host off its network, when they are most of the round's:
+	// fewer may be as many dead peers on its link (TestOurFailuresRemoveNobody).
+	minNoRoute = 3
 	// leaveTimeout bounds the goodbyes a stopping node sends (TestProcessLeave).
 	leaveTimeout = time.Second
 	// logNames is the most addresses a round's log line names.

@@ -5,7 +5,8 @@ package main
 // seed out of descriptors (EMFILE) for -f rounds, under a flood of
 // connections say, forgot every live node and wrote []. Now a check that
 // failed because this host could not call out (out of descriptors, no
-// address to call from, or no route to most of the peers at once) counts
+// address to call from, or no route to most of the peers at once, and to
+// at least minNoRoute: one dead peer on our link is no sign) counts
 // against nobody: the round keeps the table, says once what is wrong and
 // what to do, and tries again the next round. A connect-back check that
 // fails so answers 503, not 422: the caller did nothing wrong
@@ -49,15 +50,15 @@ func outcomeOf(err error) outcome {
 func ours(err error) bool { return outcomeOf(err) == ourFault }
 
 // ownFaults turns a round's failures for want of a route into our own
-// faults when they are most of its checks: then this host has lost its
-// network, and its peers have not all gone. It returns what to tell the
+// faults when they are most of its checks, and at least minNoRoute: then
+// this host has lost its network, and its peers have not all gone. It returns what to tell the
 // operator if any fault is ours, or "".
 func ownFaults(outcomes []outcome) (why string) {
 	counts := map[outcome]int{}
 	for _, o := range outcomes {
 		counts[o]++
 	}
-	if counts[noRoute] > len(outcomes)/2 {
+	if counts[noRoute] > len(outcomes)/2 && counts[noRoute] >= minNoRoute {
 		for i, o := range outcomes {
 			if o == noRoute {
 				outcomes[i] = ourFault
