@@ -202,7 +202,7 @@ func TestCap(t *testing.T) {
 		is := is.New(t)
 		peers := startPeers(t, 5, config{enough: 10, max: 10}) // a seed that knows 4: more than the cap
 		n := startPeer(t, "127.0.0.1", config{enough: 10, max: 2})
-		n.seeds = []Node{peers[0].self()}
+		n.table.SetSeeds([]Node{peers[0].self()})
 		for _, p := range peers[1:] {
 			_, err := peers[0].table.Add(p.self())
 			is.NoErr(err)

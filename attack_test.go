@@ -552,7 +552,7 @@ func TestSimulationVictimOfALiar(t *testing.T) {
 	s.net.mu.Unlock()
 	nodes := s.join(10)
 	for _, p := range nodes {
-		p.seeds = []Node{liar}
+		p.table.SetSeeds([]Node{liar})
 	}
 	perRound := func() int64 {
 		before := calls.Load()

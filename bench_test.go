@@ -208,7 +208,7 @@ func TestSimulation200(t *testing.T) {
 	count(seed)
 	nodes := startPeers(t, size, config{enough: limit, max: 1000})
 	for _, n := range nodes {
-		n.seeds = []Node{seed.self()}
+		n.table.SetSeeds([]Node{seed.self()})
 		count(n)
 	}
 	rounds := 0

@@ -19,8 +19,7 @@ func TestNodeNeedNotAnnounceToASeedThatChecksIt(t *testing.T) {
 	a, toA, _ := countingServer(t)
 	b, toB, _ := countingServer(t)
 	p := startPeer(t, "127.0.0.1", config{enough: 1, max: 10})
-	p.seeds = []Node{a, b}
-	p.table.SetSeeds(p.seeds) // as runNode gives them, before any round
+	p.table.SetSeeds([]Node{a, b}) // as runNode gives them, before any round
 	check := func(from string, as Node) {
 		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
 		c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}

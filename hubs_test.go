@@ -78,7 +78,7 @@ func TestNodeAtLimitTriesAFreshCandidate(t *testing.T) {
 	inbound, _, _ := countingServer(t)
 	p := startPeer(t, "127.0.0.1", config{enough: 1, max: 10})
 	p.rng = rand.New(rand.NewPCG(1, 2)) // the same rounds every run
-	p.seeds = []Node{seed.self()}
+	p.table.SetSeeds([]Node{seed.self()})
 	_, err = p.table.Add(peer)
 	is.NoErr(err)
 	_, err = p.table.AddAnnounced(2, inbound) // a peer announced itself: others reach this node
@@ -97,7 +97,7 @@ func TestNodeAtLimitTriesAFreshCandidate(t *testing.T) {
 	counting, _, asked := countingServer(t)
 	q := startPeer(t, "127.0.0.1", config{enough: 1, max: 10})
 	q.rng = rand.New(rand.NewPCG(1, 2))
-	q.seeds = []Node{counting}
+	q.table.SetSeeds([]Node{counting})
 	_, err = q.table.Add(peer)
 	is.NoErr(err)
 	_, err = q.table.AddAnnounced(2, inbound)
@@ -125,7 +125,7 @@ func TestFootholdIsLetGo(t *testing.T) {
 	_, err = seed.table.Add(full.self())
 	is.NoErr(err)
 	p := startPeer(t, "127.0.0.1", cfg)
-	p.seeds = []Node{seed.self()}
+	p.table.SetSeeds([]Node{seed.self()})
 	p.nodeRound(context.Background())
 	is.True(p.table.Has(full.self())) // alone, and the only candidate is full: a foothold
 	for range 2 {
@@ -150,7 +150,7 @@ func TestFootholdIsForgottenWhenItLeaves(t *testing.T) {
 	_, err = seed.table.Add(full.self())
 	is.NoErr(err)
 	p := startPeer(t, "127.0.0.1", cfg)
-	p.seeds = []Node{seed.self()}
+	p.table.SetSeeds([]Node{seed.self()})
 	p.nodeRound(context.Background())
 	is.True(p.table.Has(full.self())) // alone, and the only candidate is full: a foothold
 	_, err = p.table.Remove(full.self())
@@ -181,7 +181,7 @@ func TestNodeNobodyAnnouncesToSwapsAPeer(t *testing.T) {
 		bad = append(bad, n)
 	}
 	p := startPeer(t, "127.0.0.1", config{enough: 3, max: 10})
-	p.seeds = []Node{seed.self()}
+	p.table.SetSeeds([]Node{seed.self()})
 	_, err = p.table.Add(bad...)
 	is.NoErr(err)
 	for round := 1; round <= 3; round++ {
@@ -219,7 +219,7 @@ func TestSwapWhenThePeersLeaveMeanwhile(t *testing.T) {
 		io.WriteString(w, "{}")
 	}))
 	defer seed.Close()
-	p.seeds = []Node{nodeOf(t, seed.URL)}
+	p.table.SetSeeds([]Node{nodeOf(t, seed.URL)})
 	p.nodeRound(context.Background())
 	is.Equal(p.table.List(), []Node{fresh.self()}) // the candidate came in; the peer had gone
 }

@@ -32,7 +32,6 @@ func runNode(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer r.table.Close()
-	r.seeds = seeds
 	r.table.SetSeeds(seeds) // before the first round: a seed may check us as we start
 	rounds := func(ctx context.Context) { r.loop(ctx, time.Duration(cfg.interval), r.nodeRound) }
 	return serve(ctx, cfg, ln, r, rounds)
@@ -42,7 +41,7 @@ func runNode(ctx context.Context, cfg config, log *slog.Logger) error {
 // run here, and what a node does once it knows -k peers. The ways a peer
 // leaves are listed on Table.drop.
 func (r *refresher) nodeRound(ctx context.Context) roundStats {
-	r.nextRound()
+	r.table.NextRound()
 	var s roundStats
 	s.removed = r.checkPeers(ctx)
 	r.announceToSeeds(ctx)
@@ -169,7 +168,7 @@ func (r *refresher) samples(ctx context.Context, from []Node, size int) [][]Node
 		if notANode(err) {
 			r.table.Shun(n, r.fails)
 		}
-		if err != nil && ctx.Err() == nil && slices.Contains(r.seeds, n) { // not when we are stopping
+		if err != nil && ctx.Err() == nil && slices.Contains(r.table.Seeds(), n) { // not when we are stopping
 			r.log.Warn("seed did not answer", "seed", n, "err", err)
 		}
 		lists[i] = list

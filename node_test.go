@@ -22,7 +22,7 @@ func TestNodeSendsOneCheckPerPeerPerRoundOnceLimitMet(t *testing.T) {
 	seed, seedAnnounces, seedOther := countingServer(t)
 	inbound, checks3, _ := countingServer(t)
 	p := startPeer(t, "127.0.0.1", config{enough: 1, max: 10})
-	p.seeds = []Node{seed}
+	p.table.SetSeeds([]Node{seed})
 	_, err := p.table.Add(peer, peer2)
 	is.NoErr(err)
 	_, err = p.table.AddAnnounced(2, inbound) // as by its announce
@@ -43,7 +43,7 @@ func TestSeedRelearnsANodeItDropped(t *testing.T) {
 	seed := startPeer(t, "127.0.0.1", config{max: 10})
 	nodes := startPeers(t, 2, config{enough: 1, max: 10})
 	for _, n := range nodes {
-		n.seeds = []Node{seed.self()}
+		n.table.SetSeeds([]Node{seed.self()})
 	}
 	runRounds(seed, nodes)
 	is.True(converged(seed, nodes, 1)) // both nodes know their limit of 1 peer
@@ -60,7 +60,7 @@ func TestNetworkConvergesAndForgetsTheDead(t *testing.T) {
 	seed := startPeer(t, "127.0.0.1", config{max: 100})
 	nodes := startPeers(t, 6, config{enough: 10, max: 100})
 	for _, n := range nodes {
-		n.seeds = []Node{deadAddr(t), seed.self()} // a dead seed first: the next one is tried
+		n.table.SetSeeds([]Node{deadAddr(t), seed.self()}) // a dead seed first: the next one is tried
 	}
 	rounds := 0
 	for !converged(seed, nodes, 10) && rounds < 5 {
@@ -94,7 +94,7 @@ func TestIPv6Network(t *testing.T) {
 	seed := startPeer(t, "::1", config{max: 10})
 	nodes := []*testPeer{startPeer(t, "::1", config{enough: 10, max: 10}), startPeer(t, "::1", config{enough: 10, max: 10})}
 	for _, n := range nodes {
-		n.seeds = []Node{seed.self()}
+		n.table.SetSeeds([]Node{seed.self()})
 	}
 	runRounds(seed, nodes)
 	runRounds(seed, nodes)
@@ -122,7 +122,7 @@ func TestNodeSaysWhyItIsAlone(t *testing.T) {
 			var logs syncBuffer
 			p.log = slog.New(slog.NewTextHandler(&logs, nil))
 			seed := nodeOf(t, refusing.URL)
-			p.seeds = []Node{seed}
+			p.table.SetSeeds([]Node{seed})
 			s := p.nodeRound(context.Background())
 			is.True(s.alone) // nobody took it
 			want := strings.NewReplacer("{seed}", seed.String(), "{self}", p.self().String()).Replace(tc.want)
@@ -144,7 +144,7 @@ func TestNoSingleSeedDecides(t *testing.T) {
 			honestSeed := startPeer(t, "127.0.0.1", config{max: 100})
 			honest := startPeers(t, 3*k, config{enough: k, max: 100}) // enough that they are not all full
 			for _, p := range honest {
-				p.seeds = []Node{honestSeed.self()}
+				p.table.SetSeeds([]Node{honestSeed.self()})
 			}
 			silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if r.URL.Path == "/nodes/" {
@@ -170,7 +170,7 @@ func TestNoSingleSeedDecides(t *testing.T) {
 			}
 			newcomers := startPeers(t, 4, config{enough: k, max: 100})
 			for _, p := range newcomers {
-				p.seeds = []Node{badSeed, honestSeed.self()} // the bad one first
+				p.table.SetSeeds([]Node{badSeed, honestSeed.self()}) // the bad one first
 			}
 			honestPeers := func(p *testPeer) int {
 				n := 0
@@ -225,7 +225,7 @@ func TestRoundStopsWhenItsContextEnds(t *testing.T) {
 	}))
 	defer seed.Close()
 	p := startPeer(t, "127.0.0.1", config{enough: 3, max: 10})
-	p.seeds = []Node{nodeOf(t, seed.URL)}
+	p.table.SetSeeds([]Node{nodeOf(t, seed.URL)})
 	var log syncBuffer
 	p.log = slog.New(slog.NewTextHandler(&log, nil))
 	for range 20 {

@@ -26,7 +26,7 @@ func TestNodeShunsWhatIsNotANode(t *testing.T) {
 	list := []Node{victim}
 	seed := listServer(t, "127.0.0.1", &list)
 	p := startPeer(t, "127.0.0.1", config{enough: 1, max: 10, fails: 2})
-	p.seeds = []Node{seed}
+	p.table.SetSeeds([]Node{seed})
 	var perRound []int32
 	for round := range 6 {
 		if round == 4 {

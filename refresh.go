@@ -51,7 +51,6 @@ func forEach(ctx context.Context, nodes []Node, fn func(context.Context, int, No
 type refresher struct {
 	table    *Table
 	client   *peerClient
-	seeds    []Node     // the bootstrap list (node role)
 	enough   int        // -k: the peers a node looks for
 	fails    int        // -f: failed checks in a row that remove a peer
 	rng      *rand.Rand // the round's random choices; seeded in the simulation
@@ -87,13 +86,6 @@ func newProcess(cfg config, t *Table, c *peerClient, log *slog.Logger) *refreshe
 	c.saw = t.Saw
 	return &refresher{table: t, client: c, enough: cfg.enough, fails: cfg.fails,
 		rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), log: log}
-}
-
-// nextRound counts a round, before any of its calls, and gives the table
-// the seeds the round will call.
-func (r *refresher) nextRound() {
-	r.table.SetSeeds(r.seeds)
-	r.table.NextRound()
 }
 
 // sweep checks every entry with check and removes, and returns, those

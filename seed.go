@@ -34,6 +34,6 @@ func runSeed(ctx context.Context, cfg config, log *slog.Logger) error {
 // most 1 in 100 entries a round (sweepVerdict, refresh.go), and a failure
 // of this host's own counts against nobody (ownFaults, ownfaults.go).
 func (r *refresher) seedRound(ctx context.Context) roundStats {
-	r.nextRound()
+	r.table.NextRound()
 	return roundStats{removed: r.sweep(ctx, r.client.ping)}
 }

@@ -254,7 +254,7 @@ func (s *sim) join(n int) []*simProc {
 		}
 		for i := range min(per, n-len(added)) {
 			p := s.process("node", nodeAt(ip, 55000+i), nat)
-			p.seeds = []Node{nodeAt("192.0.2.1", seedPort)}
+			p.table.SetSeeds([]Node{nodeAt("192.0.2.1", seedPort)})
 			added = append(added, p)
 		}
 	}

@@ -508,21 +508,15 @@ func (t *Table) forgetCandidates() {
 	}
 }
 
-// SetSeeds gives a node the records of its seeds, keeping those it had.
+// SetSeeds gives a node its seeds, each with a record, less this process
+// and repeats.
 func (t *Table) SetSeeds(seeds []Node) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	had := t.seeds
 	t.seeds = nil
 	for _, n := range seeds {
-		if n == t.self || slices.ContainsFunc(t.seeds, func(p *peer) bool { return p.Node == n }) {
-			continue
-		}
-		i := slices.IndexFunc(had, func(p *peer) bool { return p.Node == n })
-		if i < 0 {
+		if n != t.self && !slices.ContainsFunc(t.seeds, func(p *peer) bool { return p.Node == n }) {
 			t.seeds = append(t.seeds, &peer{Node: n, came: seed})
-		} else {
-			t.seeds = append(t.seeds, had[i])
 		}
 	}
 }
