@@ -374,17 +374,24 @@ func (t *Table) Remove(nodes ...Node) ([]Node, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var removed []Node
+	var gone []*peer
+	named := map[Node]bool{}
 	for _, n := range nodes {
-		if p := t.byNode[n]; p != nil {
-			t.drop(p)
+		if p := t.byNode[n]; p != nil && !named[n] {
+			named[n] = true
+			gone = append(gone, p)
 			removed = append(removed, n)
 		}
+	}
+	if len(gone) > 0 {
+		t.drop(gone...)
 	}
 	return removed, t.save(t.changes)
 }
 
-// drop is the one exit of an entry: it forgets p's indexes, and its record
-// but for a shun, which outlives it in the candidates' cache.
+// drop is the one exit of an entry: it forgets the indexes of gone's
+// entries, in one pass however many leave, and their records but for a
+// shun, which outlives an entry in the candidates' cache.
 // An entry leaves for one of these reasons:
 //   - it failed -f checks in a row: no answer, a refusal of the connection,
 //     or an answer that no node gives (Table.Checked, then Remove); timeouts
@@ -401,20 +408,37 @@ func (t *Table) Remove(nodes ...Node) ([]Node, error) {
 //
 // At start, load leaves out the file's entries for this process itself,
 // and repeats, before anything else sees them. t.mu is held.
-func (t *Table) drop(p *peer) {
-	delete(t.byNode, p.Node)
-	t.entries = slices.DeleteFunc(t.entries, func(q *peer) bool { return q == p })
-	g, _ := groupOf(p.Node)
-	t.groups[g] = slices.DeleteFunc(t.groups[g], func(q *peer) bool { return q == p })
-	if len(t.groups[g]) == 0 {
-		delete(t.groups, g)
-		t.groupOrder = slices.DeleteFunc(t.groupOrder, func(q netip.Prefix) bool { return q == g })
+func (t *Table) drop(gone ...*peer) {
+	leaves := func(q *peer) bool { return q == gone[0] }
+	if len(gone) > 1 {
+		set := map[*peer]bool{}
+		for _, p := range gone {
+			set[p] = true
+		}
+		leaves = func(q *peer) bool { return set[q] }
 	}
-	if t.round < p.shunnedTo && len(t.candidates) < maxCandidates {
-		p.came, p.fails = found, 0
-		t.candidates[p.Node] = p // it answered not as a node: the shun outlives the entry (notnode.go)
+	t.entries = slices.DeleteFunc(t.entries, leaves)
+	groups := map[netip.Prefix]bool{}
+	for _, p := range gone {
+		delete(t.byNode, p.Node)
+		g, _ := groupOf(p.Node)
+		groups[g] = true
+		if t.round < p.shunnedTo && len(t.candidates) < maxCandidates {
+			p.came, p.fails = found, 0
+			t.candidates[p.Node] = p // it answered not as a node: the shun outlives the entry (notnode.go)
+		}
+		t.changes++
 	}
-	t.changes++
+	emptied := false
+	for g := range groups {
+		if t.groups[g] = slices.DeleteFunc(t.groups[g], leaves); len(t.groups[g]) == 0 {
+			delete(t.groups, g)
+			emptied = true
+		}
+	}
+	if emptied {
+		t.groupOrder = slices.DeleteFunc(t.groupOrder, func(g netip.Prefix) bool { return t.groups[g] == nil })
+	}
 }
 
 // WouldRefuse returns why AddAnnounced(maxInbound, n) would refuse n, were
