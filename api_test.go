@@ -213,6 +213,7 @@ func TestCap(t *testing.T) {
 }
 
 func TestConcurrentAdds(t *testing.T) {
+	t.Parallel()
 	is := is.New(t)
 	tbl := newTable(t, 1000)
 	srv := httptest.NewServer(newHandler(tbl, alive))

@@ -429,6 +429,7 @@ func (g *geth) all() (nodes []Node) {
 // newcomers within 3 rounds, than either. Only the table is modelled: the
 // shares of honest nodes' peers need the whole simulation (TestAttack).
 func TestAttackTableRules(t *testing.T) {
+	t.Parallel()
 	skipUnderRace(t) // a model, and slow under the race detector: .ci/run runs it without
 	for _, sc := range []struct{ addrs, groups int }{{10_000, 4}, {1000, 100}} {
 		results := map[string][2]float64{}

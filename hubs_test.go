@@ -245,6 +245,7 @@ func TestFailedRemovesAreLogged(t *testing.T) {
 // TestFootholdIsInTheTable: a foothold that leaves as it is added is not
 // named as the foothold once it has gone.
 func TestFootholdIsInTheTable(t *testing.T) {
+	t.Parallel()
 	is := is.New(t)
 	tbl := newTable(t, 10) // on disk: an add is answered once written, and the goodbye comes meanwhile
 	n := nodeAt("192.0.2.1", 1)

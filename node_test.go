@@ -137,6 +137,7 @@ func TestNodeSaysWhyItIsAlone(t *testing.T) {
 // before an honest seed: within 5 rounds every new node knows at least half
 // of -k honest peers, and the honest seed lists it.
 func TestNoSingleSeedDecides(t *testing.T) {
+	t.Parallel()
 	for _, bad := range []string{"lying", "silent"} {
 		t.Run(bad, func(t *testing.T) {
 			is := is.New(t)

@@ -34,6 +34,7 @@ func failingDials(c *peerClient, fails func(addr string) bool, errno syscall.Err
 // alone has no route is its own fault, and leaves after -f rounds, as
 // does the only peer of a table of one (a dead host on our link).
 func TestOurFailuresRemoveNobody(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		errno    syscall.Errno

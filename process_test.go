@@ -62,6 +62,7 @@ func TestProcessNetwork(t *testing.T) {
 }
 
 func TestProcessLock(t *testing.T) {
+	t.Parallel()
 	is := is.New(t)
 	dir := t.TempDir()
 	first := startProc(t, dir, "-role=seed", "-p", "0", "-d", "data")

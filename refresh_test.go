@@ -269,6 +269,7 @@ func TestWaitIsJitteredAndBacksOffWhileAlone(t *testing.T) {
 }
 
 func TestAloneNodeRetriesSooner(t *testing.T) {
+	t.Parallel()
 	is := is.New(t)
 	p := startPeer(t, "127.0.0.1", config{})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -17,6 +17,7 @@ import (
 // TestRoomByDiversity fills a seed's table (-m 100) from one /16, then
 // lets other groups in: first come is not first kept.
 func TestRoomByDiversity(t *testing.T) {
+	t.Parallel()
 	is := is.New(t)
 	tbl := newTable(t, 100)
 	tbl.hostMax = 8
@@ -106,6 +107,7 @@ func TestRoomByDiversity(t *testing.T) {
 // short; and where it cannot come in after all (its address has -hm
 // entries by then), the incumbent stays: a refusal changes nothing.
 func TestReplaceIsOneChange(t *testing.T) {
+	t.Parallel()
 	is := is.New(t)
 	tbl := newTable(t, 3, nodeAt("198.51.0.1", 1), nodeAt("198.51.0.2", 1), nodeAt("203.0.0.1", 1))
 	tbl.hostMax = 1

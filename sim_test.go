@@ -781,6 +781,7 @@ func TestSimulation(t *testing.T) {
 // TestSimulationIsReproducible runs a small network twice from one random
 // seed: every figure must come out the same.
 func TestSimulationIsReproducible(t *testing.T) {
+	t.Parallel()
 	is := is.New(t)
 	run := func() []int {
 		s := newSim(t, 42)

@@ -134,6 +134,7 @@ func TestOtherHostsNeverGetLoopbackEntries(t *testing.T) {
 }
 
 func TestPerHostCap(t *testing.T) {
+	t.Parallel()
 	is := is.New(t)
 	tbl := newTable(t, 1000)
 	tbl.hostMax = 8
