@@ -89,6 +89,7 @@ func startBrowser(t testing.TB) *browser {
 		"--disable-sync", "--host-resolver-rules=MAP rebind.example 127.0.0.1", // a name of its own for a page
 		"--user-data-dir="+t.TempDir(), "--remote-debugging-pipe", "about:blank")
 	cmd.ExtraFiles = []*os.File{toChrome, fromChrome}
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir()) // its singleton socket's directory: the kill leaves it
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a group: cleanup stops its helpers
