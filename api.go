@@ -98,7 +98,10 @@ func handleAnnounce(a api) http.Handler {
 			}
 		}
 		add := func() ([]Node, error) { return a.table.AddAnnounced(a.maxInbound, n) }
-		if crowded != nil { // the incumbent failed its check, and n passed
+		switch {
+		case known:
+			add = func() ([]Node, error) { return nil, a.table.Keep(n) }
+		case crowded != nil: // the incumbent failed its check, and n passed
 			add = func() ([]Node, error) { return a.table.Replace(crowded.incumbent, n) }
 		}
 		if writeAdd(w, n, add, a.log) {
@@ -125,13 +128,14 @@ func handleAnnounce(a api) http.Handler {
 //     another origin gets 403 before any handler runs (sameOrigin,
 //     webpages.go).
 //
-// A full table whose largest group is n's does not refuse yet: crowded
+// A full seed whose largest group is n's does not refuse yet: crowded
 // names the incumbent that must fail a check first, and the 409 comes if it
 // answers, or if it times out once timeouts have removed their share of the
-// round (testBeforeEvict, room.go). A known node (known) has no room to make, whatever
-// happens to it meanwhile. The add refuses with 409 again, under the
-// table's lock, if other announces took the room meanwhile (writeAdd);
-// then nothing has changed.
+// round (testBeforeEvict, room.go). A known node (known) has no room to
+// make, and its announce adds nothing: 409 if it left meanwhile
+// (Table.Keep), since it comes back only by a checked announce. The add
+// refuses with 409 again, under the table's lock, if other announces took
+// the room meanwhile (writeAdd); then nothing has changed.
 func (a api) admit(src netip.Addr, operator bool, n Node, known bool) (crowded *crowdedError, status int,
 	err error) {
 	if !known {
@@ -271,7 +275,7 @@ func writeAdd(w http.ResponseWriter, n Node, add func() ([]Node, error), log *sl
 	case err == nil:
 		return true
 	case errors.Is(err, errFull), errors.Is(err, errEnough), errors.Is(err, errHostFull),
-		errors.As(err, new(*crowdedError)):
+		errors.Is(err, errLeft), errors.As(err, new(*crowdedError)):
 		writeError(w, http.StatusConflict, err.Error())
 	default:
 		log.Error("add", "node", n, "err", err)

@@ -205,3 +205,69 @@ func TestFailedNewcomerSpendsNoTimeout(t *testing.T) {
 	is.Equal(tbl.lateLeft, 1) // and spent nothing
 	is.Equal(tbl.Len(), 100)
 }
+
+// TestIncumbentThatLeftMeanwhileMakesRoom: in a full seed, a newcomer of
+// the largest group waits on its incumbent's check; the incumbent leaves
+// meanwhile (the sweep removed it). The newcomer, which passed its own
+// check, comes in by the rules of any add, into the room the incumbent
+// left: its 200 says it is listed, and it is.
+func TestIncumbentThatLeftMeanwhileMakesRoom(t *testing.T) {
+	is := is.New(t)
+	tbl := newTable(t, 3, nodeAt("198.51.0.1", 1), nodeAt("198.51.0.2", 1), nodeAt("198.51.0.3", 1))
+	newcomer := nodeAt("198.51.0.9", 1)
+	v := newQuota(func(_ context.Context, n Node) error {
+		if n != newcomer { // the incumbent: gone by the time its check ends
+			tbl.Remove(n)
+			return &peerError{reason: "refused"}
+		}
+		return nil
+	}, 10*time.Second)
+	mux := http.NewServeMux()
+	addRoutes(mux, api{table: tbl, checks: v, local: onHost, holdOff: time.Minute, log: quiet})
+	w := ask(mux, "POST", "/", "198.51.0.9:4000", nodeBody(newcomer))
+	is.Equal(w.Code, 200)
+	is.True(tbl.Has(newcomer)) // listed, as its 200 says
+	is.Equal(tbl.Len(), 3)
+}
+
+// TestKnownAnnounceAddsNobodyUnchecked: a node's announce while it is an
+// entry adds nothing; if the entry leaves while the announce is handled,
+// the announce does not bring it back unchecked. Here every check fails,
+// and the operator removes the node and adds it back in a loop: the node
+// is only ever in the table by the operator's add, never by its announce.
+func TestKnownAnnounceAddsNobodyUnchecked(t *testing.T) {
+	skipIfShort(t, "20,000 announces against a remove loop")
+	t.Parallel()
+	is := is.New(t)
+	tbl := memTable(self, 100, 4)
+	mux := http.NewServeMux()
+	addRoutes(mux, api{table: tbl, checks: newQuota(unreachable, 10*time.Second), local: onHost,
+		maxInbound: 20, holdOff: time.Minute, log: quiet}) // a node's: what an announce adds is marked so
+	n := nodeAt("198.51.0.9", 5000)
+	stop, churned := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(churned)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			tbl.Remove(n)
+			tbl.Add(n)
+		}
+	}()
+	unchecked := 0
+	for range 20000 {
+		ask(mux, "POST", "/", "198.51.0.9:4000", nodeBody(n))
+		tbl.mu.Lock()
+		if p := tbl.byNode[n]; p != nil && p.came == announced {
+			unchecked++
+			tbl.drop(p)
+		}
+		tbl.mu.Unlock()
+	}
+	close(stop)
+	<-churned
+	is.Equal(unchecked, 0) // the announce never put it back: every check fails
+}

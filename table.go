@@ -29,14 +29,15 @@ import (
 var (
 	errSelf = errors.New("that is this process's own address; it never lists itself")
 	errFull = errors.New("the table is full (see -m)")
+	errLeft = errors.New("it left the table while its announce was handled; announce again")
 )
 
 // source is how an entry came in.
 type source uint8
 
 const (
-	found     source = iota // this process picked it, or loaded it from the file
-	announced               // it announced itself: a node counts it against its cap (hubs.go)
+	found     source = iota // a node picked it, or loaded it; any entry of a seed's; the operator's adds
+	announced               // it announced itself to a node, which counts it against its cap (hubs.go)
 	foothold                // a full peer taken while alone, let go at -k (hubs.go)
 	seed                    // a node's seed: known, never an entry
 )
@@ -312,8 +313,15 @@ func (t *Table) AddFoothold(n Node) ([]Node, error) { return t.add(0, foothold, 
 func (t *Table) add(maxInbound int, came source, nodes ...Node) ([]Node, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var skipped error
-	var added []Node
+	added, skipped := t.insertNew(maxInbound, came, nodes)
+	// Wait even if nothing changed: a node found here may still be on its way to disk.
+	return added, cmp.Or(t.save(t.changes), skipped)
+}
+
+// insertNew puts in memory those of nodes that are new and that the rules
+// let in (roomFor), as came says, and returns them, and why it skipped
+// one if it did. t.mu is held.
+func (t *Table) insertNew(maxInbound int, came source, nodes []Node) (added []Node, skipped error) {
 	for _, n := range nodes {
 		switch {
 		case n == t.self:
@@ -333,27 +341,43 @@ func (t *Table) add(maxInbound int, came source, nodes ...Node) ([]Node, error) 
 			t.changes++
 		}
 	}
-	// Wait even if nothing changed: a node found here may still be on its way to disk.
-	return added, cmp.Or(t.save(t.changes), skipped)
+	return added, skipped
 }
 
-// Replace adds n in the place of old, an incumbent that failed its check
-// (room.go), in one change: if n cannot come in (it is known, or its
-// address has -hm entries), old stays, for the sweep to remove.
+// Replace adds n in the place of old, a seed's incumbent that failed its
+// check (room.go), in one change: if n cannot come in (its address has -hm
+// entries), old stays, for the sweep to remove. If old left meanwhile, or
+// n is known by now, n comes in as by any add, by the rules of room.
 func (t *Table) Replace(old, n Node) ([]Node, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.hostFull(n) {
 		return nil, errHostFull
 	}
-	var added []Node
-	if p := t.byNode[old]; p != nil && t.byNode[n] == nil && n != t.self {
-		t.drop(p)
-		t.insert(n, found)
-		added = []Node{n}
-		t.changes++
+	p := t.byNode[old]
+	if p == nil || t.byNode[n] != nil || n == t.self {
+		added, skipped := t.insertNew(0, found, []Node{n})
+		return added, cmp.Or(t.save(t.changes), skipped)
 	}
-	return added, t.save(t.changes)
+	t.drop(p)
+	t.insert(n, found)
+	t.changes++
+	return []Node{n}, t.save(t.changes)
+}
+
+// Keep waits until n, an entry when its announce came, is on disk, and
+// returns errLeft if it left meanwhile: a known node's announce adds
+// nothing, and so brings back no entry unchecked.
+func (t *Table) Keep(n Node) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.save(t.changes); err != nil {
+		return err
+	}
+	if t.byNode[n] == nil {
+		return errLeft
+	}
+	return nil
 }
 
 // Foothold is the foothold, if there is one.
