@@ -1,9 +1,11 @@
 package main
 
-// The data file on disk: read at start, replaced atomically, in a directory
-// that is locked (lock_unix.go, lock_windows.go) and made again if someone
-// removes it; and the JSON of a list of nodes, the file's and the API's
-// alike, read token by token so that a hostile list costs little.
+// The data file on disk: replaced atomically, in a directory that is
+// locked (lock_unix.go, lock_windows.go) and checked at start; and the
+// bytes of a list of nodes, the file's and GET /nodes/'s alike. Table.load
+// reads the file at start, and Table.save writes it (table.go); parseNodes
+// reads a list token by token, so that a hostile one costs little
+// (hostilelists.go).
 
 import (
 	"encoding/json"

@@ -43,14 +43,15 @@ type roomState struct {
 	byGroup          map[netip.Prefix][]*peer
 }
 
-// room decides whether n, new, may come in. A full table (-m, or a node's
-// inbound cap) does not simply refuse, or it would belong to whoever filled
-// it first: a newcomer from a group smaller than the largest takes the
-// place of a random entry of a largest group (victim); one from a largest
-// group gets a *crowdedError. At a node, only peers taken by announce are
-// weighed, and only a group with givesWayAt of them gives way; a node full
-// to -m refuses announces. Loopback and link-local entries are groups of
-// their own, and are never weighed.
+// room decides whether n, new, may come in. A full seed (-m), or a node at
+// its cap of peers taken by announce, does not simply refuse, or it would
+// belong to whoever filled it first: a newcomer from a group smaller than
+// the largest takes the place of a random entry of a largest group
+// (victim); at a seed, one from a largest group gets a *crowdedError. At a
+// node, only peers taken by announce are weighed, and only a group with
+// givesWayAt of them gives way; a node full to -m refuses announces
+// outright. Loopback and link-local entries are groups of their own, and
+// are never weighed.
 func room(s roomState, n Node, rng *rand.Rand) (victim *peer, err error) {
 	refusal := errFull
 	switch {
