@@ -1,11 +1,11 @@
 package main
 
 // The data file on disk: replaced atomically, in a directory that is
-// locked (lock_unix.go, lock_windows.go) and checked at start; and the
-// bytes of a list of nodes, the file's and GET /nodes/'s alike. Table.load
-// reads the file at start, and Table.save writes it (table.go); parseNodes
-// reads a list token by token, so that a hostile one costs little
-// (hostilelists.go).
+// locked and synced as each system allows (lock_unix.go, lock_windows.go)
+// and checked at start; and the bytes of a list of nodes, the file's and
+// GET /nodes/'s alike. Table.load reads the file at start, and Table.save
+// writes it (table.go); parseNodes reads a list token by token, so that a
+// hostile one costs little (hostilelists.go).
 
 import (
 	"encoding/json"
@@ -47,12 +47,7 @@ func writeFile(path string, data []byte) (err error) {
 	if err = os.Rename(tmp.Name(), path); err != nil {
 		return err
 	}
-	dir, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return dir.Sync()
+	return syncDir(filepath.Dir(path))
 }
 
 // encodeNodes gives the bytes of the nodes file, which are also the body of GET /nodes/.

@@ -27,3 +27,14 @@ func lockDir(dir, file string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// syncDir makes a rename in dir durable: a crash after it returns cannot
+// undo the rename.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
