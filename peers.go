@@ -215,6 +215,10 @@ func failure(err error) *peerError {
 		return &peerError{reason: "timed out", timedOut: true}
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return &peerError{reason: "refused"}
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		// No answer, as from a process past its connection bounds
+		// (boundedListener), or restarting: not one that no node gives.
+		return &peerError{reason: "closed the connection"}
 	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
 		return &peerError{reason: "this host is out of file descriptors", ours: true}
 	case errors.Is(err, syscall.EADDRNOTAVAIL):

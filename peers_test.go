@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -136,4 +137,45 @@ func TestRedirectIsNotAnAnswer(t *testing.T) {
 	_, err := c.announce(context.Background(), nodeOf(t, redirector.URL))
 	is.True(err != nil)                               // nor for POST
 	is.Equal(announces.Load()+other.Load(), int32(0)) // the redirects were not followed
+}
+
+// TestAClosedConnectionIsNoAnswer: a peer that closes or resets the
+// connection before it answers, as a process past its connection bounds
+// does (boundedListener) or one that restarts, failed a check as a dead
+// one does: it gave no answer, and so none that no node gives. Shunned as
+// not a node, it would fail its next check without a call, and at -f 2 be
+// dropped for one closed connection.
+func TestAClosedConnectionIsNoAnswer(t *testing.T) {
+	for _, reset := range []bool{false, true} {
+		t.Run(map[bool]string{false: "closed", true: "reset"}[reset], func(t *testing.T) {
+			is := is.New(t)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			is.NoErr(err)
+			defer ln.Close()
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					if reset {
+						c.(*net.TCPConn).SetLinger(0) // close with a RST
+					}
+					c.Read(make([]byte, 4096)) // the request, then nothing
+					c.Close()
+				}
+			}()
+			peer := nodeOf(t, "http://"+ln.Addr().String())
+			c := newPeerClient(2*time.Second, self)
+			err = c.ping(context.Background(), peer)
+			is.True(err != nil)
+			is.True(!notANode(err)) // not an answer at all
+			_, err = c.announce(context.Background(), peer)
+			is.True(err != nil)
+			is.True(!notANode(err))
+			_, err = c.list(context.Background(), peer, 0)
+			is.True(err != nil)
+			is.True(!notANode(err))
+		})
+	}
 }
