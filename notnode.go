@@ -2,9 +2,10 @@ package main
 
 // What is not a node: what stops a lying seed from aiming us at a third
 // party, such as a web server. Only an answer to GET / or POST / that is a
-// JSON object is a node's (the blog's nodes answer {}), and to GET /nodes/
-// a JSON array; an address that answered otherwise (HTML, not HTTP, a
-// redirect) is taken from no list for -f rounds, whether tried as a
+// JSON object is a node's (the blog's nodes answer {}), with a status a
+// node gives (refusal), and to GET /nodes/ a JSON array; an address that
+// answered otherwise (HTML, not HTTP, a redirect, a JSON API's 404) is
+// taken from no list for -f rounds, whether tried as a
 // candidate or checked as a peer, and a peer that does so is dropped like
 // a dead one, without more calls (Table.Shun). A web server a seed lists
 // is called once every -f+1 rounds, and never once no list names it

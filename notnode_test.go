@@ -12,32 +12,45 @@ import (
 )
 
 // TestNodeShunsWhatIsNotANode: a seed's list names a web server (200 with
-// HTML to everything). A node tries it once, then takes it from no list
-// for -f rounds; once no list names it, nobody calls it.
+// HTML to everything), or a JSON API (a 4xx with a JSON object, but none a
+// node refuses an announce with). A node tries it once, then takes it from
+// no list for -f rounds; once no list names it, nobody calls it.
 func TestNodeShunsWhatIsNotANode(t *testing.T) {
-	is := is.New(t)
-	var calls atomic.Int32
-	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		io.WriteString(w, "<html>hello</html>")
-	}))
-	t.Cleanup(web.Close)
-	victim := nodeOf(t, web.URL)
-	list := []Node{victim}
-	seed := listServer(t, "127.0.0.1", &list)
-	p := startPeer(t, "127.0.0.1", config{enough: 1, max: 10, fails: 2})
-	p.table.SetSeeds([]Node{seed})
-	var perRound []int32
-	for round := range 6 {
-		if round == 4 {
-			list = nil // the list that named it is gone
-		}
-		before := calls.Load()
-		p.nodeRound(context.Background())
-		perRound = append(perRound, calls.Load()-before)
+	for _, tc := range []struct {
+		name, body string
+		status     int
+	}{
+		{"a web page", "<html>hello</html>", http.StatusOK},
+		{"a JSON API's 404", `{"message": "Not Found"}`, http.StatusNotFound},
+		{"a JSON API's 401", `{"error": "log in"}`, http.StatusUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			is := is.New(t)
+			var calls atomic.Int32
+			web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				calls.Add(1)
+				w.WriteHeader(tc.status)
+				io.WriteString(w, tc.body)
+			}))
+			t.Cleanup(web.Close)
+			victim := nodeOf(t, web.URL)
+			list := []Node{victim}
+			seed := listServer(t, "127.0.0.1", &list)
+			p := startPeer(t, "127.0.0.1", config{enough: 1, max: 10, fails: 2})
+			p.table.SetSeeds([]Node{seed})
+			var perRound []int32
+			for round := range 6 {
+				if round == 4 {
+					list = nil // the list that named it is gone
+				}
+				before := calls.Load()
+				p.nodeRound(context.Background())
+				perRound = append(perRound, calls.Load()-before)
+			}
+			is.Equal(p.table.Len(), 0)                    // never a peer
+			is.Equal(perRound, []int32{1, 0, 0, 1, 0, 0}) // tried, shunned for -f rounds, tried again; then no list names it
+		})
 	}
-	is.Equal(p.table.Len(), 0)                    // never a peer
-	is.Equal(perRound, []int32{1, 0, 0, 1, 0, 0}) // tried, shunned for -f rounds, tried again; then no list names it
 }
 
 // TestShunOutlivesTheEntry: an entry that answered not as a node is shunned

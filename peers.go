@@ -284,16 +284,17 @@ func (c *peerClient) ping(ctx context.Context, n Node) error {
 
 // announce sends this node to n with POST /. Its error is nil when n
 // answered as a node does, with a JSON object: then n is alive, whether it
-// took us (2xx: it now lists us) or refused us (4xx: refused holds the
-// status, a fact about us, not about n). So one call checks a peer and
-// introduces us to it.
+// took us (2xx: it now lists us) or refused us (403, 409, 422 or 429, as
+// handleAnnounce does: refused holds the status, a fact about us, not
+// about n). Any other 4xx is no node's answer, but a JSON API's, say. So
+// one call checks a peer and introduces us to it.
 func (c *peerClient) announce(ctx context.Context, n Node) (refused int, err error) {
 	self, _ := json.Marshal(c.self)
 	status, data, err := c.call(ctx, http.MethodPost, n, "/", self)
 	switch {
 	case err != nil:
 		return 0, err
-	case status/100 != 2 && status/100 != 4:
+	case status/100 != 2 && !refusal(status):
 		reason := fmt.Sprintf("answered %d", status)
 		return 0, &peerError{reason: reason, notNode: status/100 != 5}
 	case !isObject(data):
@@ -302,6 +303,15 @@ func (c *peerClient) announce(ctx context.Context, n Node) (refused int, err err
 		return status, nil
 	}
 	return 0, nil
+}
+
+// refusal reports whether status is one a node refuses an announce with.
+func refusal(status int) bool {
+	switch status {
+	case http.StatusForbidden, http.StatusConflict, http.StatusUnprocessableEntity, http.StatusTooManyRequests:
+		return true
+	}
+	return false
 }
 
 // remove asks n to drop this node: DELETE /nodes/ of itself, when it leaves.
