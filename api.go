@@ -219,15 +219,21 @@ func handleAdd(a api, list http.Handler) http.Handler {
 
 // handleRemove is DELETE /nodes/: it removes a node, at once for the
 // operator (this host); for anyone else, the node's own address included,
-// once it no longer answers (silence.go). The answer is the list.
+// once it no longer answers (silence.go), and only if it was an entry
+// when asked: a node that comes in meanwhile was checked, and stays. The
+// answer is the list.
 func handleRemove(a api, list http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, ok := readNode(w, r, a.table.self)
 		if !ok {
 			return
 		}
-		if src := remoteIP(r); !a.operator(r) && a.table.Has(n) {
-			err := gone(r.Context(), a, src, n)
+		if !a.operator(r) {
+			if !a.table.Has(n) {
+				list.ServeHTTP(w, r) // nothing to remove
+				return
+			}
+			err := gone(r.Context(), a, remoteIP(r), n)
 			if checkFailed(w, r, err, http.StatusForbidden, fmt.Sprint(err)) {
 				return
 			}

@@ -43,3 +43,37 @@ func TestDeleteObeysTheTimeoutCap(t *testing.T) {
 	is.Equal(codes[503], 9) // the others refused, for now
 	is.Equal(seed.table.Len(), 9)
 }
+
+// TestDeleteOfAnAbsentNodeRemovesNobody: a DELETE from another host of a
+// node that is no entry needs no check, and removes nothing; not the node
+// either when its own announce adds it meanwhile. Here every check
+// answers, so no DELETE from another host may remove it: after each
+// announce answered 200 the node is listed, whatever DELETEs ran beside.
+func TestDeleteOfAnAbsentNodeRemovesNobody(t *testing.T) {
+	skipIfShort(t, "20,000 announces, each beside DELETEs")
+	t.Parallel()
+	is := is.New(t)
+	tbl := memTable(self, 100, 4)
+	h := remoteHandler(tbl, alive)
+	n := nodeAt("198.51.0.9", 5000)
+	unlisted := 0
+	for range 20000 {
+		tbl.Remove(n) // the operator's: absent again
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ask(h, "DELETE", "/nodes/", "203.0.113.66:4000", nodeBody(n))
+			}()
+		}
+		if ask(h, "POST", "/", "198.51.0.9:4000", nodeBody(n)).Code == 200 {
+			wg.Wait()
+			if !tbl.Has(n) {
+				unlisted++
+			}
+		}
+		wg.Wait()
+	}
+	is.Equal(unlisted, 0) // no DELETE removed it unchecked
+}
