@@ -166,12 +166,15 @@ const (
 	// maxHeader bounds the headers of a request, as maxBody its body; Go
 	// reads 4 KiB more (serve.go).
 	maxHeader = 1 << 10
-	// maxConns, maxConnsPerIP and maxConnsPerSubnet bound the connections
-	// a process keeps open: in all, from one address but loopback's, and
-	// from one subnet (an IPv4 /24, an IPv6 /64), so that filling them
-	// takes 16 subnets, not 64 addresses of one. Past any, a new one is
-	// closed as it is accepted (quota.go, TestOneHostCannotHoldEveryConnection).
-	maxConns, maxConnsPerIP, maxConnsPerSubnet = 1024, 16, 64
+	// maxConns, maxConnsPerIP, maxConnsPerSubnet and maxConnsPerGroup
+	// bound the connections a process keeps open: in all, and but for
+	// loopback's, from one address, from one subnet (an IPv4 /24, an IPv6
+	// /64) and from one group (an IPv4 /16, an IPv6 /32), so that filling
+	// them takes 4 groups, not 64 addresses of one subnet, nor 16 subnets
+	// of one /16 or /48. Past any, a new one is closed as it is accepted
+	// (quota.go, TestOneHostCannotHoldEveryConnection,
+	// TestOneGroupCannotHoldEveryConnection).
+	maxConns, maxConnsPerIP, maxConnsPerSubnet, maxConnsPerGroup = 1024, 16, 64, 256
 	// writeSlack is the time an answer may take beyond -t: POST / waits
 	// for a connect-back check.
 	writeSlack = 10 * time.Second

@@ -6,9 +6,11 @@ package main
 // /32: groupOf), so that a caller with many addresses weighs as one host:
 //   - connections: at most maxConnsPerIP open from one address but
 //     loopback's (the operator's tools and the nodes of a network on one
-//     machine share it), maxConnsPerSubnet from one subnet, maxConns in
-//     all; one past any is closed as it is accepted. One host that opens 2,000 connections to a seed with
-//     256 descriptors takes 16 of them (TestOneHostCannotHoldEveryConnection);
+//     machine share it), maxConnsPerSubnet from one subnet,
+//     maxConnsPerGroup from one group, maxConns in all; one past any is
+//     closed as it is accepted. One host that opens 2,000 connections to a
+//     seed with 256 descriptors takes 16 of them
+//     (TestOneHostCannotHoldEveryConnection);
 //   - connect-back checks: at most perSubnet running or waiting for callers
 //     of one subnet, perGroup for one group (429 past either), and
 //     maxVerifying in all, for which a check waits -t/slotWaitShare at most
@@ -86,14 +88,15 @@ func newQuota(check func(context.Context, Node) error, cooldown time.Duration) *
 }
 
 // takeConn counts a new connection from ip, if the bounds allow it: its
-// address's, its subnet's (so that one IPv6 /64, or one IPv4 /24, weighs
-// as a few hosts, not as millions of addresses) and the total.
+// address's, its subnet's and its group's (so that one IPv6 /48, or one
+// IPv4 /16, weighs as a few hosts, not as millions of addresses) and the
+// total.
 func (q *quota) takeConn(ip netip.Addr) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	addr, subnet := netip.PrefixFrom(ip, ip.BitLen()), subnetOf(ip)
-	if q.open >= maxConns ||
-		!ip.IsLoopback() && (q.conns[addr] >= maxConnsPerIP || q.conns[subnet] >= maxConnsPerSubnet) {
+	addr, subnet, group := netip.PrefixFrom(ip, ip.BitLen()), subnetOf(ip), callerGroup(ip)
+	if q.open >= maxConns || !ip.IsLoopback() && (q.conns[addr] >= maxConnsPerIP ||
+		q.conns[subnet] >= maxConnsPerSubnet || q.conns[group] >= maxConnsPerGroup) {
 		return false
 	}
 	q.open++
@@ -120,14 +123,15 @@ func (q *quota) closeConn(ip netip.Addr) {
 	}
 }
 
-// connShares is what a connection from ip counts against: its address and
-// its subnet, once where they are one prefix (a link-local address).
+// connShares is what a connection from ip counts against: its address,
+// its subnet and its group, once where they are one prefix (a link-local
+// address).
 func connShares(ip netip.Addr) []netip.Prefix {
-	addr, subnet := netip.PrefixFrom(ip, ip.BitLen()), subnetOf(ip)
+	addr, subnet, group := netip.PrefixFrom(ip, ip.BitLen()), subnetOf(ip), callerGroup(ip)
 	if addr == subnet {
 		return []netip.Prefix{addr}
 	}
-	return []netip.Prefix{addr, subnet}
+	return []netip.Prefix{addr, subnet, group}
 }
 
 // enter counts a check asked by a caller at src, or refuses it with

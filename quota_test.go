@@ -98,6 +98,35 @@ func TestOneSubnetCannotHoldEveryConnection(t *testing.T) {
 	is.True(q.takeConn(netip.MustParseAddr("198.51.100.250"))) // a closed one makes room
 }
 
+// TestOneGroupCannotHoldEveryConnection: an attacker that owns an IPv6 /48
+// (one /32 group) or an IPv4 /16, each address in a subnet of its own, so
+// that no address or subnet is over its share, holds its group's share of
+// the connections, not every one: others still connect.
+func TestOneGroupCannotHoldEveryConnection(t *testing.T) {
+	for _, tc := range []struct{ family, attacker, honest string }{
+		{"IPv6", "2001:db8:7:%x::%x", "2001:db9::1"},
+		{"IPv4", "198.51.%d.%d", "203.0.113.1"},
+	} {
+		t.Run(tc.family, func(t *testing.T) {
+			is := is.New(t)
+			q := newQuota(nil, time.Second)
+			taken := 0
+			for i := range 256 { // 256 subnets, as many connections as each allows
+				for j := range maxConnsPerSubnet / maxConnsPerIP {
+					for range maxConnsPerIP {
+						if q.takeConn(netip.MustParseAddr(fmt.Sprintf(tc.attacker, i, j+1))) {
+							taken++
+						}
+					}
+				}
+			}
+			is.Equal(taken, maxConnsPerGroup)                   // its group's share
+			is.True(q.takeConn(netip.MustParseAddr(tc.honest))) // another group still connects
+			is.True(taken <= maxConns/4)                        // four such groups leave room for others
+		})
+	}
+}
+
 // TestSampleTurns: a group's sample requests are served one at a time, a
 // caller that gives up leaves the queue, and other groups do not wait.
 func TestSampleTurns(t *testing.T) {
