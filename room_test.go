@@ -159,25 +159,11 @@ func TestKnownAnnounceEvictsNobody(t *testing.T) {
 	incumbents := []Node{nodeAt("198.51.0.1", 5000), nodeAt("198.51.0.2", 5000), nodeAt("198.51.0.3", 5000)}
 	_, err := tbl.Add(append(incumbents, n)...) // full, one group
 	is.NoErr(err)
-	stop := make(chan struct{})
-	churned := make(chan struct{})
-	go func() {
-		defer close(churned)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			tbl.Remove(n)
-			tbl.Add(n)
-		}
-	}()
+	stop := churn(tbl, n)
 	for range 20000 {
 		ask(h, "POST", "/", "198.51.0.9:4000", nodeBody(n))
 	}
-	close(stop)
-	<-churned
+	stop()
 	for _, m := range incumbents {
 		is.True(tbl.Has(m)) // never evicted untested
 	}
@@ -244,19 +230,7 @@ func TestKnownAnnounceAddsNobodyUnchecked(t *testing.T) {
 	addRoutes(mux, api{table: tbl, checks: newQuota(unreachable, 10*time.Second), local: onHost,
 		maxInbound: 20, holdOff: time.Minute, log: quiet}) // a node's: what an announce adds is marked so
 	n := nodeAt("198.51.0.9", 5000)
-	stop, churned := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(churned)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			tbl.Remove(n)
-			tbl.Add(n)
-		}
-	}()
+	stop := churn(tbl, n)
 	unchecked := 0
 	for range 20000 {
 		ask(mux, "POST", "/", "198.51.0.9:4000", nodeBody(n))
@@ -267,7 +241,25 @@ func TestKnownAnnounceAddsNobodyUnchecked(t *testing.T) {
 		}
 		tbl.mu.Unlock()
 	}
-	close(stop)
-	<-churned
+	stop()
 	is.Equal(unchecked, 0) // the announce never put it back: every check fails
+}
+
+// churn removes n and adds it back, as the operator may, again and again
+// until stop is called.
+func churn(tbl *Table, n Node) (stop func()) {
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			tbl.Remove(n)
+			tbl.Add(n)
+		}
+	}()
+	return func() { close(done); <-stopped }
 }
