@@ -149,9 +149,10 @@ func (r *refresher) tryNewCandidate(ctx context.Context) []Node {
 
 // walk looks for need new peers through nodes two hops away: a few peers
 // that answered this round each name one of their own peers at random (a
-// hop), and candidates come from samples of the hops' lists (walk.go).
+// hop: not this node, one of its peers, nor one shunned, notnode.go), and
+// candidates come from samples of the hops' lists (walk.go).
 func (r *refresher) walk(ctx context.Context, need int) []Node {
-	skip := func(n Node) bool { return n == r.client.self || r.table.Has(n) }
+	skip := func(n Node) bool { return n == r.client.self || r.table.Has(n) || r.table.Shunned(n) }
 	gone := func(n Node) bool { return !r.table.Has(n) }
 	peers := slices.DeleteFunc(walkFrom(r.answered, r.rng), gone)
 	hops := twoHops(r.samples(ctx, peers, walkSample), skip, r.rng)

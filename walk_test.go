@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -63,4 +66,30 @@ func TestRoundCostsOneTimeout(t *testing.T) {
 		asked += s.Load()
 	}
 	is.True(asked >= 1 && asked <= walkPeers) // the walk asks a few peers that answered, not every one
+}
+
+// TestWalkSkipsWhatIsNotANode: a peer whose list names a web server every
+// round, as a hop for the walk, makes a node short of -k call it once
+// every -f+1 rounds, as a seed's list would (notnode.go), not every round.
+func TestWalkSkipsWhatIsNotANode(t *testing.T) {
+	is := is.New(t)
+	var calls atomic.Int32
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		io.WriteString(w, "<html>hello</html>")
+	}))
+	t.Cleanup(web.Close)
+	peer := startPeer(t, "127.0.0.1", config{enough: 10, max: 10})
+	_, err := peer.table.Add(nodeOf(t, web.URL))
+	is.NoErr(err)
+	p := startPeer(t, "127.0.0.1", config{enough: 10, max: 10, fails: 2})
+	_, err = p.table.Add(peer.self())
+	is.NoErr(err)
+	var perRound []int32
+	for range 6 {
+		before := calls.Load()
+		p.nodeRound(context.Background())
+		perRound = append(perRound, calls.Load()-before)
+	}
+	is.Equal(perRound, []int32{1, 0, 0, 1, 0, 0}) // asked, shunned for -f rounds, asked again
 }
