@@ -265,3 +265,30 @@ func TestFootholdIsInTheTable(t *testing.T) {
 	}
 	is.Equal(strays, 0) // the foothold is always in the table
 }
+
+// TestFullCandidateMetAgainIsNotTaken: a node that knows a peer meets a
+// full candidate twice in one round, in the seed's sample and again on
+// its walk. Full (409) the first time, it is passed over the second, not
+// checked with GET / and taken as an ordinary peer: a node takes a full
+// one only as a foothold, when it knows none.
+func TestFullCandidateMetAgainIsNotTaken(t *testing.T) {
+	is := is.New(t)
+	cfg := config{enough: 2, max: 10}
+	full := startPeer(t, "127.0.0.1", config{enough: 2, max: 1})
+	_, err := full.table.Add(startPeer(t, "127.0.0.1", cfg).self()) // full to -m
+	is.NoErr(err)
+	hop, peer := startPeer(t, "127.0.0.1", cfg), startPeer(t, "127.0.0.1", cfg)
+	_, err = hop.table.Add(full.self()) // the walk: peer, then hop, whose list names full
+	is.NoErr(err)
+	_, err = peer.table.Add(hop.self())
+	is.NoErr(err)
+	seed := startPeer(t, "127.0.0.1", config{max: 10})
+	_, err = seed.table.Add(full.self())
+	is.NoErr(err)
+	p := startPeer(t, "127.0.0.1", cfg)
+	p.table.SetSeeds([]Node{seed.self()})
+	_, err = p.table.Add(peer.self())
+	is.NoErr(err)
+	p.nodeRound(context.Background())
+	is.True(!p.table.Has(full.self())) // full: not taken, as it knows a peer
+}

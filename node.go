@@ -255,14 +255,16 @@ type candidateQueues struct {
 }
 
 // candidates queues each list's entries that may be tried: not this
-// process, not known, not shunned (notnode.go), each once, with groups
-// taking turns as in a sample (groups.go).
+// process, not known, not shunned (notnode.go), not one that refused us
+// in this round (backoff.go: a full one would be taken as a peer if it
+// merely answered), each once, with groups taking turns as in a sample
+// (groups.go).
 func (r *refresher) candidates(lists [][]Node) candidateQueues {
 	seen := map[Node]bool{r.client.self: true}
 	q := candidateQueues{lists: make([][]Node, len(lists)), spread: newPickSpread(r.table.List())}
 	for i, l := range lists {
 		for _, n := range balanced(l, len(l), r.rng) {
-			if !seen[n] && !r.table.Has(n) && !r.table.Shunned(n) {
+			if !seen[n] && !r.table.Has(n) && !r.table.Shunned(n) && !r.table.BackingOff(n) {
 				seen[n] = true
 				q.lists[i] = append(q.lists[i], n)
 			}

@@ -580,10 +580,10 @@ func (t *Table) Seeds() []Node {
 	return seeds
 }
 
-// NextRound counts a round, before any of its calls. A
-// candidate's refusal holds for the round it came in only: met again in
-// that round (the walk, the swap), the candidate is checked with GET /,
-// and taken if it answers; in a later round it is announced to again.
+// NextRound counts a round, before any of its calls. A candidate's
+// refusal holds for the round it came in only: met again in that round
+// (the walk, the swap), the candidate is passed over; in a later round it
+// is announced to again.
 func (t *Table) NextRound() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
