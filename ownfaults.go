@@ -5,7 +5,7 @@ package main
 // seed out of descriptors (EMFILE) for -f rounds, under a flood of
 // connections say, forgot every live node and wrote []. Now a check that
 // failed because this host could not call out (out of descriptors, no
-// address to call from, or no route to most of the peers at once, and to
+// address or port to call from, or no route to most of the peers at once, and to
 // at least minNoRoute: one dead peer on our link is no sign) counts
 // against nobody: the round keeps the table, says once what is wrong and
 // what to do, and tries again the next round. A connect-back check that

@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -215,14 +216,17 @@ func failure(err error) *peerError {
 		return &peerError{reason: "timed out", timedOut: true}
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return &peerError{reason: "refused"}
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
+		strings.Contains(err.Error(), "server closed idle connection"): // net/http's name for one closed unanswered
 		// No answer, as from a process past its connection bounds
 		// (boundedListener), or restarting: not one that no node gives.
 		return &peerError{reason: "closed the connection"}
 	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
 		return &peerError{reason: "this host is out of file descriptors", ours: true}
-	case errors.Is(err, syscall.EADDRNOTAVAIL):
-		return &peerError{reason: "this host has no address to call from", ours: true}
+	case errors.Is(err, syscall.EADDRNOTAVAIL), errors.Is(err, syscall.EADDRINUSE):
+		// No local address, or no free port on the one calls go out
+		// from (newPeerClient binds it).
+		return &peerError{reason: "this host has no address or port to call from", ours: true}
 	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
 		return &peerError{reason: "unreachable", noRoute: true}
 	case errors.As(err, &opErr) && opErr.Op == "dial":

@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -178,4 +182,20 @@ func TestAClosedConnectionIsNoAnswer(t *testing.T) {
 			is.True(!notANode(err))
 		})
 	}
+}
+
+// TestFailureSaysWhose: the errors the HTTP client gives when a peer
+// closed the connection unanswered are no answer, not one that no node
+// gives; a bind that finds no free port is this host's fault, as a
+// missing address is; bytes that are not HTTP are not a node's.
+func TestFailureSaysWhose(t *testing.T) {
+	is := is.New(t)
+	get := func(err error) error { return &url.Error{Op: "Get", URL: "http://127.0.0.1:1/", Err: err} }
+	closed := get(errors.New("http: server closed idle connection")) // net/http's, when a peer closes at accept
+	is.True(!failure(closed).notNode)
+	is.True(!failure(closed).ours)
+	noPort := get(&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("bind", syscall.EADDRINUSE)})
+	is.True(failure(noPort).ours) // this host's: it bound the address its calls go out from
+	is.True(!failure(get(io.EOF)).notNode)
+	is.True(failure(get(errors.New(`malformed HTTP response "SSH-2.0"`))).notNode)
 }
