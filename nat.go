@@ -24,8 +24,8 @@ const observedHeader = "X-Peerdisc-Observed"
 
 // elsewhere returns the address of ours's family, other than ours, that
 // the most hosts among peers say our calls come from, if at least agreeing
-// hosts say so: one host alone may lie, and nodes that share a host vote
-// once.
+// hosts say so, and more than say ours: one host alone may lie, a few
+// cannot outvote the rest, and nodes that share a host vote once.
 func elsewhere(peers []*peer, ours netip.Addr) (netip.Addr, bool) {
 	said := map[netip.Addr]netip.Addr{} // a host's last word
 	for _, p := range peers {
@@ -36,15 +36,15 @@ func elsewhere(peers []*peer, ours netip.Addr) (netip.Addr, bool) {
 	votes := map[netip.Addr]int{}
 	var best netip.Addr
 	for _, addr := range said {
-		if addr == ours || addr.Is4() != ours.Is4() {
+		if addr.Is4() != ours.Is4() {
 			continue
 		}
 		votes[addr]++
-		if votes[addr] > votes[best] || votes[addr] == votes[best] && addr.Less(best) {
+		if addr != ours && (votes[addr] > votes[best] || votes[addr] == votes[best] && addr.Less(best)) {
 			best = addr
 		}
 	}
-	return best, votes[best] >= agreeing
+	return best, votes[best] >= agreeing && votes[best] > votes[ours]
 }
 
 // warnIfUnreachable says, once for each address, when hosts agree that our

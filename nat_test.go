@@ -9,6 +9,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -100,4 +101,30 @@ func TestNAT(t *testing.T) {
 	at := seenAt(t, 10*time.Second, func() bool { return slices.Contains(op.list(seed.addr), forwardedNode) })
 	atMost(t, "rounds until the seed lists the node behind a port forward", fwd.roundsBy(at), 2)
 	is.True(!strings.Contains(fwd.stderr.String(), "others see our calls come from"))
+}
+
+// TestNATWarningNeedsAMajority: hosts that say our calls come from another
+// address warn only when at least agreeing of them say it, and more than
+// say ours: two liars do not outvote ten honest peers.
+func TestNATWarningNeedsAMajority(t *testing.T) {
+	is := is.New(t)
+	ours, theirs := netip.MustParseAddr("203.0.113.5"), netip.MustParseAddr("192.0.2.66")
+	peers := func(honest, liars int) []*peer {
+		var ps []*peer
+		for i := range honest + liars {
+			p := &peer{Node: nodeAt(fmt.Sprintf("198.51.%d.1", i), 5000), saw: ours}
+			if i >= honest {
+				p.saw = theirs
+			}
+			ps = append(ps, p)
+		}
+		return ps
+	}
+	_, warn := elsewhere(peers(10, 2), ours)
+	is.True(!warn) // outvoted
+	seen, warn := elsewhere(peers(0, 2), ours)
+	is.True(warn) // as behind NAT: every host that says, says so
+	is.Equal(seen, theirs)
+	_, warn = elsewhere(peers(0, 1), ours)
+	is.True(!warn) // one host alone may lie
 }
