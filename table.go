@@ -54,6 +54,7 @@ type peer struct {
 	shunnedTo   int        // the round before which it is taken from no list: it answered not as a node
 	checkedUs   bool       // it checked us since our last round: a seed that lists us (checkedby.go)
 	saw         netip.Addr // the address it says our calls come from (nat.go)
+	added       uint64     // the change that made it an entry: on disk once saved reaches it
 }
 
 // Table is the address book of one process.
@@ -121,14 +122,15 @@ func memTable(self Node, max, hostMax int) *Table {
 }
 
 // insert adds n, which is not known, to memory as came says, with what it
-// knew of n as a candidate. t.mu is held.
+// knew of n as a candidate, and counts the change. t.mu is held.
 func (t *Table) insert(n Node, came source) *peer {
 	p := t.candidates[n]
 	if p == nil {
 		p = &peer{Node: n}
 	}
 	delete(t.candidates, n)
-	p.came = came
+	t.changes++
+	p.came, p.added = came, t.changes
 	t.entries = append(t.entries, p)
 	t.byNode[n] = p
 	g, _ := groupOf(n)
@@ -338,7 +340,6 @@ func (t *Table) insertNew(maxInbound int, came source, nodes []Node) (added []No
 			}
 			t.insert(n, came)
 			added = append(added, n)
-			t.changes++
 		}
 	}
 	return added, skipped
@@ -361,20 +362,24 @@ func (t *Table) Replace(old, n Node) ([]Node, error) {
 	}
 	t.drop(p)
 	t.insert(n, found)
-	t.changes++
 	return []Node{n}, t.save(t.changes)
 }
 
 // Keep waits until n, an entry when its announce came, is on disk, and
 // returns errLeft if it left meanwhile: a known node's announce adds
-// nothing, and so brings back no entry unchecked.
+// nothing, and so brings back no entry unchecked. It waits for no write
+// but the one that takes n to disk, if n is not there yet.
 func (t *Table) Keep(n Node) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if err := t.save(t.changes); err != nil {
+	p := t.byNode[n]
+	if p == nil {
+		return errLeft
+	}
+	if err := t.save(p.added); err != nil {
 		return err
 	}
-	if t.byNode[n] == nil {
+	if t.byNode[n] != p {
 		return errLeft
 	}
 	return nil
@@ -788,6 +793,7 @@ func (t *Table) load() error {
 	nodes := t.nodes()
 	body := encodeNodes(nodes)
 	t.publish(nodes, body)
+	t.saved = t.changes // what it loaded is on disk: the file, or the file rewritten below
 	if !bytes.Equal(body, data) {
 		return writeFile(t.path, body)
 	}

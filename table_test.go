@@ -286,3 +286,30 @@ func TestOnlyRefusalsAreRemembered(t *testing.T) {
 	is.True(!tbl.BackingOff(took))
 	is.True(tbl.BackingOff(refused))
 }
+
+// TestKeepWaitsForNoOtherWrite: a known node's announce waits for nothing
+// once the node is on disk: not for a write of other changes under way,
+// which may rest writeRest times the last write's cost first (slow disks:
+// every peer's check of a known node would time out behind it).
+func TestKeepWaitsForNoOtherWrite(t *testing.T) {
+	is := is.New(t)
+	n := nodeAt("198.51.100.1", 5000)
+	tbl := newTable(t, 10, n) // n on disk
+	tbl.mu.Lock()
+	tbl.changes++ // another change, waiting for a write under way
+	tbl.writing = true
+	tbl.mu.Unlock()
+	kept := make(chan error, 1)
+	go func() { kept <- tbl.Keep(n) }()
+	select {
+	case err := <-kept:
+		is.NoErr(err)
+	case <-time.After(10 * time.Second): // a bound on a wait that should not happen at all
+		t.Error("Keep waited for a write of other changes")
+		tbl.mu.Lock()
+		tbl.writing = false
+		tbl.written.Broadcast()
+		tbl.mu.Unlock()
+		<-kept
+	}
+}
