@@ -70,3 +70,28 @@ func TestShunOutlivesTheEntry(t *testing.T) {
 	is.True(!tbl.Shunned(n)) // its rounds are over
 	is.Equal(len(tbl.candidates), 0)
 }
+
+// TestBusyPeerIsAlive: a peer that cannot check us now, because an
+// attacker holds its check slots, answers our announce 503 with a JSON
+// object: it is alive, and stays our peer however many rounds that lasts.
+func TestBusyPeerIsAlive(t *testing.T) {
+	is := is.New(t)
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPost:
+			writeError(w, http.StatusServiceUnavailable, errNoSlot.Error())
+		case r.URL.Path == "/nodes/":
+			io.WriteString(w, "[]\n")
+		default:
+			io.WriteString(w, "{}\n")
+		}
+	}))
+	t.Cleanup(busy.Close)
+	p := startPeer(t, "127.0.0.1", config{enough: 1, max: 10, fails: 2})
+	_, err := p.table.Add(nodeOf(t, busy.URL))
+	is.NoErr(err)
+	for range 4 {
+		p.nodeRound(context.Background())
+	}
+	is.True(p.table.Has(nodeOf(t, busy.URL))) // kept: busy is not dead
+}

@@ -288,10 +288,11 @@ func (c *peerClient) ping(ctx context.Context, n Node) error {
 
 // announce sends this node to n with POST /. Its error is nil when n
 // answered as a node does, with a JSON object: then n is alive, whether it
-// took us (2xx: it now lists us) or refused us (403, 409, 422 or 429, as
-// handleAnnounce does: refused holds the status, a fact about us, not
-// about n). Any other 4xx is no node's answer, but a JSON API's, say. So
-// one call checks a peer and introduces us to it.
+// took us (2xx: it now lists us) or refused us (403, 409, 422, 429 or 503,
+// as handleAnnounce does: refused holds the status, a fact about us or
+// about n's load, not about whether it runs). Any other 4xx is no node's
+// answer, but a JSON API's, say. So one call checks a peer and introduces
+// us to it.
 func (c *peerClient) announce(ctx context.Context, n Node) (refused int, err error) {
 	self, _ := json.Marshal(c.self)
 	status, data, err := c.call(ctx, http.MethodPost, n, "/", self)
@@ -303,16 +304,20 @@ func (c *peerClient) announce(ctx context.Context, n Node) (refused int, err err
 		return 0, &peerError{reason: reason, notNode: status/100 != 5}
 	case !isObject(data):
 		return 0, &peerError{reason: notObject, notNode: true}
-	case status/100 == 4:
+	case refusal(status):
 		return status, nil
 	}
 	return 0, nil
 }
 
-// refusal reports whether status is one a node refuses an announce with.
+// refusal reports whether status is one a node refuses an announce with:
+// 503 when it cannot check us now (no check slot in time, shutting down),
+// which an attacker that holds its slots must not turn into its peers
+// dropping it.
 func refusal(status int) bool {
 	switch status {
-	case http.StatusForbidden, http.StatusConflict, http.StatusUnprocessableEntity, http.StatusTooManyRequests:
+	case http.StatusForbidden, http.StatusConflict, http.StatusUnprocessableEntity, http.StatusTooManyRequests,
+		http.StatusServiceUnavailable:
 		return true
 	}
 	return false
