@@ -61,7 +61,7 @@ func (r *refresher) nodeRound(ctx context.Context) roundStats {
 // checkPeers is the blog's step 1: check every known peer, and drop those
 // that fail -f checks in a row (refresh.go). The check is an announce
 // (POST /), not the blog's GET /, so that a peer that lost us learns us
-// again; any answer, a refusal (403, 409, 422) included, shows it alive. A
+// again; any answer, a refusal (refusal, peers.go) included, shows it alive. A
 // peer that refused our announce lately gets GET / instead (backoff.go).
 func (r *refresher) checkPeers(ctx context.Context) []Node { return r.sweep(ctx, r.contact("peer")) }
 
