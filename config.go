@@ -282,5 +282,8 @@ func bootstrapSeeds(cfg config) ([]Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nodes.json, the list of seeds: %w", err)
 	}
+	if len(seeds) == 0 {
+		return nil, errors.New("nodes.json, the list of seeds, lists none: list one there, or give -di and -dp")
+	}
 	return seeds, nil
 }

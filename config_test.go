@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -130,4 +132,19 @@ func TestAdvertise(t *testing.T) {
 			is.Equal(cfg.advertise.String(), tc.advertise) // what it announces
 		})
 	}
+}
+
+// TestNoSeedIsAnError: a ./nodes.json that lists no seed, and no -di or
+// -dp, is an error at start that says what to do, not a node that stays
+// alone without a word.
+func TestNoSeedIsAnError(t *testing.T) {
+	is := is.New(t)
+	dir := t.TempDir()
+	is.NoErr(os.WriteFile(filepath.Join(dir, "nodes.json"), []byte("[]\n"), 0o644))
+	t.Chdir(dir)
+	cfg, err := parseFlags("peerdisc", []string{"-role=node"}, io.Discard)
+	is.NoErr(err)
+	_, err = bootstrapSeeds(cfg)
+	is.True(err != nil)
+	is.True(strings.Contains(err.Error(), "-di")) // says what to do
 }
