@@ -132,7 +132,7 @@ func handleAnnounce(a api) http.Handler {
 // names the incumbent that must fail a check first, and the 409 comes if it
 // answers, or if it times out once timeouts have removed their share of the
 // round (testBeforeEvict, room.go). A known node (known) has no room to
-// make, and its announce adds nothing: 409 if it left meanwhile
+// make, and its announce adds nothing: 503 if it left meanwhile
 // (Table.Keep), since it comes back only by a checked announce. The add
 // refuses with 409 again, under the table's lock, if other announces took
 // the room meanwhile (writeAdd); then nothing has changed.
@@ -281,8 +281,11 @@ func writeAdd(w http.ResponseWriter, n Node, add func() ([]Node, error), log *sl
 	case err == nil:
 		return true
 	case errors.Is(err, errFull), errors.Is(err, errEnough), errors.Is(err, errHostFull),
-		errors.Is(err, errLeft), errors.As(err, new(*crowdedError)):
+		errors.As(err, new(*crowdedError)):
 		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, errLeft): // not full: the caller should not back off, but announce again
+		w.Header().Set("Retry-After", retryAfter)
+		writeError(w, http.StatusServiceUnavailable, err.Error())
 	default:
 		log.Error("add", "node", n, "err", err)
 		writeError(w, http.StatusInternalServerError, "could not save the table")

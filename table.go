@@ -352,13 +352,13 @@ func (t *Table) insertNew(maxInbound int, came source, nodes []Node) (added []No
 func (t *Table) Replace(old, n Node) ([]Node, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.hostFull(n) {
-		return nil, errHostFull
-	}
 	p := t.byNode[old]
 	if p == nil || t.byNode[n] != nil || n == t.self {
 		added, skipped := t.insertNew(0, found, []Node{n})
 		return added, cmp.Or(t.save(t.changes), skipped)
+	}
+	if t.hostFull(n) {
+		return nil, errHostFull
 	}
 	t.drop(p)
 	t.insert(n, found)
@@ -376,10 +376,11 @@ func (t *Table) Keep(n Node) error {
 	if p == nil {
 		return errLeft
 	}
-	if err := t.save(p.added); err != nil {
+	added := p.added
+	if err := t.save(added); err != nil {
 		return err
 	}
-	if t.byNode[n] != p {
+	if t.byNode[n] != p || p.added != added { // left meanwhile, and maybe came back, unsaved
 		return errLeft
 	}
 	return nil
