@@ -136,7 +136,7 @@ func TestAdvertise(t *testing.T) {
 
 // TestNoSeedIsAnError: a ./nodes.json that lists no seed, and no -di or
 // -dp, is an error at start that says what to do, not a node that stays
-// alone without a word.
+// alone without a word; and so is a seed list that names only the node.
 func TestNoSeedIsAnError(t *testing.T) {
 	is := is.New(t)
 	dir := t.TempDir()
@@ -147,4 +147,14 @@ func TestNoSeedIsAnError(t *testing.T) {
 	_, err = bootstrapSeeds(cfg)
 	is.True(err != nil)
 	is.True(strings.Contains(err.Error(), "-di")) // says what to do
+
+	// nor one whose only seed is itself
+	port := strconv.Itoa(int(deadAddr(t).Port))
+	cfg, err = parseFlags("peerdisc", []string{"-role=node", "-p", port, "-dp", port, "-d", "data"}, io.Discard)
+	is.NoErr(err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // a bound for a node that would run
+	defer cancel()
+	err = runNode(ctx, cfg, quiet)
+	is.True(err != nil)
+	is.True(strings.Contains(err.Error(), "-di"))
 }

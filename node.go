@@ -33,6 +33,11 @@ func runNode(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	defer r.table.Close()
 	r.table.SetSeeds(seeds) // before the first round: a seed may check us as we start
+	if len(r.table.Seeds()) == 0 {
+		ln.Close()
+		return fmt.Errorf("the only seed named is this node itself, %s: give -di and -dp, or another -p",
+			r.client.self)
+	}
 	rounds := func(ctx context.Context) { r.loop(ctx, time.Duration(cfg.interval), r.nodeRound) }
 	return serve(ctx, cfg, ln, r, rounds)
 }
