@@ -170,9 +170,12 @@ const (
 	// bound the connections a process keeps open: in all, and but for
 	// loopback's, from one address, from one subnet (an IPv4 /24, an IPv6
 	// /64) and from one group (an IPv4 /16, an IPv6 /32), so that filling
-	// them takes 4 groups, not 64 addresses of one subnet, nor 16 subnets
-	// of one /16 or /48. Past any, a new one is closed as it is accepted
-	// (quota.go, TestOneHostCannotHoldEveryConnection,
+	// them takes 4 groups, however many addresses each holds. The price:
+	// one group's share is shared by all its callers, so an attacker with
+	// 16 addresses in 4 subnets of a /16 leaves the rest of that /16 no
+	// connection, as it would a cloud provider's block or a private
+	// network. Past any, a new one is closed as it is accepted (quota.go,
+	// TestOneHostCannotHoldEveryConnection,
 	// TestOneGroupCannotHoldEveryConnection).
 	maxConns, maxConnsPerIP, maxConnsPerSubnet, maxConnsPerGroup = 1024, 16, 64, 256
 	// writeSlack is the time an answer may take beyond -t: POST / waits

@@ -88,7 +88,7 @@ func newQuota(check func(context.Context, Node) error, cooldown time.Duration) *
 }
 
 // takeConn counts a new connection from ip, if the bounds allow it: its
-// address's, its subnet's and its group's (so that one IPv6 /48, or one
+// address's, its subnet's and its group's (so that one IPv6 /32, or one
 // IPv4 /16, weighs as a few hosts, not as millions of addresses) and the
 // total.
 func (q *quota) takeConn(ip netip.Addr) bool {
