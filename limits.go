@@ -114,6 +114,10 @@ const (
 	// group's share from another subnet of the group (TestCheckSlotsAreFair,
 	// TestFairVerification).
 	perSubnet, perGroup = 4, 16
+	// incumbentShare: the incumbent a newcomer would replace is checked for
+	// at most -t / incumbentShare, so that its check and the newcomer's end
+	// before the newcomer's call gives up at its own -t (room.go).
+	incumbentShare = 2
 	// slotWaitShare: a check waits for a slot at most -t / slotWaitShare,
 	// and is then refused with 503, leaving the caller time for the check.
 	slotWaitShare = 4

@@ -101,14 +101,21 @@ func room(s roomState, n Node, rng *rand.Rand) (victim *peer, err error) {
 // testBeforeEvict is the connect-back check of n, announced from src (the
 // operator's if operator), which a full table can take only in the place
 // of crowded's incumbent. The incumbent is checked first (an answer holds
-// for a round: answerHolds), and n only if the incumbent failed; the
-// incumbent leaves only once n has passed, in the same change as n comes
-// in (Table.Replace), so that a caller with no node behind it cannot evict
-// its own group's entries on one lost packet, nor on one timeout past the
-// round's cap on them. It returns crowded while the incumbent answers.
+// for a round: answerHolds), for -t/incumbentShare at most, so that both
+// checks end within n's own -t, when its call gives up; and n only if the
+// incumbent failed. The incumbent leaves only once n has passed, in the
+// same change as n comes in (Table.Replace), so that a caller with no node
+// behind it cannot evict its own group's entries on one lost packet, nor
+// on one timeout past the round's cap on them. It returns crowded while
+// the incumbent answers.
 func testBeforeEvict(ctx context.Context, a api, src netip.Addr, operator bool, n Node,
 	crowded *crowdedError) error {
-	silent := answering(ctx, a, src, operator, crowded.incumbent)
+	short, cancel := context.WithTimeout(ctx, a.checks.cooldown/incumbentShare) // cooldown is -t
+	silent := answering(short, a, src, operator, crowded.incumbent)
+	cancel()
+	if errors.Is(silent, context.DeadlineExceeded) && ctx.Err() == nil { // waited on another's check of it
+		silent = &peerError{reason: "timed out", timedOut: true}
+	}
 	switch {
 	case silent == nil:
 		return crowded

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -263,4 +264,35 @@ func churn(tbl *Table, n Node) (stop func()) {
 		}
 	}()
 	return func() { close(done); <-stopped }
+}
+
+// TestHungIncumbentMakesRoom: in a full seed, the incumbent picked to make
+// room for a newcomer of its group hangs. Its check gets a share of -t, so
+// that it and the newcomer's check end within the newcomer's own -t, which
+// is when the newcomer's call gives up: a hung incumbent, the way a host
+// dies on the Internet, gives way while timeouts have their share left.
+func TestHungIncumbentMakesRoom(t *testing.T) {
+	is := is.New(t)
+	const timeout = 2 * time.Second // both sides' -t
+	tbl := newTable(t, 3, nodeAt("198.51.0.1", 1), nodeAt("198.51.0.2", 1), nodeAt("198.51.0.3", 1))
+	tbl.lateLeft = 1
+	newcomer := nodeAt("198.51.0.9", 1)
+	v := newQuota(func(ctx context.Context, n Node) error {
+		if n == newcomer {
+			return nil
+		}
+		<-ctx.Done() // an incumbent that accepts and never answers: the check ends at its deadline
+		return &peerError{reason: "timed out", timedOut: true}
+	}, timeout)
+	mux := http.NewServeMux()
+	addRoutes(mux, api{table: tbl, checks: v, local: onHost, holdOff: time.Minute, log: quiet})
+	ctx, cancel := context.WithTimeout(context.Background(), timeout) // the newcomer's call gives up at its -t
+	defer cancel()
+	req := newRequest("POST", "/", strings.NewReader(nodeBody(newcomer))).WithContext(ctx)
+	req.RemoteAddr = "198.51.0.9:4000"
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, req)
+	is.Equal(w.Code, 200)
+	is.True(tbl.Has(newcomer))
+	is.Equal(tbl.lateLeft, 0) // the incumbent's silence spent the round's share
 }
