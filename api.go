@@ -220,8 +220,8 @@ func handleAdd(a api, list http.Handler) http.Handler {
 // handleRemove is DELETE /nodes/: it removes a node, at once for the
 // operator (this host); for anyone else, the node's own address included,
 // once it no longer answers (silence.go), and only if it was an entry
-// when asked: a node that comes in while nothing is checked, was checked
-// itself, and stays. The answer is the list.
+// when asked: a node absent then and added meanwhile, by its own checked
+// announce, stays. The answer is the list.
 func handleRemove(a api, list http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, ok := readNode(w, r, a.table.self)

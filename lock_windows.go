@@ -38,5 +38,6 @@ func lockDir(dir, file string) (*os.File, error) {
 
 // syncDir does nothing on Windows, which has no way to sync a directory: a
 // directory opened to sync refuses it (Access is denied), which would fail
-// every write. The rename is MoveFileEx's, which replaces the file whole.
+// every write. The rename is MoveFileEx's, which replaces the file whole,
+// but a power cut right after it may undo it.
 func syncDir(dir string) error { return nil }
