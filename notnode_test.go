@@ -47,8 +47,9 @@ func TestNodeShunsWhatIsNotANode(t *testing.T) {
 				p.nodeRound(context.Background())
 				perRound = append(perRound, calls.Load()-before)
 			}
-			is.Equal(p.table.Len(), 0)                    // never a peer
-			is.Equal(perRound, []int32{1, 0, 0, 1, 0, 0}) // tried, shunned for -f rounds, tried again; then no list names it
+			is.Equal(p.table.Len(), 0) // never a peer
+			// tried, shunned for -f rounds, tried again; then no list names it
+			is.Equal(perRound, []int32{1, 0, 0, 1, 0, 0})
 		})
 	}
 }
