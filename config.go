@@ -244,13 +244,13 @@ func (s *seconds) String() string {
 func (s *seconds) Set(v string) error {
 	d, err := time.ParseDuration(v)
 	if n, errInt := strconv.ParseInt(v, 10, 64); errInt == nil {
-		if n > math.MaxInt64/int64(time.Second) { // past what a Duration holds: it would wrap
-			return fmt.Errorf("want at most %d seconds", math.MaxInt64/int64(time.Second))
-		}
-		d, err = time.Duration(n)*time.Second, nil
+		d, err = time.Duration(min(n, int64(maxSeconds/time.Second)+1))*time.Second, nil // no wrap
 	}
 	if err != nil || d <= 0 {
 		return errors.New("want a positive number of seconds or a duration such as 500ms")
+	}
+	if d > maxSeconds { // the rounds' sums of -u and -t would wrap
+		return fmt.Errorf("want at most %d seconds (a day)", maxSeconds/time.Second)
 	}
 	*s = seconds(d)
 	return nil

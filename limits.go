@@ -114,6 +114,9 @@ const (
 	// group's share from another subnet of the group (TestCheckSlotsAreFair,
 	// TestFairVerification).
 	perSubnet, perGroup = 4, 16
+	// maxSeconds is the most -u and -t take: the waits and hold-offs made
+	// of them, with jitter and slack, must not wrap.
+	maxSeconds = 24 * time.Hour
 	// incumbentShare: the incumbent a newcomer would replace is checked for
 	// at most -t / incumbentShare, so that its check and the newcomer's end
 	// before the newcomer's call gives up at its own -t (room.go).
