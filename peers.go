@@ -337,8 +337,9 @@ func (c *peerClient) remove(ctx context.Context, n Node) error {
 // (GET /nodes/?sample=N), or all if sample is 0, and at most sample (or
 // maxListEntries) from an answer of at most maxListBody bytes
 // (hostilelists.go). Entries that are not valid nodes are dropped, and so
-// are those that n could not honestly know (relayable): another host
-// cannot make this process call its own services, or its network's.
+// are repeats and those that n could not honestly know (relayable):
+// another host cannot make this process call its own services, or its
+// network's, nor weigh one entry as many.
 func (c *peerClient) list(ctx context.Context, n Node, sample int) ([]Node, error) {
 	path := "/nodes/"
 	if sample > 0 {
@@ -362,6 +363,11 @@ func (c *peerClient) list(ctx context.Context, n Node, sample int) ([]Node, erro
 	if nodes == nil { // a node answers GET /nodes/ with an array, if an empty one
 		return nil, &peerError{reason: "not a JSON array of nodes", notNode: true}
 	}
-	nodes = slices.DeleteFunc(nodes, func(m Node) bool { return !relayable(n.IP, m) })
+	seen := map[Node]bool{}
+	nodes = slices.DeleteFunc(nodes, func(m Node) bool {
+		again := seen[m]
+		seen[m] = true
+		return again || !relayable(n.IP, m)
+	})
 	return nodes, nil
 }
