@@ -22,7 +22,7 @@ type netMap struct {
 }
 
 // runMap crawls the network from the seeds and prints its map to stdout. It
-// fails if no seed answered.
+// fails if no seed answered; stopped mid-crawl, it prints nothing.
 func runMap(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) error {
 	if cfg.web != "" {
 		return runMapWeb(ctx, cfg, log) // mapweb.go: a live page instead
@@ -32,6 +32,9 @@ func runMap(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger)
 		return err
 	}
 	m := crawl(ctx, newPeerClient(time.Duration(cfg.timeout), Node{}), seeds, cfg.max, cfg.hostMax)
+	if ctx.Err() != nil {
+		return nil // stopped: the calls it cut short say nothing of who is alive
+	}
 	if !slices.ContainsFunc(seeds, func(s Node) bool { return m.lists[s] != nil }) {
 		return errors.New("no seed answered GET /nodes/: " + names(seeds))
 	}
@@ -46,7 +49,8 @@ func runMap(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger)
 // maxSample entries: all of a node's), breadth first from the seeds, until
 // it has asked max of them. It calls each address once, and at most
 // hostMax ports of one IP (loopback exempt), so that a list cannot aim it
-// at a third party; it keeps at most maxSample entries of a list, even from
+// at one host's ports (a list of many hosts can still send it to up to
+// max of them); it keeps at most maxSample entries of a list, even from
 // a process that ignores ?sample. Each wave runs through forEach, so at
 // most maxInFlight calls are open, each bounded by the client's timeout.
 func crawl(ctx context.Context, c *peerClient, seeds []Node, max, hostMax int) netMap {

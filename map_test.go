@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -143,4 +144,21 @@ func TestCrawlIsBounded(t *testing.T) {
 	}
 	is.True(atVictim <= 8) // at most -hm ports of the third party
 	t.Logf("asked %d, %d did not answer, %d entries kept", len(m.lists), len(m.dead), stored)
+}
+
+// TestInterruptedMapPrintsNothing: a map whose crawl was stopped (Ctrl-C)
+// prints nothing and exits as a stop does: the addresses it did not get to
+// are not dead, and its seed is not silent.
+func TestInterruptedMapPrintsNothing(t *testing.T) {
+	is := is.New(t)
+	list := []Node{}
+	seed := listServer(t, "127.0.0.1", &list)
+	cfg, err := parseFlags("peerdisc", []string{"-role=map", "-di", "127.0.0.1", "-dp",
+		strconv.Itoa(int(seed.Port))}, io.Discard)
+	is.NoErr(err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // stopped before the crawl asked anyone
+	var out bytes.Buffer
+	is.NoErr(runMap(ctx, cfg, &out, quiet))
+	is.Equal(out.String(), "")
 }
