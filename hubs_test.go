@@ -118,14 +118,9 @@ func TestFootholdIsLetGo(t *testing.T) {
 	x := startPeer(t, "127.0.0.1", cfg)
 	_, err := x.table.Add(ys[0].self(), ys[1].self())
 	is.NoErr(err)
-	full := startPeer(t, "127.0.0.1", config{enough: 2, max: 1}) // full: it takes nobody more
-	_, err = full.table.Add(x.self())
-	is.NoErr(err)
-	seed := startPeer(t, "127.0.0.1", config{max: 10})
-	_, err = seed.table.Add(full.self())
-	is.NoErr(err)
+	full, seed := fullListedBySeed(t, x.self())
 	p := startPeer(t, "127.0.0.1", cfg)
-	p.table.SetSeeds([]Node{seed.self()})
+	p.table.SetSeeds([]Node{seed})
 	p.nodeRound(context.Background())
 	is.True(p.table.Has(full.self())) // alone, and the only candidate is full: a foothold
 	for range 2 {
@@ -143,17 +138,12 @@ func TestFootholdIsForgottenWhenItLeaves(t *testing.T) {
 	is := is.New(t)
 	cfg := config{enough: 2, max: 10}
 	z := startPeer(t, "127.0.0.1", cfg)
-	full := startPeer(t, "127.0.0.1", config{enough: 2, max: 1}) // full: it takes nobody more
-	_, err := full.table.Add(z.self())
-	is.NoErr(err)
-	seed := startPeer(t, "127.0.0.1", config{max: 10})
-	_, err = seed.table.Add(full.self())
-	is.NoErr(err)
+	full, seed := fullListedBySeed(t, z.self())
 	p := startPeer(t, "127.0.0.1", cfg)
-	p.table.SetSeeds([]Node{seed.self()})
+	p.table.SetSeeds([]Node{seed})
 	p.nodeRound(context.Background())
 	is.True(p.table.Has(full.self())) // alone, and the only candidate is full: a foothold
-	_, err = p.table.Remove(full.self())
+	_, err := p.table.Remove(full.self())
 	is.NoErr(err) // it left, as after failed checks
 	ys := startPeers(t, 2, cfg)
 	_, err = p.table.Add(full.self(), ys[0].self(), ys[1].self())
@@ -274,21 +264,32 @@ func TestFootholdIsInTheTable(t *testing.T) {
 func TestFullCandidateMetAgainIsNotTaken(t *testing.T) {
 	is := is.New(t)
 	cfg := config{enough: 2, max: 10}
-	full := startPeer(t, "127.0.0.1", config{enough: 2, max: 1})
-	_, err := full.table.Add(startPeer(t, "127.0.0.1", cfg).self()) // full to -m
-	is.NoErr(err)
+	full, seed := fullListedBySeed(t, startPeer(t, "127.0.0.1", cfg).self())
 	hop, peer := startPeer(t, "127.0.0.1", cfg), startPeer(t, "127.0.0.1", cfg)
-	_, err = hop.table.Add(full.self()) // the walk: peer, then hop, whose list names full
+	_, err := hop.table.Add(full.self()) // the walk: peer, then hop, whose list names full
 	is.NoErr(err)
 	_, err = peer.table.Add(hop.self())
 	is.NoErr(err)
-	seed := startPeer(t, "127.0.0.1", config{max: 10})
-	_, err = seed.table.Add(full.self())
-	is.NoErr(err)
 	p := startPeer(t, "127.0.0.1", cfg)
-	p.table.SetSeeds([]Node{seed.self()})
+	p.table.SetSeeds([]Node{seed})
 	_, err = p.table.Add(peer.self())
 	is.NoErr(err)
 	p.nodeRound(context.Background())
 	is.True(!p.table.Has(full.self())) // full: not taken, as it knows a peer
+}
+
+// fullListedBySeed starts a node full to -m, whose one peer is its peer,
+// so that it takes nobody more, and a seed that lists it alone; it
+// returns the node and the seed's address.
+func fullListedBySeed(t *testing.T, its Node) (full *testPeer, seed Node) {
+	t.Helper()
+	full = startPeer(t, "127.0.0.1", config{enough: 2, max: 1})
+	s := startPeer(t, "127.0.0.1", config{max: 10})
+	if _, err := full.table.Add(its); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.table.Add(full.self()); err != nil {
+		t.Fatal(err)
+	}
+	return full, s.self()
 }
