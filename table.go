@@ -346,23 +346,20 @@ func (t *Table) insertNew(maxInbound int, came source, nodes []Node) (added []No
 }
 
 // Replace adds n in the place of old, a seed's incumbent that failed its
-// check (room.go), in one change: if n cannot come in (its address has -hm
-// entries), old stays, for the sweep to remove. If old left meanwhile, or
-// n is known by now, n comes in as by any add, by the rules of room.
+// check (room.go), in one change. If n's address has -hm entries, old
+// stays, for the sweep to remove. n comes in by the rules of any add: into
+// the room old leaves, or, if old left meanwhile, as room allows.
 func (t *Table) Replace(old, n Node) ([]Node, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	p := t.byNode[old]
-	if p == nil || t.byNode[n] != nil || n == t.self {
-		added, skipped := t.insertNew(0, found, []Node{n})
-		return added, cmp.Or(t.save(t.changes), skipped)
+	if p := t.byNode[old]; p != nil && t.byNode[n] == nil && n != t.self {
+		if t.hostFull(n) {
+			return nil, errHostFull
+		}
+		t.drop(p)
 	}
-	if t.hostFull(n) {
-		return nil, errHostFull
-	}
-	t.drop(p)
-	t.insert(n, found)
-	return []Node{n}, t.save(t.changes)
+	added, skipped := t.insertNew(0, found, []Node{n})
+	return added, cmp.Or(t.save(t.changes), skipped)
 }
 
 // Keep waits until n, an entry when its announce came, is on disk, and
