@@ -68,8 +68,8 @@ func parseFlags(name string, args []string, stderr io.Writer) (config, error) {
 		"(default: seed %d, node a free random port in %d-%d)", seedPort, nodePortMin, nodePortMax))
 	fs.StringVar(&c.dir, "d", "", "data directory (default: seed .seed, node .node-PORT)")
 	fs.StringVar(&c.file, "n", "nodes.json", "known-nodes file inside the data directory")
-	fs.Var(&c.interval, "u", "round interval: whole seconds (60) or a Go duration (500ms)")
-	fs.Var(&c.timeout, "t", "per-request timeout: whole seconds or a Go duration")
+	fs.Var(&c.interval, "u", "round interval: whole seconds (60) or a Go duration (500ms), at most a day")
+	fs.Var(&c.timeout, "t", "per-request timeout: whole seconds or a Go duration, at most a day")
 	c.enough, c.max, c.fails, c.hostMax = defaultEnough, defaultMax, defaultFails, defaultHostMax
 	fs.Var(&intFlag{&c.enough, 1, math.MaxInt32}, "k",
 		"node: the peers it looks for; below this it looks for more")
